@@ -1,0 +1,334 @@
+//! The change validator: Automerge has no access control, so before the server stores anything it
+//! applies the incoming changes to a fork of the document, walks every operation they contain,
+//! and accepts the batch only if the sender's role may write each path with each value.
+//!
+//! Operations are checked one by one (not the merged view), so a forged write that loses a
+//! conflict today, and would surface when the winner is deleted tomorrow, is still caught.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+use automerge::{
+    legacy::{Key, ObjectId, OpType},
+    Automerge, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, Value, ROOT,
+};
+use autosurgeon::{hydrate_prop, Hydrate};
+
+use crate::ids::{DocId, DocKind};
+use crate::model::{Attempt, Correction, CustomerChoice, Preferences, ReferenceAddress, Requirements, Review};
+use crate::rules::{self, Field, Violation};
+
+/// Who is sending changes, as the server established from their token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// What they may write.
+    pub role: Role,
+    /// The postman, customer or staff member id.
+    pub principal: String,
+    /// The device bound to a postman's token.
+    pub device: Option<String>,
+    /// The documents they may write at all.
+    pub scope: Scope,
+}
+
+/// The three kinds of writers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Records attempts and proposes corrections for the stops of their rounds.
+    Postman,
+    /// Sets preferences and choices for their own delivery points and items.
+    Customer,
+    /// Publishes reference data and reviews corrections; the server writes as the back office.
+    BackOffice,
+}
+
+impl Role {
+    /// The role's name in tokens and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Postman => "postman",
+            Role::Customer => "customer",
+            Role::BackOffice => "back_office",
+        }
+    }
+}
+
+/// The documents a sender may write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// Every document (the back office).
+    All,
+    /// Only these (a postman's rounds, a customer's own points and items).
+    Documents(HashSet<DocId>),
+}
+
+impl Scope {
+    /// Whether the document is in scope.
+    pub fn contains(&self, id: &DocId) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Documents(ids) => ids.contains(id),
+        }
+    }
+}
+
+/// Why a batch of changes was refused. Nothing of a refused batch is kept.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    /// The document is not one the sender may write.
+    #[error("{0} is outside the sender's scope")]
+    OutOfScope(DocId),
+    /// The change bytes do not parse or do not apply.
+    #[error("malformed change: {0}")]
+    Malformed(String),
+    /// Some changes depend on changes the receiver does not have: the peers must resynchronise.
+    #[error("{0} change(s) depend on changes this peer does not have")]
+    MissingDependencies(usize),
+    /// A change writes a path the sender's role may not write.
+    #[error("change {change}: a {role} may not write {path}")]
+    Forbidden {
+        /// The offending change.
+        change: ChangeHash,
+        /// The sender's role.
+        role: &'static str,
+        /// The path written, e.g. `preferences/safe_place`.
+        path: String,
+    },
+    /// A change writes a permitted path with a value the rules refuse.
+    #[error("{path}: {violation}")]
+    Invalid {
+        /// The entry, e.g. `attempts/4f…`.
+        path: String,
+        /// The broken rule.
+        violation: Violation,
+    },
+}
+
+/// A batch that passed: the document with the changes applied, and the new changes in causal
+/// order, ready to store.
+#[derive(Debug)]
+pub struct Accepted {
+    /// The document after the changes.
+    pub doc: Automerge,
+    /// The changes that were new to the document.
+    pub changes: Vec<Change>,
+}
+
+/// What a write touched, so its final value can be checked once per entry.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Touched {
+    /// A new entry in a map of records (`attempts`, `choices`, `corrections`, `reviews`).
+    Entry(&'static str, String),
+    Preferences,
+    Reference,
+    Requirements,
+    Skeleton,
+}
+
+/// Validates `changes` from `sender` against `doc` (the document as the receiver holds it).
+pub fn validate_changes(
+    id: &DocId,
+    doc: &Automerge,
+    changes: Vec<Change>,
+    sender: &Sender,
+) -> Result<Accepted, Refusal> {
+    if !sender.scope.contains(id) {
+        return Err(Refusal::OutOfScope(id.clone()));
+    }
+    let before = doc.get_heads();
+    let mut fork = doc.fork();
+    fork.apply_changes(changes)
+        .map_err(|e| Refusal::Malformed(e.to_string()))?;
+    let missing = fork.get_missing_deps(&[]);
+    if !missing.is_empty() {
+        return Err(Refusal::MissingDependencies(missing.len()));
+    }
+    let new_changes = fork.get_changes(&before);
+    let creating = before.is_empty();
+    let mut touched = BTreeSet::new();
+    let mut paths = PathCache::default();
+    for change in &new_changes {
+        for op in change.decode().operations {
+            let mut path = paths.path_of(&fork, &op.obj).map_err(Refusal::Malformed)?;
+            path.push(match &op.key {
+                Key::Map(k) => k.to_string(),
+                Key::Seq(_) => "[]".to_string(),
+            });
+            let forbidden = || Refusal::Forbidden {
+                change: change.hash(),
+                role: sender.role.as_str(),
+                path: path.join("/"),
+            };
+            if matches!(op.action, OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_))
+                || matches!(op.action, OpType::Make(ObjType::Text | ObjType::Table))
+            {
+                return Err(forbidden());
+            }
+            let touch = permitted(id.kind(), sender.role, &path, creating).ok_or_else(forbidden)?;
+            touched.insert(touch);
+        }
+    }
+    for touch in &touched {
+        check_value(doc, &fork, touch, sender)?;
+    }
+    Ok(Accepted {
+        doc: fork,
+        changes: new_changes,
+    })
+}
+
+/// The path table: which role may write where, per document kind. `None` means forbidden.
+fn permitted(kind: DocKind, role: Role, path: &[String], creating: bool) -> Option<Touched> {
+    let top = path.first()?.as_str();
+    if path.len() == 1 {
+        // Root keys belong to the skeleton, written once by the server when it creates the
+        // document; replacing a top-level map later would hide everything under it.
+        return (creating && role == Role::BackOffice).then_some(Touched::Skeleton);
+    }
+    let entry = |map: &'static str| Touched::Entry(map, path[1].clone());
+    match (kind, top, role) {
+        (_, _, Role::BackOffice) if creating => Some(Touched::Skeleton),
+        (DocKind::Item, "attempts", Role::Postman) => Some(entry("attempts")),
+        (DocKind::Item, "choices", Role::Customer) => Some(entry("choices")),
+        (DocKind::Item, "requirements", Role::BackOffice) => Some(Touched::Requirements),
+        (DocKind::DeliveryPoint, "corrections", Role::Postman) => Some(entry("corrections")),
+        (DocKind::DeliveryPoint, "preferences", Role::Customer) => Some(Touched::Preferences),
+        (DocKind::DeliveryPoint, "reference" | "access", Role::BackOffice) => {
+            Some(Touched::Reference)
+        }
+        (DocKind::DeliveryPoint, "reviews", Role::BackOffice) => Some(entry("reviews")),
+        _ => None,
+    }
+}
+
+/// Checks the final value of something a batch wrote.
+fn check_value(
+    before: &Automerge,
+    after: &Automerge,
+    touch: &Touched,
+    sender: &Sender,
+) -> Result<(), Refusal> {
+    let invalid = |path: String| move |violation: Violation| Refusal::Invalid {
+        path: path.clone(),
+        violation,
+    };
+    match touch {
+        Touched::Skeleton => Ok(()),
+        Touched::Entry(map, key) => {
+            let path = format!("{map}/{key}");
+            let check = invalid(path.clone());
+            rules::identifier(Field::EntryId, key).map_err(&check)?;
+            // Records are immutable once stored: an attempt rewritten after the fact is no
+            // evidence. Reviews may be revised by the back office.
+            if *map != "reviews" && entry_exists(before, map, key) {
+                return Err(check(Violation::new(
+                    Field::Path,
+                    "this record exists already and cannot be changed",
+                )));
+            }
+            match *map {
+                "attempts" => {
+                    let attempt: Attempt = read(after, map, key).map_err(&check)?;
+                    let requirements: Requirements = read(after, "", "requirements").map_err(&check)?;
+                    rules::attempt_for_item(&attempt, &requirements).map_err(&check)?;
+                    same_device(sender, &attempt.device, &attempt.postman).map_err(&check)
+                }
+                "corrections" => {
+                    let correction: Correction = read(after, map, key).map_err(&check)?;
+                    rules::proposed_correction(&correction.proposed).map_err(&check)?;
+                    rules::timestamp(Field::RecordedAt, correction.proposed_at_ms).map_err(&check)?;
+                    same_device(sender, &correction.device, &correction.proposed_by).map_err(&check)
+                }
+                "choices" => {
+                    let choice: CustomerChoice = read(after, map, key).map_err(&check)?;
+                    rules::customer_choice(&choice).map_err(&check)?;
+                    if choice.made_by != sender.principal {
+                        return Err(check(Violation::new(
+                            Field::Customer,
+                            "a customer records choices in their own name only",
+                        )));
+                    }
+                    Ok(())
+                }
+                _ => {
+                    let review: Review = read(after, map, key).map_err(&check)?;
+                    rules::review(&review).map_err(&check)
+                }
+            }
+        }
+        Touched::Preferences => {
+            let check = invalid("preferences".into());
+            let prefs: Preferences = read(after, "", "preferences").map_err(&check)?;
+            rules::preferences(&prefs).map_err(&check)
+        }
+        Touched::Reference => {
+            let check = invalid("reference".into());
+            let reference: ReferenceAddress = read(after, "", "reference").map_err(&check)?;
+            rules::reference_address(&reference).map_err(&check)
+        }
+        Touched::Requirements => {
+            let check = invalid("requirements".into());
+            read::<Requirements>(after, "", "requirements").map(|_| ()).map_err(&check)
+        }
+    }
+}
+
+fn same_device(sender: &Sender, device: &str, person: &str) -> Result<(), Violation> {
+    if sender.device.as_deref() != Some(device) {
+        return Err(Violation::new(Field::Device, "does not match the device of the token"));
+    }
+    if sender.principal != person {
+        return Err(Violation::new(Field::Postman, "does not match the postman of the token"));
+    }
+    Ok(())
+}
+
+fn map_obj(doc: &Automerge, map: &str) -> Option<ObjId> {
+    if map.is_empty() {
+        return Some(ROOT);
+    }
+    match doc.get(ROOT, map) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+        _ => None,
+    }
+}
+
+fn entry_exists(doc: &Automerge, map: &str, key: &str) -> bool {
+    map_obj(doc, map).is_some_and(|obj| matches!(doc.get(&obj, key), Ok(Some(_))))
+}
+
+fn read<T: Hydrate>(doc: &Automerge, map: &str, key: &str) -> Result<T, Violation> {
+    let obj = map_obj(doc, map)
+        .ok_or_else(|| Violation::new(Field::Path, format!("the document has no `{map}` map")))?;
+    let value: Option<T> = hydrate_prop(doc, &obj, key).map_err(|e| {
+        Violation::new(Field::Path, format!("does not follow the schema: {e}"))
+    })?;
+    value.ok_or_else(|| Violation::new(Field::Path, "was deleted"))
+}
+
+/// Paths of objects, looked up once per object per batch.
+#[derive(Default)]
+struct PathCache(HashMap<String, Vec<String>>);
+
+impl PathCache {
+    fn path_of(&mut self, doc: &Automerge, obj: &ObjectId) -> Result<Vec<String>, String> {
+        let ObjectId::Id(op) = obj else {
+            return Ok(Vec::new());
+        };
+        let key = format!("{}@{}", op.counter(), op.actor());
+        if let Some(path) = self.0.get(&key) {
+            return Ok(path.clone());
+        }
+        let exid = doc.import_obj(&key).map_err(|e| e.to_string())?;
+        let parents = doc.parents(&exid).map_err(|e| e.to_string())?;
+        let path: Vec<String> = parents
+            .path()
+            .into_iter()
+            .map(|(_, prop)| match prop {
+                Prop::Map(k) => k,
+                Prop::Seq(i) => format!("[{i}]"),
+            })
+            .collect();
+        self.0.insert(key, path.clone());
+        Ok(path)
+    }
+}
