@@ -78,13 +78,18 @@ pub fn delivery_point_doc(n: u32) -> Result<Automerge, OperationError> {
 /// An item document for sample item `n` addressed to point `dp`; every third item needs a
 /// signature.
 pub fn item_doc(n: u32, dp: u32) -> Result<Automerge, OperationError> {
-    operations::new_item(server_actor(), &s10(n), &delivery_point_id(dp), requirements(n))
+    operations::new_item(
+        server_actor(),
+        &s10(n),
+        &delivery_point_id(dp),
+        requirements(n),
+    )
 }
 
 /// The requirements of sample item `n`.
 pub fn requirements(n: u32) -> Requirements {
     Requirements {
-        signature: n % 3 == 0,
+        signature: n.is_multiple_of(3),
         ..Default::default()
     }
 }

@@ -45,13 +45,19 @@ impl DocId {
         if let Some(rest) = raw.strip_prefix("item:") {
             let s10 = S10::parse(rest)?;
             if s10.as_str() != rest {
-                return Err(Violation::new(Field::DocId, "item ids are written in upper case"));
+                return Err(Violation::new(
+                    Field::DocId,
+                    "item ids are written in upper case",
+                ));
             }
             Ok(Self::item(&s10))
         } else if let Some(rest) = raw.strip_prefix("dp:") {
             Self::delivery_point(rest)
         } else {
-            Err(Violation::new(Field::DocId, "a document id starts with `dp:` or `item:`"))
+            Err(Violation::new(
+                Field::DocId,
+                "a document id starts with `dp:` or `item:`",
+            ))
         }
     }
 
@@ -82,7 +88,9 @@ impl DocId {
 pub fn validate_delivery_point_id(id: &str) -> Result<(), Violation> {
     let ok = !id.is_empty()
         && id.len() <= MAX_DELIVERY_POINT_ID_LEN
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
@@ -131,7 +139,14 @@ mod tests {
         let dp = DocId::parse("dp:paris-11-0042").unwrap();
         assert_eq!(dp.kind(), DocKind::DeliveryPoint);
         assert_eq!(dp.key(), "paris-11-0042");
-        for bad in ["", "item:RR123456784FR", "item:rr123456785fr", "dp:", "dp:a/b", "x:1"] {
+        for bad in [
+            "",
+            "item:RR123456784FR",
+            "item:rr123456785fr",
+            "dp:",
+            "dp:a/b",
+            "x:1",
+        ] {
             assert!(DocId::parse(bad).is_err(), "{bad} should be refused");
         }
         assert!(DocId::parse(&format!("dp:{}", "a".repeat(65))).is_err());

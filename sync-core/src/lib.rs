@@ -12,6 +12,8 @@ pub mod model;
 pub mod operations;
 pub mod rules;
 pub mod s10;
+pub mod store;
+pub mod sync;
 pub mod validator;
 
 pub use automerge;

@@ -185,7 +185,9 @@ pub fn review_correction(
     rules::review(review)?;
     let dp = read_delivery_point(doc)?;
     if !dp.corrections.contains_key(correction_id) {
-        return Err(OperationError::NotFound(format!("correction {correction_id}")));
+        return Err(OperationError::NotFound(format!(
+            "correction {correction_id}"
+        )));
     }
     put_entry(doc, "reviews", correction_id, review)
 }
@@ -224,7 +226,9 @@ fn check_kind(doc: &Automerge, expected: &str) -> Result<(), OperationError> {
             Some(v) => Err(OperationError::Schema(format!(
                 "schema version {v} is newer than this build's {SCHEMA_VERSION}; update the app"
             ))),
-            None => Err(OperationError::Schema("schema version is not a number".into())),
+            None => Err(OperationError::Schema(
+                "schema version is not a number".into(),
+            )),
         },
         _ => Err(OperationError::Schema("no schema version".into())),
     }
@@ -250,7 +254,11 @@ fn put_entry<T: Reconcile>(
     } else {
         match doc.get(ROOT, map) {
             Ok(Some((Value::Object(ObjType::Map), id))) => id,
-            _ => return Err(OperationError::Schema(format!("the document has no `{map}` map"))),
+            _ => {
+                return Err(OperationError::Schema(format!(
+                    "the document has no `{map}` map"
+                )))
+            }
         }
     };
     transact(doc, |tx| reconcile_prop(tx, &parent, key, value))
@@ -258,7 +266,9 @@ fn put_entry<T: Reconcile>(
 
 fn transact<F>(doc: &mut Automerge, f: F) -> Result<Option<ChangeHash>, OperationError>
 where
-    F: FnOnce(&mut automerge::transaction::Transaction<'_>) -> Result<(), autosurgeon::ReconcileError>,
+    F: FnOnce(
+        &mut automerge::transaction::Transaction<'_>,
+    ) -> Result<(), autosurgeon::ReconcileError>,
 {
     doc.transact(f)
         .map(|success| success.hash)

@@ -206,10 +206,16 @@ pub fn timestamp(field: Field, ms: i64) -> RuleResult {
 /// Latitude in [-90, 90] and longitude in [-180, 180], both finite.
 pub fn coordinates(field: Field, lat: f64, lon: f64) -> RuleResult {
     if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
-        return Err(Violation::new(field, format!("latitude {lat} is outside [-90, 90]")));
+        return Err(Violation::new(
+            field,
+            format!("latitude {lat} is outside [-90, 90]"),
+        ));
     }
     if !lon.is_finite() || !(-180.0..=180.0).contains(&lon) {
-        return Err(Violation::new(field, format!("longitude {lon} is outside [-180, 180]")));
+        return Err(Violation::new(
+            field,
+            format!("longitude {lon} is outside [-180, 180]"),
+        ));
     }
     Ok(())
 }
@@ -229,7 +235,10 @@ pub fn position(pos: &Position) -> RuleResult {
 /// A calendar date written `YYYY-MM-DD`.
 pub fn date(field: Field, value: &str) -> RuleResult {
     parse_date(value).map(|_| ()).ok_or_else(|| {
-        Violation::new(field, format!("'{value}' is not a calendar date written YYYY-MM-DD"))
+        Violation::new(
+            field,
+            format!("'{value}' is not a calendar date written YYYY-MM-DD"),
+        )
     })
 }
 
@@ -241,7 +250,9 @@ pub fn parse_date(value: &str) -> Option<(u32, u32, u32)> {
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
         let s = &value[r];
-        s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse().ok())?
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?
     };
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -261,7 +272,10 @@ pub fn notice_number(value: &str) -> RuleResult {
     if ok {
         Ok(())
     } else {
-        Err(Violation::new(Field::NoticeNumber, "must be 4 to 32 letters and digits"))
+        Err(Violation::new(
+            Field::NoticeNumber,
+            "must be 4 to 32 letters and digits",
+        ))
     }
 }
 
@@ -333,10 +347,16 @@ pub fn attempt(a: &Attempt) -> RuleResult {
     if matches!(a.outcome, Outcome::AddresseeAbsent) {
         // A notice is the customer's only way to get the item back: both parts are required.
         let notice = a.notice.as_ref().ok_or_else(|| {
-            Violation::new(Field::NoticeNumber, "a notice is required when the addressee is absent")
+            Violation::new(
+                Field::NoticeNumber,
+                "a notice is required when the addressee is absent",
+            )
         })?;
         if notice.number.is_none() {
-            return Err(Violation::new(Field::NoticeNumber, "is required when a notice is left"));
+            return Err(Violation::new(
+                Field::NoticeNumber,
+                "is required when a notice is left",
+            ));
         }
         if notice.waits_at.is_none() {
             return Err(Violation::new(
@@ -347,7 +367,10 @@ pub fn attempt(a: &Attempt) -> RuleResult {
     }
     if let Some(notice) = &a.notice {
         if a.outcome.is_delivered() {
-            return Err(Violation::new(Field::NoticeNumber, "a delivered item leaves no notice"));
+            return Err(Violation::new(
+                Field::NoticeNumber,
+                "a delivered item leaves no notice",
+            ));
         }
         if let Some(number) = &notice.number {
             notice_number(number)?;
@@ -361,13 +384,22 @@ pub fn attempt(a: &Attempt) -> RuleResult {
     }
     for proof in &a.proofs {
         let hex = proof.sha256.len() == 64
-            && proof.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            && proof
+                .sha256
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !hex {
-            return Err(Violation::new(Field::Proof, "a proof is a lower-case hex SHA-256 (64 characters)"));
+            return Err(Violation::new(
+                Field::Proof,
+                "a proof is a lower-case hex SHA-256 (64 characters)",
+            ));
         }
     }
     if a.proofs.len() > 16 {
-        return Err(Violation::new(Field::Proof, "at most 16 proofs per attempt"));
+        return Err(Violation::new(
+            Field::Proof,
+            "at most 16 proofs per attempt",
+        ));
     }
     Ok(())
 }
@@ -396,8 +428,16 @@ pub fn customer_choice(c: &CustomerChoice) -> RuleResult {
 
 /// Standing preferences, field by field.
 pub fn preferences(p: &Preferences) -> RuleResult {
-    optional_text(Field::SafePlace, p.safe_place.as_deref(), MAX_SHORT_TEXT_CHARS)?;
-    optional_text(Field::Neighbour, p.preferred_neighbour.as_deref(), MAX_SHORT_TEXT_CHARS)?;
+    optional_text(
+        Field::SafePlace,
+        p.safe_place.as_deref(),
+        MAX_SHORT_TEXT_CHARS,
+    )?;
+    optional_text(
+        Field::Neighbour,
+        p.preferred_neighbour.as_deref(),
+        MAX_SHORT_TEXT_CHARS,
+    )?;
     if let Some(pp) = &p.preferred_pickup_point {
         identifier(Field::PickupPoint, pp)?;
     }
@@ -424,14 +464,25 @@ pub fn proposed_correction(c: &ProposedCorrection) -> RuleResult {
     if let Some(n) = &c.house_number {
         let ok = !n.is_empty() && n.len() <= 8 && n.bytes().all(|b| b.is_ascii_alphanumeric());
         if !ok {
-            return Err(Violation::new(Field::HouseNumber, "must be 1 to 8 letters and digits"));
+            return Err(Violation::new(
+                Field::HouseNumber,
+                "must be 1 to 8 letters and digits",
+            ));
         }
     }
     optional_text(Field::Street, c.street.as_deref(), MAX_ADDRESS_LINE_CHARS)?;
-    optional_text(Field::Building, c.building.as_deref(), MAX_ADDRESS_LINE_CHARS)?;
+    optional_text(
+        Field::Building,
+        c.building.as_deref(),
+        MAX_ADDRESS_LINE_CHARS,
+    )?;
     optional_text(Field::Floor, c.floor.as_deref(), MAX_SHORT_TEXT_CHARS)?;
     optional_text(Field::DoorCode, c.door_code.as_deref(), 32)?;
-    optional_text(Field::MailboxPosition, c.mailbox_position.as_deref(), MAX_SHORT_TEXT_CHARS)?;
+    optional_text(
+        Field::MailboxPosition,
+        c.mailbox_position.as_deref(),
+        MAX_SHORT_TEXT_CHARS,
+    )?;
     optional_text(Field::Note, c.note.as_deref(), MAX_FREE_TEXT_CHARS)?;
     if let Some(GeoPoint { lat, lon }) = c.pin {
         coordinates(Field::Pin, lat, lon)?;
@@ -454,7 +505,11 @@ pub fn reference_address(r: &ReferenceAddress) -> RuleResult {
     required_text(Field::Street, &r.street, MAX_ADDRESS_LINE_CHARS)?;
     required_text(Field::Postcode, &r.postcode, 10)?;
     required_text(Field::City, &r.city, MAX_ADDRESS_LINE_CHARS)?;
-    optional_text(Field::Building, r.building.as_deref(), MAX_ADDRESS_LINE_CHARS)?;
+    optional_text(
+        Field::Building,
+        r.building.as_deref(),
+        MAX_ADDRESS_LINE_CHARS,
+    )?;
     if let Some(GeoPoint { lat, lon }) = r.pin {
         coordinates(Field::Pin, lat, lon)?;
     }
@@ -467,7 +522,10 @@ pub fn review(r: &Review) -> RuleResult {
     timestamp(Field::ReviewedAt, r.at_ms)?;
     optional_text(Field::ReviewReason, Some(&r.reason), MAX_FREE_TEXT_CHARS)?;
     if r.decision == ReviewDecision::Rejected && r.reason.trim().is_empty() {
-        return Err(Violation::new(Field::ReviewReason, "a rejection needs a reason for the postman"));
+        return Err(Violation::new(
+            Field::ReviewReason,
+            "a rejection needs a reason for the postman",
+        ));
     }
     Ok(())
 }

@@ -22,16 +22,24 @@ impl S10 {
         let id = raw.trim().to_ascii_uppercase();
         let bytes = id.as_bytes();
         if bytes.len() != 13 {
-            return Err(bad("an S10 identifier has 13 characters: 2 letters, 9 digits, 2 letters"));
+            return Err(bad(
+                "an S10 identifier has 13 characters: 2 letters, 9 digits, 2 letters",
+            ));
         }
         if !bytes[..2].iter().all(u8::is_ascii_uppercase) {
-            return Err(bad("an S10 identifier starts with two letters (the service indicator)"));
+            return Err(bad(
+                "an S10 identifier starts with two letters (the service indicator)",
+            ));
         }
         if !bytes[2..11].iter().all(u8::is_ascii_digit) {
-            return Err(bad("an S10 identifier has an 8-digit serial number and a check digit"));
+            return Err(bad(
+                "an S10 identifier has an 8-digit serial number and a check digit",
+            ));
         }
         if !bytes[11..].iter().all(u8::is_ascii_uppercase) {
-            return Err(bad("an S10 identifier ends with a two-letter ISO country code"));
+            return Err(bad(
+                "an S10 identifier ends with a two-letter ISO country code",
+            ));
         }
         let serial: Vec<u32> = bytes[2..10].iter().map(|b| u32::from(b - b'0')).collect();
         let expected = check_digit(&serial);
@@ -79,10 +87,18 @@ mod tests {
 
     #[test]
     fn accepts_known_good_identifiers() {
-        for id in ["RR123456785FR", "EE123456785GB", "CP000000005FR", "rr123456785fr"] {
+        for id in [
+            "RR123456785FR",
+            "EE123456785GB",
+            "CP000000005FR",
+            "rr123456785fr",
+        ] {
             assert!(S10::parse(id).is_ok(), "{id} should be valid");
         }
-        assert_eq!(S10::parse(" rr123456785fr ").unwrap().as_str(), "RR123456785FR");
+        assert_eq!(
+            S10::parse(" rr123456785fr ").unwrap().as_str(),
+            "RR123456785FR"
+        );
     }
 
     #[test]
@@ -113,10 +129,22 @@ mod tests {
 
     #[test]
     fn malformed_identifiers_name_what_is_wrong() {
-        assert!(S10::parse("RR12345678FR").unwrap_err().reason.contains("13 characters"));
-        assert!(S10::parse("R1123456785FR").unwrap_err().reason.contains("two letters"));
-        assert!(S10::parse("RR12345A785FR").unwrap_err().reason.contains("8-digit"));
-        assert!(S10::parse("RR1234567851R").unwrap_err().reason.contains("country"));
+        assert!(S10::parse("RR12345678FR")
+            .unwrap_err()
+            .reason
+            .contains("13 characters"));
+        assert!(S10::parse("R1123456785FR")
+            .unwrap_err()
+            .reason
+            .contains("two letters"));
+        assert!(S10::parse("RR12345A785FR")
+            .unwrap_err()
+            .reason
+            .contains("8-digit"));
+        assert!(S10::parse("RR1234567851R")
+            .unwrap_err()
+            .reason
+            .contains("country"));
         assert!(S10::parse("").is_err());
         assert!(S10::parse("RR123456785FRX").is_err());
     }

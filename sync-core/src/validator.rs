@@ -14,7 +14,9 @@ use automerge::{
 use autosurgeon::{hydrate_prop, Hydrate};
 
 use crate::ids::{DocId, DocKind};
-use crate::model::{Attempt, Correction, CustomerChoice, Preferences, ReferenceAddress, Requirements, Review};
+use crate::model::{
+    Attempt, Correction, CustomerChoice, Preferences, ReferenceAddress, Requirements, Review,
+};
 use crate::rules::{self, Field, Violation};
 
 /// Who is sending changes, as the server established from their token.
@@ -158,8 +160,10 @@ pub fn validate_changes(
                 role: sender.role.as_str(),
                 path: path.join("/"),
             };
-            if matches!(op.action, OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_))
-                || matches!(op.action, OpType::Make(ObjType::Text | ObjType::Table))
+            if matches!(
+                op.action,
+                OpType::Increment(_) | OpType::MarkBegin(_) | OpType::MarkEnd(_)
+            ) || matches!(op.action, OpType::Make(ObjType::Text | ObjType::Table))
             {
                 return Err(forbidden());
             }
@@ -207,9 +211,11 @@ fn check_value(
     touch: &Touched,
     sender: &Sender,
 ) -> Result<(), Refusal> {
-    let invalid = |path: String| move |violation: Violation| Refusal::Invalid {
-        path: path.clone(),
-        violation,
+    let invalid = |path: String| {
+        move |violation: Violation| Refusal::Invalid {
+            path: path.clone(),
+            violation,
+        }
     };
     match touch {
         Touched::Skeleton => Ok(()),
@@ -228,14 +234,16 @@ fn check_value(
             match *map {
                 "attempts" => {
                     let attempt: Attempt = read(after, map, key).map_err(&check)?;
-                    let requirements: Requirements = read(after, "", "requirements").map_err(&check)?;
+                    let requirements: Requirements =
+                        read(after, "", "requirements").map_err(&check)?;
                     rules::attempt_for_item(&attempt, &requirements).map_err(&check)?;
                     same_device(sender, &attempt.device, &attempt.postman).map_err(&check)
                 }
                 "corrections" => {
                     let correction: Correction = read(after, map, key).map_err(&check)?;
                     rules::proposed_correction(&correction.proposed).map_err(&check)?;
-                    rules::timestamp(Field::RecordedAt, correction.proposed_at_ms).map_err(&check)?;
+                    rules::timestamp(Field::RecordedAt, correction.proposed_at_ms)
+                        .map_err(&check)?;
                     same_device(sender, &correction.device, &correction.proposed_by).map_err(&check)
                 }
                 "choices" => {
@@ -267,17 +275,25 @@ fn check_value(
         }
         Touched::Requirements => {
             let check = invalid("requirements".into());
-            read::<Requirements>(after, "", "requirements").map(|_| ()).map_err(&check)
+            read::<Requirements>(after, "", "requirements")
+                .map(|_| ())
+                .map_err(&check)
         }
     }
 }
 
 fn same_device(sender: &Sender, device: &str, person: &str) -> Result<(), Violation> {
     if sender.device.as_deref() != Some(device) {
-        return Err(Violation::new(Field::Device, "does not match the device of the token"));
+        return Err(Violation::new(
+            Field::Device,
+            "does not match the device of the token",
+        ));
     }
     if sender.principal != person {
-        return Err(Violation::new(Field::Postman, "does not match the postman of the token"));
+        return Err(Violation::new(
+            Field::Postman,
+            "does not match the postman of the token",
+        ));
     }
     Ok(())
 }
@@ -299,9 +315,8 @@ fn entry_exists(doc: &Automerge, map: &str, key: &str) -> bool {
 fn read<T: Hydrate>(doc: &Automerge, map: &str, key: &str) -> Result<T, Violation> {
     let obj = map_obj(doc, map)
         .ok_or_else(|| Violation::new(Field::Path, format!("the document has no `{map}` map")))?;
-    let value: Option<T> = hydrate_prop(doc, &obj, key).map_err(|e| {
-        Violation::new(Field::Path, format!("does not follow the schema: {e}"))
-    })?;
+    let value: Option<T> = hydrate_prop(doc, &obj, key)
+        .map_err(|e| Violation::new(Field::Path, format!("does not follow the schema: {e}")))?;
     value.ok_or_else(|| Violation::new(Field::Path, "was deleted"))
 }
 

@@ -7,6 +7,7 @@
 
 mod delivery_point;
 mod item;
+mod round;
 
 pub use delivery_point::{
     AccessNotes, Correction, DeliveryPointDoc, GeoPoint, HouseSuffix, Preferences,
@@ -16,6 +17,7 @@ pub use item::{
     Attempt, Choice, CustomerChoice, ItemDoc, Notice, Outcome, Position, Proof, ProofKind,
     Requirements, WaitingPlace, WaitingPlaceKind,
 };
+pub use round::{RoundManifest, Stop};
 
 /// The schema version written into every document; a peer refuses documents of a newer one.
 pub const SCHEMA_VERSION: u64 = 1;

@@ -1,0 +1,635 @@
+//! The phone's on-disk store: one device's documents, their sync state, the round manifest, and
+//! the interactions the server has not acknowledged yet.
+//!
+//! Layout under the store's directory:
+//! - `store.cbor`: the device identity, the Automerge actor and the server's sync cursor, replaced
+//!   atomically;
+//! - `manifest.cbor`: the current round, replaced atomically;
+//! - `docs/<kind>_<key>.log`: one [`RecordLog`] per document: a snapshot, then local changes
+//!   (each with the interaction it records, in the same record, so a change is never stored
+//!   without its interaction or the reverse), changes received from the server, sync states and
+//!   acknowledgements. Compaction rewrites a log as one snapshot atomically.
+//!
+//! Documents are read from disk when the store opens but only turned into Automerge documents
+//! when first used, so opening a full round is cheap.
+
+mod atomic;
+mod record_log;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+pub use record_log::{Record, RecordLog};
+
+use crate::ids::DocId;
+use crate::model::RoundManifest;
+use crate::operations::{self, OperationError};
+use crate::sync::DocSyncState;
+use crate::validator::{validate_changes, Refusal, Role, Scope, Sender};
+
+const STORE_FORMAT: u32 = 1;
+/// Records after the last snapshot before a document log is compacted.
+const COMPACT_AFTER_RECORDS: usize = 64;
+
+mod kind {
+    pub const SNAPSHOT: u8 = 1;
+    pub const REMOTE: u8 = 2;
+    pub const LOCAL: u8 = 3;
+    pub const SYNC: u8 = 4;
+    pub const INTERACTION: u8 = 5;
+    pub const ACKED: u8 = 6;
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The file system refused.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// A file is damaged in a way no crash produces; the store will not guess.
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store belongs to another device or postman.
+    #[error("this store belongs to device {found}, not {expected}")]
+    WrongDevice {
+        /// The device that opened it.
+        expected: String,
+        /// The device it belongs to.
+        found: String,
+    },
+    /// The document is not in the store.
+    #[error("{0} is not in this store; sync the round first")]
+    UnknownDocument(DocId),
+    /// The operation broke a rule; nothing was written.
+    #[error(transparent)]
+    Operation(#[from] OperationError),
+    /// The change would be refused by the server; nothing was written.
+    #[error("refused: {0}")]
+    Refused(#[from] Refusal),
+}
+
+impl StoreError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// Who the store's device is: checked against the store on every open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceIdentity {
+    /// The device id bound into the token.
+    pub device: String,
+    /// The postman (or customer) using it.
+    pub principal: String,
+    /// What they may write.
+    pub role: StoreRole,
+}
+
+/// The roles a store can be opened for (the back office has no phone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StoreRole {
+    /// A postman's phone.
+    Postman,
+    /// A customer's app.
+    Customer,
+}
+
+impl StoreRole {
+    fn role(self) -> Role {
+        match self {
+            StoreRole::Postman => Role::Postman,
+            StoreRole::Customer => Role::Customer,
+        }
+    }
+}
+
+/// What the interaction was, for the "not yet saved to the server" list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InteractionKind {
+    /// A delivery attempt.
+    Attempt,
+    /// A proposed address correction.
+    Correction,
+    /// A customer's choice for an item.
+    Choice,
+    /// A change of standing preferences.
+    Preferences,
+}
+
+/// One thing a person did on this device, tracked until the server acknowledges it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interaction {
+    /// The entry id (attempt id, correction id…), or the change hash for preferences.
+    pub id: String,
+    /// The document it was written to.
+    pub doc: DocId,
+    /// What it was.
+    pub kind: InteractionKind,
+    /// The Automerge change that carries it, hex.
+    pub change: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoreMeta {
+    format: u32,
+    identity: DeviceIdentity,
+    #[serde(with = "serde_bytes")]
+    actor: Vec<u8>,
+    cursor: Option<u64>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct LocalRecord {
+    interaction: Interaction,
+    #[serde(with = "serde_bytes")]
+    change: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct StoredDoc {
+    log: RecordLog,
+    /// Chunks not yet loaded into `doc`, in log order.
+    unloaded: Vec<Vec<u8>>,
+    doc: Option<Automerge>,
+    sync: DocSyncState,
+    pending: Vec<Interaction>,
+    records_since_snapshot: usize,
+}
+
+/// Options for opening a store.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    /// Fsync every commit (the default). Only tests and benchmarks of logic turn it off.
+    pub fsync: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self { fsync: true }
+    }
+}
+
+/// One device's documents on disk.
+#[derive(Debug)]
+pub struct PhoneStore {
+    root: PathBuf,
+    identity: DeviceIdentity,
+    actor: ActorId,
+    cursor: Option<u64>,
+    manifest: Option<RoundManifest>,
+    docs: BTreeMap<DocId, StoredDoc>,
+    options: StoreOptions,
+}
+
+impl PhoneStore {
+    /// Opens the store at `root`, creating it for `identity` if it does not exist.
+    pub fn open(
+        root: &Path,
+        identity: DeviceIdentity,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        fs::create_dir_all(root.join("docs")).map_err(|e| StoreError::io(root, e))?;
+        remove_temp_files(root)?;
+        remove_temp_files(&root.join("docs"))?;
+        let meta_path = root.join("store.cbor");
+        let meta = if meta_path.exists() {
+            let meta: StoreMeta = read_cbor(&meta_path)?;
+            if meta.format != STORE_FORMAT {
+                return Err(StoreError::Corrupt {
+                    path: meta_path,
+                    reason: format!("store format {} is not {STORE_FORMAT}", meta.format),
+                });
+            }
+            if meta.identity != identity {
+                return Err(StoreError::WrongDevice {
+                    expected: format!("{} ({})", identity.device, identity.principal),
+                    found: format!("{} ({})", meta.identity.device, meta.identity.principal),
+                });
+            }
+            meta
+        } else {
+            let meta = StoreMeta {
+                format: STORE_FORMAT,
+                identity,
+                actor: ActorId::random().to_bytes().to_vec(),
+                cursor: None,
+            };
+            write_cbor(&meta_path, &meta, options.fsync)?;
+            meta
+        };
+        let manifest_path = root.join("manifest.cbor");
+        let manifest = if manifest_path.exists() {
+            Some(read_cbor(&manifest_path)?)
+        } else {
+            None
+        };
+        let mut store = Self {
+            root: root.to_owned(),
+            identity: meta.identity,
+            actor: ActorId::from(meta.actor),
+            cursor: meta.cursor,
+            manifest,
+            docs: BTreeMap::new(),
+            options,
+        };
+        let entries = fs::read_dir(root.join("docs")).map_err(|e| StoreError::io(root, e))?;
+        for entry in entries {
+            let path = entry.map_err(|e| StoreError::io(root, e))?.path();
+            let Some(id) = doc_id_from_file(&path) else {
+                continue;
+            };
+            let doc = open_doc(&path, options.fsync)?;
+            store.docs.insert(id, doc);
+        }
+        Ok(store)
+    }
+
+    /// The device this store belongs to.
+    pub fn identity(&self) -> &DeviceIdentity {
+        &self.identity
+    }
+
+    /// The documents held, in id order.
+    pub fn document_ids(&self) -> impl Iterator<Item = &DocId> {
+        self.docs.keys()
+    }
+
+    /// Whether the document is held.
+    pub fn contains(&self, id: &DocId) -> bool {
+        self.docs.contains_key(id)
+    }
+
+    /// A document, loaded from its log on first use.
+    pub fn document(&mut self, id: &DocId) -> Result<&Automerge, StoreError> {
+        Ok(&*self.loaded(id)?)
+    }
+
+    /// The round currently assigned to this device.
+    pub fn manifest(&self) -> Option<&RoundManifest> {
+        self.manifest.as_ref()
+    }
+
+    /// Replaces the round manifest (after the server published a new one).
+    pub fn set_manifest(&mut self, manifest: RoundManifest) -> Result<(), StoreError> {
+        manifest.validate().map_err(OperationError::from)?;
+        write_cbor(
+            &self.root.join("manifest.cbor"),
+            &manifest,
+            self.options.fsync,
+        )?;
+        self.manifest = Some(manifest);
+        Ok(())
+    }
+
+    /// Interactions not yet acknowledged by the server, in the order they were recorded per
+    /// document.
+    pub fn pending_interactions(&self) -> Vec<Interaction> {
+        self.docs
+            .values()
+            .flat_map(|d| d.pending.iter().cloned())
+            .collect()
+    }
+
+    /// Performs `op` on a document as one interaction, checks the resulting change exactly as the
+    /// server will, and makes it durable before returning. Nothing is written if any step fails.
+    ///
+    /// `op` returns the interaction's id and the change hash (`None` when it changed nothing,
+    /// e.g. an app retrying the same attempt id).
+    pub fn commit<F>(
+        &mut self,
+        id: &DocId,
+        kind: InteractionKind,
+        op: F,
+    ) -> Result<Option<Interaction>, StoreError>
+    where
+        F: FnOnce(&mut Automerge) -> Result<(String, Option<ChangeHash>), OperationError>,
+    {
+        let sender = Sender {
+            role: self.identity.role.role(),
+            principal: self.identity.principal.clone(),
+            device: Some(self.identity.device.clone()),
+            scope: Scope::All,
+        };
+        let current = self.loaded(id)?;
+        let mut fork = current.fork();
+        let (entry_id, hash) = op(&mut fork)?;
+        let Some(hash) = hash else { return Ok(None) };
+        let change = fork
+            .get_change_by_hash(&hash)
+            .ok_or_else(|| OperationError::Schema("the operation's change vanished".into()))?;
+        let accepted = validate_changes(id, current, vec![change.clone()], &sender)?;
+        let interaction = Interaction {
+            id: entry_id,
+            doc: id.clone(),
+            kind,
+            change: hash.to_string(),
+        };
+        let record = to_cbor(&LocalRecord {
+            interaction: interaction.clone(),
+            change: change.raw_bytes().to_vec(),
+        });
+        let stored = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        stored.log.append(&[(kind::LOCAL, &record)])?;
+        stored.doc = Some(accepted.doc);
+        stored.pending.push(interaction.clone());
+        stored.records_since_snapshot += 1;
+        self.maybe_compact(id)?;
+        Ok(Some(interaction))
+    }
+
+    /// The server's sync cursor for this device.
+    pub fn cursor(&self) -> Option<u64> {
+        self.cursor
+    }
+
+    /// Records the server's sync cursor.
+    pub fn set_cursor(&mut self, cursor: u64) -> Result<(), StoreError> {
+        if self.cursor == Some(cursor) {
+            return Ok(());
+        }
+        let meta = StoreMeta {
+            format: STORE_FORMAT,
+            identity: self.identity.clone(),
+            actor: self.actor.to_bytes().to_vec(),
+            cursor: Some(cursor),
+        };
+        write_cbor(&self.root.join("store.cbor"), &meta, self.options.fsync)?;
+        self.cursor = Some(cursor);
+        Ok(())
+    }
+
+    /// The sync state of a document (default for a document never synced).
+    pub fn sync_state(&self, id: &DocId) -> Option<&DocSyncState> {
+        self.docs.get(id).map(|d| &d.sync)
+    }
+
+    /// Applies chunks received from the server (a whole document or changes) durably, creating
+    /// the document if it is new, then records the sync state `settle` derives from the result.
+    /// Returns the interactions this acknowledged.
+    pub fn apply_remote<F>(
+        &mut self,
+        id: &DocId,
+        chunks: &[Vec<u8>],
+        settle: F,
+    ) -> Result<Vec<Interaction>, StoreError>
+    where
+        F: FnOnce(&Automerge) -> DocSyncState,
+    {
+        if !self.docs.contains_key(id) {
+            let path = self.doc_path(id);
+            let doc = open_doc(&path, self.options.fsync)?;
+            self.docs.insert(id.clone(), doc);
+        }
+        let actor = self.actor.clone();
+        let doc = self.loaded(id)?;
+        let mut next = doc.fork().with_actor(actor);
+        for chunk in chunks {
+            next.load_incremental(chunk).map_err(|e| {
+                OperationError::Schema(format!("the server sent changes that do not load: {e}"))
+            })?;
+        }
+        if !next.get_heads().is_empty() {
+            operations::check_document(id, &next)?;
+        }
+        let sync = settle(&next);
+        let sync_bytes = to_cbor(&sync);
+        let mut records: Vec<(u8, &[u8])> = chunks
+            .iter()
+            .map(|c| (kind::REMOTE, c.as_slice()))
+            .collect();
+        records.push((kind::SYNC, &sync_bytes));
+        let stored = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        stored.log.append(&records)?;
+        stored.records_since_snapshot += records.len();
+        stored.doc = Some(next);
+        stored.sync = sync;
+        let acked = self.acknowledge(id)?;
+        self.maybe_compact(id)?;
+        Ok(acked)
+    }
+
+    /// Records a new sync state for a document (e.g. "refused", "needs resync").
+    pub fn set_sync_state(
+        &mut self,
+        id: &DocId,
+        sync: DocSyncState,
+    ) -> Result<Vec<Interaction>, StoreError> {
+        let stored = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        if stored.sync == sync {
+            return Ok(Vec::new());
+        }
+        stored.log.append(&[(kind::SYNC, &to_cbor(&sync))])?;
+        stored.records_since_snapshot += 1;
+        stored.sync = sync;
+        self.acknowledge(id)
+    }
+
+    /// Rewrites every document log as one snapshot.
+    pub fn compact_all(&mut self) -> Result<(), StoreError> {
+        let ids: Vec<DocId> = self.docs.keys().cloned().collect();
+        for id in ids {
+            self.compact(&id)?;
+        }
+        Ok(())
+    }
+
+    /// Moves interactions whose change the server acknowledged out of the pending list.
+    fn acknowledge(&mut self, id: &DocId) -> Result<Vec<Interaction>, StoreError> {
+        let Some(stored) = self.docs.get(id) else {
+            return Err(StoreError::UnknownDocument(id.clone()));
+        };
+        if stored.pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let acked_heads = stored.sync.acked_heads();
+        let unacked: HashSet<String> = self
+            .loaded(id)?
+            .get_changes(&acked_heads)
+            .iter()
+            .map(|c| c.hash().to_string())
+            .collect();
+        let stored = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        let (acked, pending): (Vec<Interaction>, Vec<Interaction>) =
+            std::mem::take(&mut stored.pending)
+                .into_iter()
+                .partition(|i| !unacked.contains(&i.change));
+        stored.pending = pending;
+        if acked.is_empty() {
+            return Ok(acked);
+        }
+        let ids: Vec<&str> = acked.iter().map(|i| i.id.as_str()).collect();
+        if let Err(e) = stored.log.append(&[(kind::ACKED, &to_cbor(&ids))]) {
+            stored.pending.extend(acked);
+            return Err(e);
+        }
+        stored.records_since_snapshot += 1;
+        Ok(acked)
+    }
+
+    fn maybe_compact(&mut self, id: &DocId) -> Result<(), StoreError> {
+        if self
+            .docs
+            .get(id)
+            .is_some_and(|d| d.records_since_snapshot >= COMPACT_AFTER_RECORDS)
+        {
+            self.compact(id)?;
+        }
+        Ok(())
+    }
+
+    fn compact(&mut self, id: &DocId) -> Result<(), StoreError> {
+        let snapshot = self.loaded(id)?.save();
+        let stored = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        let sync = to_cbor(&stored.sync);
+        let pending: Vec<Vec<u8>> = stored.pending.iter().map(to_cbor).collect();
+        let mut records: Vec<(u8, &[u8])> = vec![(kind::SNAPSHOT, &snapshot), (kind::SYNC, &sync)];
+        records.extend(pending.iter().map(|p| (kind::INTERACTION, p.as_slice())));
+        stored.log.rewrite(&records)?;
+        stored.records_since_snapshot = 0;
+        Ok(())
+    }
+
+    fn loaded(&mut self, id: &DocId) -> Result<&mut Automerge, StoreError> {
+        let actor = self.actor.clone();
+        let stored = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        if stored.doc.is_none() {
+            let mut doc = Automerge::new().with_actor(actor);
+            for chunk in stored.unloaded.drain(..) {
+                doc.load_incremental(&chunk)
+                    .map_err(|e| StoreError::Corrupt {
+                        path: PathBuf::from(id.as_str()),
+                        reason: format!("a stored change does not load: {e}"),
+                    })?;
+            }
+            stored.doc = Some(doc);
+        }
+        stored
+            .doc
+            .as_mut()
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))
+    }
+
+    fn doc_path(&self, id: &DocId) -> PathBuf {
+        self.root
+            .join("docs")
+            .join(format!("{}.log", id.as_str().replacen(':', "_", 1)))
+    }
+}
+
+fn doc_id_from_file(path: &Path) -> Option<DocId> {
+    let name = path.file_name()?.to_str()?.strip_suffix(".log")?;
+    DocId::parse(&name.replacen('_', ":", 1)).ok()
+}
+
+fn open_doc(path: &Path, fsync: bool) -> Result<StoredDoc, StoreError> {
+    let (log, records) = RecordLog::open(path, fsync)?;
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    };
+    let mut doc = StoredDoc {
+        log,
+        unloaded: Vec::new(),
+        doc: None,
+        sync: DocSyncState::default(),
+        pending: Vec::new(),
+        records_since_snapshot: 0,
+    };
+    for record in records {
+        doc.records_since_snapshot += 1;
+        match record.kind {
+            kind::SNAPSHOT => {
+                doc.unloaded.clear();
+                doc.unloaded.push(record.payload);
+                doc.records_since_snapshot = 0;
+            }
+            kind::REMOTE => doc.unloaded.push(record.payload),
+            kind::LOCAL => {
+                let local: LocalRecord = from_cbor(&record.payload).map_err(corrupt)?;
+                doc.unloaded.push(local.change);
+                doc.pending.push(local.interaction);
+            }
+            kind::SYNC => doc.sync = from_cbor(&record.payload).map_err(corrupt)?,
+            kind::INTERACTION => doc
+                .pending
+                .push(from_cbor(&record.payload).map_err(corrupt)?),
+            kind::ACKED => {
+                let acked: Vec<String> = from_cbor(&record.payload).map_err(corrupt)?;
+                doc.pending.retain(|i| !acked.contains(&i.id));
+            }
+            other => return Err(corrupt(format!("unknown record kind {other}"))),
+        }
+    }
+    Ok(doc)
+}
+
+fn remove_temp_files(dir: &Path) -> Result<(), StoreError> {
+    for entry in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+        let path = entry.map_err(|e| StoreError::io(dir, e))?.path();
+        if path
+            .to_str()
+            .is_some_and(|p| p.ends_with(atomic::TEMP_SUFFIX))
+        {
+            fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn to_cbor<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Serialising our own plain structs into a Vec cannot fail.
+    let _ = ciborium::into_writer(value, &mut out);
+    out
+}
+
+fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    ciborium::from_reader(bytes).map_err(|e| format!("unreadable record: {e}"))
+}
+
+fn read_cbor<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
+    let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    from_cbor(&bytes).map_err(|reason| StoreError::Corrupt {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+fn write_cbor<T: Serialize>(path: &Path, value: &T, fsync: bool) -> Result<(), StoreError> {
+    atomic::write(path, &to_cbor(value), fsync)
+}

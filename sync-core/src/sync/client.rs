@@ -1,0 +1,267 @@
+//! The phone's side of the protocol: a session that builds requests from the store and applies
+//! the answers, until neither side has anything left to send.
+
+use std::collections::HashSet;
+
+use automerge::{Automerge, ChangeHash, ReadDoc};
+use serde_bytes::ByteBuf;
+
+use super::wire::{
+    DocRequest, Limits, RefusalCode, RequestBody, ResponseBody, SyncRequest, SyncResponse,
+};
+use super::{DocSyncState, Heads, Need};
+use crate::ids::DocId;
+use crate::store::{Interaction, PhoneStore, StoreError};
+
+/// A session gives up after this many exchanges without finishing: a server that keeps asking
+/// for the same thing is a bug to report, not a reason to drain the battery.
+pub const MAX_EXCHANGES: usize = 64;
+
+/// Why a sync session stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The store failed; what was applied before is kept.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The exchange did not finish within [`MAX_EXCHANGES`].
+    #[error("sync did not settle after {MAX_EXCHANGES} exchanges")]
+    NoProgress,
+    /// The manifest names a document with a bad id.
+    #[error("the round manifest is invalid: {0}")]
+    Manifest(String),
+}
+
+/// What a session did, for the app to show.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct SyncReport {
+    /// Documents that received changes from the server.
+    pub changed_documents: Vec<DocId>,
+    /// Interactions the server acknowledged as durably stored.
+    pub acknowledged: Vec<Interaction>,
+    /// Documents the server refused, with its reason.
+    pub refused: Vec<(DocId, RefusalCode, String)>,
+    /// Requests sent.
+    pub exchanges: usize,
+}
+
+/// One sync of a store with the server. Call [`SyncSession::next_request`], send it, pass the
+/// answer to [`SyncSession::apply_response`], and repeat until `next_request` returns `None`.
+pub struct SyncSession<'s> {
+    store: &'s mut PhoneStore,
+    limits: Limits,
+    in_flight: HashSet<DocId>,
+    polled: bool,
+    more_news: bool,
+    report: SyncReport,
+}
+
+impl<'s> SyncSession<'s> {
+    /// Starts a session over a store.
+    pub fn new(store: &'s mut PhoneStore, limits: Limits) -> Self {
+        Self {
+            store,
+            limits,
+            in_flight: HashSet::new(),
+            polled: false,
+            more_news: false,
+            report: SyncReport::default(),
+        }
+    }
+
+    /// The next request to send, or `None` when the session is done.
+    pub fn next_request(&mut self) -> Result<Option<SyncRequest>, SyncError> {
+        if self.report.exchanges >= MAX_EXCHANGES {
+            return Err(SyncError::NoProgress);
+        }
+        let mut docs = Vec::new();
+        let mut size = 0;
+        let budget = self.limits.max_body_bytes / 2;
+        for id in self.missing_from_manifest()? {
+            if docs.len() >= self.limits.max_docs {
+                break;
+            }
+            docs.push(DocRequest {
+                doc: id,
+                body: RequestBody::Fetch,
+            });
+        }
+        let ids: Vec<DocId> = self.store.document_ids().cloned().collect();
+        for id in ids {
+            if docs.len() >= self.limits.max_docs || size >= budget {
+                break;
+            }
+            let state = self.store.sync_state(&id).cloned().unwrap_or_default();
+            let doc = self.store.document(&id)?;
+            if let Some(body) = request_for(doc, &state, &self.limits) {
+                if let RequestBody::Push { changes, .. } = &body {
+                    size += changes.iter().map(|c| c.len()).sum::<usize>();
+                }
+                docs.push(DocRequest { doc: id, body });
+            }
+        }
+        if docs.is_empty() && self.polled && !self.more_news {
+            return Ok(None);
+        }
+        self.polled = true;
+        self.in_flight = docs.iter().map(|d| d.doc.clone()).collect();
+        self.report.exchanges += 1;
+        Ok(Some(SyncRequest {
+            since: self.store.cursor(),
+            docs,
+        }))
+    }
+
+    /// Applies an answer: loads what the server sent, records acknowledgements, and notes what
+    /// the next request must ask.
+    pub fn apply_response(&mut self, response: SyncResponse) -> Result<(), SyncError> {
+        for entry in response.docs {
+            let id = entry.doc;
+            let requested = self.in_flight.contains(&id);
+            if !requested && !self.store.contains(&id) {
+                // News about a document this device no longer holds: nothing to update.
+                continue;
+            }
+            match entry.body {
+                ResponseBody::Update {
+                    heads,
+                    chunks,
+                    complete,
+                } => {
+                    let chunks: Vec<Vec<u8>> = chunks.into_iter().map(ByteBuf::into_vec).collect();
+                    let previous = self.store.sync_state(&id).cloned().unwrap_or_default();
+                    let changed = !chunks.is_empty();
+                    let acked = self
+                        .store
+                        .apply_remote(&id, &chunks, |doc| settle(doc, previous, heads, complete))?;
+                    if changed {
+                        self.report.changed_documents.push(id);
+                    }
+                    self.report.acknowledged.extend(acked);
+                }
+                ResponseBody::Resync { heads } => {
+                    let mut state = self.store.sync_state(&id).cloned().unwrap_or_default();
+                    state.need = Need::Resync {
+                        server_heads: heads,
+                    };
+                    self.store.set_sync_state(&id, state)?;
+                }
+                ResponseBody::Refused { code, message } => {
+                    if self.store.contains(&id) {
+                        let at_heads = self.store.document(&id)?.get_heads().into();
+                        let mut state = self.store.sync_state(&id).cloned().unwrap_or_default();
+                        state.need = Need::Refused {
+                            code,
+                            message: message.clone(),
+                            at_heads,
+                        };
+                        self.store.set_sync_state(&id, state)?;
+                    }
+                    tracing::warn!(doc = %id, code = code.as_str(), %message, "server refused a document");
+                    self.report.refused.push((id, code, message));
+                }
+            }
+        }
+        self.store.set_cursor(response.cursor)?;
+        self.more_news = response.more;
+        self.in_flight.clear();
+        Ok(())
+    }
+
+    /// What the session did so far.
+    pub fn report(&self) -> &SyncReport {
+        &self.report
+    }
+
+    /// Ends the session, returning what it did.
+    pub fn finish(self) -> SyncReport {
+        self.report
+    }
+
+    fn missing_from_manifest(&self) -> Result<Vec<DocId>, SyncError> {
+        let Some(manifest) = self.store.manifest() else {
+            return Ok(Vec::new());
+        };
+        let ids = manifest
+            .documents()
+            .map_err(|v| SyncError::Manifest(v.to_string()))?;
+        // A document refused as unknown is not asked for again in the same session.
+        let refused: HashSet<&DocId> = self.report.refused.iter().map(|(id, _, _)| id).collect();
+        Ok(ids
+            .into_iter()
+            .filter(|id| !self.store.contains(id) && !refused.contains(id))
+            .collect())
+    }
+}
+
+/// What to ask for one held document, if anything.
+fn request_for(doc: &Automerge, state: &DocSyncState, limits: &Limits) -> Option<RequestBody> {
+    let heads = doc.get_heads();
+    match &state.need {
+        Need::Refused { at_heads, .. } if at_heads.0 == heads => None,
+        Need::Resync { server_heads } => {
+            let known: Vec<ChangeHash> = server_heads
+                .0
+                .iter()
+                .filter(|h| doc.get_change_by_hash(h).is_some())
+                .copied()
+                .collect();
+            Some(push(doc, &known, limits))
+        }
+        Need::Have => {
+            if heads != state.acked.0 {
+                Some(push(doc, &state.acked.0, limits))
+            } else {
+                Some(RequestBody::Have {
+                    heads: heads.into(),
+                })
+            }
+        }
+        _ if heads != state.acked.0 => Some(push(doc, &state.acked.0, limits)),
+        _ => None,
+    }
+}
+
+/// Pushes the changes not under `base`, at most one message's worth: the rest goes next time.
+fn push(doc: &Automerge, base: &[ChangeHash], limits: &Limits) -> RequestBody {
+    let mut changes = Vec::new();
+    let mut size = 0;
+    let mut pushed = HashSet::new();
+    for change in doc.get_changes(base) {
+        let bytes = change.raw_bytes();
+        if size + bytes.len() > limits.max_message_bytes && !changes.is_empty() {
+            break;
+        }
+        size += bytes.len();
+        pushed.insert(change.hash());
+        changes.push(ByteBuf::from(bytes.to_vec()));
+    }
+    // Heads the pushed changes do not imply (concurrent heads the server already has).
+    let implied: HashSet<ChangeHash> = pushed.iter().copied().collect();
+    let extra: Vec<ChangeHash> = doc
+        .get_heads()
+        .into_iter()
+        .filter(|h| !implied.contains(h))
+        .collect();
+    let extra = if changes.is_empty() {
+        Vec::new()
+    } else {
+        extra
+    };
+    RequestBody::Push {
+        changes,
+        extra_heads: Heads(extra),
+    }
+}
+
+/// The sync state after an update was applied to `doc`.
+fn settle(doc: &Automerge, previous: DocSyncState, heads: Heads, complete: bool) -> DocSyncState {
+    let have_all = heads.0.iter().all(|h| doc.get_change_by_hash(h).is_some());
+    let missing_deps = !doc.get_missing_deps(&[]).is_empty();
+    let acked = if have_all { heads } else { previous.acked };
+    let need = if !complete || missing_deps || !have_all {
+        Need::Have
+    } else {
+        Need::Nothing
+    };
+    DocSyncState { acked, need }
+}

@@ -1,0 +1,309 @@
+//! The versioned binary format of a sync batch.
+//!
+//! A frame is `b"TRNE"`, a version byte, a flags byte, then a CBOR body — deflated when flag
+//! bit 0 is set, which the encoder does for bodies over 256 bytes: a batch of many changes from
+//! one device repeats actor ids and keys, and compresses well. Decoding checks the frame size,
+//! the version, the inflated size and every entry's size before anything is applied, and every
+//! failure is a [`WireError`], never a panic.
+
+use std::io::{Read, Write};
+
+use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::Heads;
+use crate::ids::DocId;
+
+/// The frame magic.
+pub const MAGIC: &[u8; 4] = b"TRNE";
+/// The wire version this build speaks.
+pub const VERSION: u8 = 1;
+const FLAG_DEFLATE: u8 = 1;
+const COMPRESS_ABOVE: usize = 256;
+
+/// Size limits, shared by both ends so a client never builds what the server refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest frame accepted, as sent (compressed).
+    pub max_frame_bytes: usize,
+    /// The largest body accepted once inflated.
+    pub max_body_bytes: usize,
+    /// The largest payload of one document entry (its changes); also the largest single change.
+    pub max_message_bytes: usize,
+    /// The most document entries in one batch.
+    pub max_docs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 4 * 1024 * 1024,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_message_bytes: 256 * 1024,
+            max_docs: 1_000,
+        }
+    }
+}
+
+/// Why a frame was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Shorter than a header, or not starting with the magic.
+    #[error("not a Tournée sync frame")]
+    NotAFrame,
+    /// A version this build does not speak.
+    #[error("wire version {found} is not supported (this build speaks {VERSION})")]
+    UnsupportedVersion {
+        /// The version in the frame.
+        found: u8,
+    },
+    /// Over a size limit.
+    #[error("{what} is {size} bytes, the limit is {limit}")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The body does not decode.
+    #[error("malformed sync batch: {0}")]
+    Malformed(String),
+}
+
+/// What the phone sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRequest {
+    /// The cursor of the last answer; `None` on a device's first sync.
+    pub since: Option<u64>,
+    /// One entry per document that needs something.
+    pub docs: Vec<DocRequest>,
+}
+
+/// One document's part of a request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocRequest {
+    /// The document.
+    pub doc: DocId,
+    /// What is asked.
+    pub body: RequestBody,
+}
+
+/// What the phone asks for one document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RequestBody {
+    /// "I have nothing of it: send it all."
+    Fetch,
+    /// "These are my heads: send what I lack."
+    Have {
+        /// The phone's heads.
+        heads: Heads,
+    },
+    /// "Here are my changes since what you acknowledged."
+    Push {
+        /// Automerge changes, each as bytes, in causal order.
+        changes: Vec<ByteBuf>,
+        /// Heads of the phone not among the pushed changes (rare: usually empty).
+        extra_heads: Heads,
+    },
+}
+
+/// What the server answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncResponse {
+    /// The cursor to send next time.
+    pub cursor: u64,
+    /// The server has more news than fitted: ask again.
+    pub more: bool,
+    /// One entry per document answered, plus documents with news.
+    pub docs: Vec<DocResponse>,
+}
+
+/// One document's part of an answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DocResponse {
+    /// The document.
+    pub doc: DocId,
+    /// The answer.
+    pub body: ResponseBody,
+}
+
+/// The server's answer for one document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ResponseBody {
+    /// The server durably stored everything up to `heads`; `chunks` is what the phone lacks.
+    Update {
+        /// The server's heads, durably stored.
+        heads: Heads,
+        /// Automerge chunks (a whole document or changes) to load in order.
+        chunks: Vec<ByteBuf>,
+        /// False when more pieces follow: ask again with `Have`.
+        complete: bool,
+    },
+    /// The server lacks the phone's base: push everything not under these heads.
+    Resync {
+        /// The server's heads.
+        heads: Heads,
+    },
+    /// Refused; nothing of this document's entry was stored.
+    Refused {
+        /// Why, for programs.
+        code: RefusalCode,
+        /// Why, for people.
+        message: String,
+    },
+}
+
+/// Why the server refused a document's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RefusalCode {
+    /// The sender's role may not write what the changes write.
+    Forbidden,
+    /// The changes write values the rules refuse.
+    Invalid,
+    /// The document is not in the sender's rounds or account.
+    OutOfScope,
+    /// No such document on the server.
+    UnknownDocument,
+    /// The changes do not parse.
+    Malformed,
+    /// An entry or change over the size limit.
+    TooLarge,
+}
+
+impl RefusalCode {
+    /// A stable name for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::Forbidden => "forbidden",
+            RefusalCode::Invalid => "invalid",
+            RefusalCode::OutOfScope => "out_of_scope",
+            RefusalCode::UnknownDocument => "unknown_document",
+            RefusalCode::Malformed => "malformed",
+            RefusalCode::TooLarge => "too_large",
+        }
+    }
+}
+
+impl RequestBody {
+    fn payload_bytes(&self) -> usize {
+        match self {
+            RequestBody::Push { changes, .. } => changes.iter().map(|c| c.len()).sum(),
+            _ => 0,
+        }
+    }
+}
+
+/// Encodes a request frame.
+pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
+    encode(request)
+}
+
+/// Encodes a response frame.
+pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
+    encode(response)
+}
+
+/// Decodes and checks a request frame against `limits`.
+pub fn decode_request(frame: &[u8], limits: &Limits) -> Result<SyncRequest, WireError> {
+    let request: SyncRequest = decode(frame, limits)?;
+    check_docs(request.docs.len(), limits)?;
+    for entry in &request.docs {
+        check_message(entry.body.payload_bytes(), limits)?;
+    }
+    Ok(request)
+}
+
+/// Decodes and checks a response frame against `limits`.
+pub fn decode_response(frame: &[u8], limits: &Limits) -> Result<SyncResponse, WireError> {
+    let response: SyncResponse = decode(frame, limits)?;
+    for entry in &response.docs {
+        if let ResponseBody::Update { chunks, .. } = &entry.body {
+            check_message(chunks.iter().map(|c| c.len()).sum(), limits)?;
+        }
+    }
+    Ok(response)
+}
+
+fn check_docs(count: usize, limits: &Limits) -> Result<(), WireError> {
+    if count > limits.max_docs {
+        return Err(WireError::TooLarge {
+            what: "the number of documents in the batch",
+            size: count,
+            limit: limits.max_docs,
+        });
+    }
+    Ok(())
+}
+
+fn check_message(size: usize, limits: &Limits) -> Result<(), WireError> {
+    if size > limits.max_message_bytes {
+        return Err(WireError::TooLarge {
+            what: "a document entry",
+            size,
+            limit: limits.max_message_bytes,
+        });
+    }
+    Ok(())
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut body = Vec::new();
+    // Serialising plain structs into a Vec cannot fail.
+    let _ = ciborium::into_writer(value, &mut body);
+    let mut frame = Vec::with_capacity(body.len() / 2 + 6);
+    frame.extend_from_slice(MAGIC);
+    frame.push(VERSION);
+    if body.len() > COMPRESS_ABOVE {
+        frame.push(FLAG_DEFLATE);
+        let mut encoder = DeflateEncoder::new(frame, Compression::default());
+        let _ = encoder.write_all(&body);
+        encoder.finish().unwrap_or_default()
+    } else {
+        frame.push(0);
+        frame.extend_from_slice(&body);
+        frame
+    }
+}
+
+fn decode<T: DeserializeOwned>(frame: &[u8], limits: &Limits) -> Result<T, WireError> {
+    if frame.len() > limits.max_frame_bytes {
+        return Err(WireError::TooLarge {
+            what: "the frame",
+            size: frame.len(),
+            limit: limits.max_frame_bytes,
+        });
+    }
+    if frame.len() < 6 || &frame[..4] != MAGIC {
+        return Err(WireError::NotAFrame);
+    }
+    if frame[4] != VERSION {
+        return Err(WireError::UnsupportedVersion { found: frame[4] });
+    }
+    let flags = frame[5];
+    if flags & !FLAG_DEFLATE != 0 {
+        return Err(WireError::Malformed(format!("unknown flags {flags:#04x}")));
+    }
+    let raw = &frame[6..];
+    let body = if flags & FLAG_DEFLATE != 0 {
+        let mut body = Vec::new();
+        let limit = limits.max_body_bytes;
+        DeflateDecoder::new(raw)
+            .take(limit as u64 + 1)
+            .read_to_end(&mut body)
+            .map_err(|e| WireError::Malformed(format!("bad compression: {e}")))?;
+        if body.len() > limit {
+            return Err(WireError::TooLarge {
+                what: "the inflated body",
+                size: body.len(),
+                limit,
+            });
+        }
+        body
+    } else {
+        raw.to_vec()
+    };
+    ciborium::from_reader(body.as_slice()).map_err(|e| WireError::Malformed(e.to_string()))
+}
