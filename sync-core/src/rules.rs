@@ -490,6 +490,20 @@ pub fn proposed_correction(c: &ProposedCorrection) -> RuleResult {
     Ok(())
 }
 
+/// A house number as the reference writes it: 1–8 letters and digits ("35", "12A"); "bis" and
+/// "ter" go in the suffix.
+pub fn house_number(n: &str) -> RuleResult {
+    let ok = !n.is_empty() && n.len() <= 8 && n.bytes().all(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(Violation::new(
+            Field::HouseNumber,
+            "must be 1 to 8 letters and digits",
+        ))
+    }
+}
+
 /// A reference address as the back office publishes it (NF Z10-011 line rules).
 pub fn reference_address(r: &ReferenceAddress) -> RuleResult {
     if r.lines.is_empty() || r.lines.len() > MAX_ADDRESS_LINES {
@@ -499,9 +513,9 @@ pub fn reference_address(r: &ReferenceAddress) -> RuleResult {
         ));
     }
     for line in &r.lines {
-        optional_text(Field::AddressLines, Some(line), MAX_ADDRESS_LINE_CHARS)?;
+        required_text(Field::AddressLines, line, MAX_ADDRESS_LINE_CHARS)?;
     }
-    required_text(Field::HouseNumber, &r.house_number, 8)?;
+    house_number(&r.house_number)?;
     required_text(Field::Street, &r.street, MAX_ADDRESS_LINE_CHARS)?;
     required_text(Field::Postcode, &r.postcode, 10)?;
     required_text(Field::City, &r.city, MAX_ADDRESS_LINE_CHARS)?;

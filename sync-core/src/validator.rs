@@ -231,6 +231,17 @@ fn check_value(
                     "this record exists already and cannot be changed",
                 )));
             }
+            // Only the winning value of a conflict is read below; a record that arrives with a
+            // conflict inside it (never produced by an honest device, whose ids are random)
+            // could hide an unchecked losing value, so it is refused whole.
+            if let Some(obj) = map_obj(after, map) {
+                if has_conflicts(after, &obj, key) {
+                    return Err(check(Violation::new(
+                        Field::Path,
+                        "the record was written concurrently more than once",
+                    )));
+                }
+            }
             match *map {
                 "attempts" => {
                     let attempt: Attempt = read(after, map, key).map_err(&check)?;
@@ -305,6 +316,27 @@ fn map_obj(doc: &Automerge, map: &str) -> Option<ObjId> {
     match doc.get(ROOT, map) {
         Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
         _ => None,
+    }
+}
+
+/// Whether `key` of `obj`, or anything below it, holds concurrent values.
+fn has_conflicts(doc: &Automerge, obj: &ObjId, key: &str) -> bool {
+    match doc.get_all(obj, key) {
+        Ok(values) if values.len() > 1 => true,
+        Ok(values) => values.into_iter().any(|(value, id)| match value {
+            Value::Object(ObjType::Map) => doc.keys(&id).any(|k| has_conflicts(doc, &id, &k)),
+            Value::Object(_) => (0..doc.length(&id)).any(|i| {
+                doc.get_all(&id, i).map_or(true, |v| {
+                    v.len() > 1
+                        || v.iter().any(|(value, child)| {
+                            matches!(value, Value::Object(ObjType::Map))
+                                && doc.keys(child).any(|k| has_conflicts(doc, child, &k))
+                        })
+                })
+            }),
+            Value::Scalar(_) => false,
+        }),
+        Err(_) => true,
     }
 }
 

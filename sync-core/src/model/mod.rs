@@ -1,7 +1,7 @@
 //! The schemas of the shared Automerge documents, as autosurgeon types.
 //!
 //! Every document is created once, on the server, with all of its top-level maps (see
-//! [`crate::operations::skeleton`]), because two devices creating the same nested map key
+//! [`crate::operations::new_item`] and [`crate::operations::new_delivery_point`]), because two devices creating the same nested map key
 //! concurrently would hide one side's data. Devices only ever add entries under those maps or set
 //! fields inside them. Strings are immutable scalars: nobody edits an address line together.
 

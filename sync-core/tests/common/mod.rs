@@ -1,4 +1,5 @@
 //! Shared setup for the integration tests: a small town on an in-memory server, and phones.
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::collections::HashSet;
