@@ -4,10 +4,13 @@
 //! A phone that only writes through these functions never produces a change the server's
 //! [`crate::validator`] refuses.
 
+use automerge::transaction::Transactable;
 use automerge::{ActorId, Automerge, ChangeHash, ObjId, ObjType, ReadDoc, Value, ROOT};
-use autosurgeon::{hydrate, reconcile, reconcile_prop, Reconcile};
+use autosurgeon::{reconcile, reconcile_prop, Reconcile};
+use serde::Serialize;
 
 use crate::ids::{validate_delivery_point_id, DocId, DocKind};
+use crate::model::codec;
 use crate::model::{
     AccessNotes, Attempt, Correction, CustomerChoice, DeliveryPointDoc, ItemDoc, Preferences,
     ReferenceAddress, Requirements, Review, SCHEMA_VERSION,
@@ -94,13 +97,13 @@ pub fn record_attempt(
     attempt: &Attempt,
 ) -> Result<Option<ChangeHash>, OperationError> {
     rules::identifier(Field::EntryId, attempt_id)?;
-    let item = read_item(doc)?;
-    rules::attempt_for_item(attempt, &item.requirements)?;
-    if item.attempts.contains_key(attempt_id) {
+    check_kind(doc, "item")?;
+    rules::attempt_for_item(attempt, &requirements(doc)?)?;
+    if entry_exists(doc, "attempts", attempt_id)? {
         // Recording the same attempt twice (an app retry) changes nothing.
         return Ok(None);
     }
-    put_entry(doc, "attempts", attempt_id, attempt)
+    create_entry(doc, "attempts", attempt_id, attempt)
 }
 
 /// Proposes an address correction under `corrections/<correction_id>`.
@@ -114,11 +117,11 @@ pub fn propose_correction(
     rules::identifier(Field::Device, &correction.device)?;
     rules::timestamp(Field::RecordedAt, correction.proposed_at_ms)?;
     rules::proposed_correction(&correction.proposed)?;
-    let dp = read_delivery_point(doc)?;
-    if dp.corrections.contains_key(correction_id) {
+    check_kind(doc, "delivery_point")?;
+    if entry_exists(doc, "corrections", correction_id)? {
         return Ok(None);
     }
-    put_entry(doc, "corrections", correction_id, correction)
+    create_entry(doc, "corrections", correction_id, correction)
 }
 
 /// Records a customer's choice for an item under `choices/<choice_id>`; refused if the item's
@@ -130,15 +133,16 @@ pub fn choose_for_item(
 ) -> Result<Option<ChangeHash>, OperationError> {
     rules::identifier(Field::EntryId, choice_id)?;
     rules::customer_choice(choice)?;
-    let item = read_item(doc)?;
-    rules::choice_allowed(&choice.choice, &item.requirements)?;
-    if item.is_delivered() {
-        return Err(OperationError::AlreadyDelivered);
-    }
-    if item.choices.contains_key(choice_id) {
+    check_kind(doc, "item")?;
+    rules::choice_allowed(&choice.choice, &requirements(doc)?)?;
+    if entry_exists(doc, "choices", choice_id)? {
         return Ok(None);
     }
-    put_entry(doc, "choices", choice_id, choice)
+    let attempts: std::collections::BTreeMap<String, Attempt> = read(doc, &ROOT, "attempts")?;
+    if attempts.values().any(|a| a.outcome.is_delivered()) {
+        return Err(OperationError::AlreadyDelivered);
+    }
+    create_entry(doc, "choices", choice_id, choice)
 }
 
 /// Sets the customer's standing preferences; only the fields that differ are written, so a
@@ -149,8 +153,10 @@ pub fn set_preferences(
 ) -> Result<Option<ChangeHash>, OperationError> {
     rules::preferences(preferences)?;
     rules::preferences_consistent(preferences)?;
-    read_delivery_point(doc)?;
-    put_entry(doc, "", "preferences", preferences)
+    check_kind(doc, "delivery_point")?;
+    transact(doc, |tx| {
+        reconcile_prop(tx, ROOT, "preferences", preferences)
+    })
 }
 
 /// Publishes reference data (address, pin, access notes) from the back office.
@@ -160,7 +166,7 @@ pub fn publish_reference(
     access: &AccessNotes,
 ) -> Result<Option<ChangeHash>, OperationError> {
     rules::reference_address(reference)?;
-    read_delivery_point(doc)?;
+    check_kind(doc, "delivery_point")?;
     transact(doc, |tx| {
         reconcile_prop(tx, ROOT, "reference", reference)?;
         reconcile_prop(tx, ROOT, "access", access)
@@ -172,8 +178,10 @@ pub fn set_requirements(
     doc: &mut Automerge,
     requirements: &Requirements,
 ) -> Result<Option<ChangeHash>, OperationError> {
-    read_item(doc)?;
-    put_entry(doc, "", "requirements", requirements)
+    check_kind(doc, "item")?;
+    transact(doc, |tx| {
+        reconcile_prop(tx, ROOT, "requirements", requirements)
+    })
 }
 
 /// Records the back office's decision on a correction under `reviews/<correction_id>`.
@@ -183,25 +191,30 @@ pub fn review_correction(
     review: &Review,
 ) -> Result<Option<ChangeHash>, OperationError> {
     rules::review(review)?;
-    let dp = read_delivery_point(doc)?;
-    if !dp.corrections.contains_key(correction_id) {
+    check_kind(doc, "delivery_point")?;
+    if !entry_exists(doc, "corrections", correction_id)? {
         return Err(OperationError::NotFound(format!(
             "correction {correction_id}"
         )));
     }
-    put_entry(doc, "reviews", correction_id, review)
+    create_entry(doc, "reviews", correction_id, review)
 }
 
 /// Reads an item document into its typed form.
 pub fn read_item(doc: &Automerge) -> Result<ItemDoc, OperationError> {
     check_kind(doc, "item")?;
-    hydrate(doc).map_err(|e| OperationError::Schema(e.to_string()))
+    codec::read_doc(doc).map_err(|e| OperationError::Schema(e.to_string()))
 }
 
 /// Reads a delivery-point document into its typed form.
 pub fn read_delivery_point(doc: &Automerge) -> Result<DeliveryPointDoc, OperationError> {
     check_kind(doc, "delivery_point")?;
-    hydrate(doc).map_err(|e| OperationError::Schema(e.to_string()))
+    codec::read_doc(doc).map_err(|e| OperationError::Schema(e.to_string()))
+}
+
+/// Reads an item's requirements alone (what every attempt and choice is checked against).
+pub fn requirements(doc: &Automerge) -> Result<Requirements, OperationError> {
+    read(doc, &ROOT, "requirements")
 }
 
 /// Checks that a document is of the kind its id says, with a schema this build understands.
@@ -241,27 +254,49 @@ fn scalar_str(doc: &Automerge, obj: &ObjId, key: &str) -> Option<String> {
     }
 }
 
-/// Writes `value` at `<map>/<key>` (or at `<key>` in the root when `map` is empty) in one
-/// transaction. The map must exist: the server created it with the skeleton.
-fn put_entry<T: Reconcile>(
+fn read<T: serde::de::DeserializeOwned>(
+    doc: &Automerge,
+    obj: &ObjId,
+    key: &str,
+) -> Result<T, OperationError> {
+    codec::read_prop(doc, obj, key)
+        .map_err(|e| OperationError::Schema(format!("`{key}`: {e}")))?
+        .ok_or_else(|| OperationError::Schema(format!("the document has no `{key}`")))
+}
+
+/// The map of records `map` (created with the skeleton).
+fn record_map(doc: &Automerge, map: &str) -> Result<ObjId, OperationError> {
+    match doc.get(ROOT, map) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => Ok(id),
+        _ => Err(OperationError::Schema(format!(
+            "the document has no `{map}` map"
+        ))),
+    }
+}
+
+fn entry_exists(doc: &Automerge, map: &str, key: &str) -> Result<bool, OperationError> {
+    let obj = record_map(doc, map)?;
+    Ok(doc
+        .get(&obj, key)
+        .map_err(|e| OperationError::Schema(e.to_string()))?
+        .is_some())
+}
+
+/// Writes a new record at `<map>/<key>` in one transaction, as one batch of operations.
+fn create_entry<T: Serialize>(
     doc: &mut Automerge,
     map: &str,
     key: &str,
     value: &T,
 ) -> Result<Option<ChangeHash>, OperationError> {
-    let parent = if map.is_empty() {
-        ROOT
-    } else {
-        match doc.get(ROOT, map) {
-            Ok(Some((Value::Object(ObjType::Map), id))) => id,
-            _ => {
-                return Err(OperationError::Schema(format!(
-                    "the document has no `{map}` map"
-                )))
-            }
-        }
-    };
-    transact(doc, |tx| reconcile_prop(tx, &parent, key, value))
+    let parent = record_map(doc, map)?;
+    let value = codec::to_hydrate(value).map_err(|e| OperationError::Schema(e.to_string()))?;
+    doc.transact(|tx| {
+        tx.batch_create_object(&parent, key, &value, false)
+            .map(|_| ())
+    })
+    .map(|success| success.hash)
+    .map_err(|failure| OperationError::Schema(failure.error.to_string()))
 }
 
 fn transact<F>(doc: &mut Automerge, f: F) -> Result<Option<ChangeHash>, OperationError>

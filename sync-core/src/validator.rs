@@ -8,12 +8,13 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use automerge::{
+    hydrate,
     legacy::{Key, ObjectId, OpType},
     Automerge, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, Value, ROOT,
 };
-use autosurgeon::{hydrate_prop, Hydrate};
 
 use crate::ids::{DocId, DocKind};
+use crate::model::codec;
 use crate::model::{
     Attempt, Correction, CustomerChoice, Preferences, ReferenceAddress, Requirements, Review,
 };
@@ -145,12 +146,31 @@ pub fn validate_changes(
         return Err(Refusal::MissingDependencies(missing.len()));
     }
     let new_changes = fork.get_changes(&before);
-    let creating = before.is_empty();
+    check_applied(id, doc, &fork, &new_changes, sender)?;
+    Ok(Accepted {
+        doc: fork,
+        changes: new_changes,
+    })
+}
+
+/// Checks changes already applied: `after` is `before` plus `new_changes`. The phone calls this
+/// on the change it has just made, without applying it a second time.
+pub fn check_applied(
+    id: &DocId,
+    before: &Automerge,
+    after: &Automerge,
+    new_changes: &[Change],
+    sender: &Sender,
+) -> Result<(), Refusal> {
+    if !sender.scope.contains(id) {
+        return Err(Refusal::OutOfScope(id.clone()));
+    }
+    let creating = before.get_heads().is_empty();
     let mut touched = BTreeSet::new();
     let mut paths = PathCache::default();
-    for change in &new_changes {
+    for change in new_changes {
         for op in change.decode().operations {
-            let mut path = paths.path_of(&fork, &op.obj).map_err(Refusal::Malformed)?;
+            let mut path = paths.path_of(after, &op.obj).map_err(Refusal::Malformed)?;
             path.push(match &op.key {
                 Key::Map(k) => k.to_string(),
                 Key::Seq(_) => "[]".to_string(),
@@ -172,12 +192,9 @@ pub fn validate_changes(
         }
     }
     for touch in &touched {
-        check_value(doc, &fork, touch, sender)?;
+        check_value(before, after, touch, sender)?;
     }
-    Ok(Accepted {
-        doc: fork,
-        changes: new_changes,
-    })
+    Ok(())
 }
 
 /// The path table: which role may write where, per document kind. `None` means forbidden.
@@ -234,31 +251,33 @@ fn check_value(
             // Only the winning value of a conflict is read below; a record that arrives with a
             // conflict inside it (never produced by an honest device, whose ids are random)
             // could hide an unchecked losing value, so it is refused whole.
-            if let Some(obj) = map_obj(after, map) {
-                if has_conflicts(after, &obj, key) {
-                    return Err(check(Violation::new(
-                        Field::Path,
-                        "the record was written concurrently more than once",
-                    )));
-                }
+            let (record, conflict) = read_record(after, map, key).map_err(&check)?;
+            if conflict {
+                return Err(check(Violation::new(
+                    Field::Path,
+                    "the record was written concurrently more than once",
+                )));
             }
             match *map {
                 "attempts" => {
-                    let attempt: Attempt = read(after, map, key).map_err(&check)?;
+                    let attempt: Attempt =
+                        codec::from_hydrate(&record).map_err(|e| check(schema(e)))?;
                     let requirements: Requirements =
                         read(after, "", "requirements").map_err(&check)?;
                     rules::attempt_for_item(&attempt, &requirements).map_err(&check)?;
                     same_device(sender, &attempt.device, &attempt.postman).map_err(&check)
                 }
                 "corrections" => {
-                    let correction: Correction = read(after, map, key).map_err(&check)?;
+                    let correction: Correction =
+                        codec::from_hydrate(&record).map_err(|e| check(schema(e)))?;
                     rules::proposed_correction(&correction.proposed).map_err(&check)?;
                     rules::timestamp(Field::RecordedAt, correction.proposed_at_ms)
                         .map_err(&check)?;
                     same_device(sender, &correction.device, &correction.proposed_by).map_err(&check)
                 }
                 "choices" => {
-                    let choice: CustomerChoice = read(after, map, key).map_err(&check)?;
+                    let choice: CustomerChoice =
+                        codec::from_hydrate(&record).map_err(|e| check(schema(e)))?;
                     rules::customer_choice(&choice).map_err(&check)?;
                     if choice.made_by != sender.principal {
                         return Err(check(Violation::new(
@@ -269,7 +288,8 @@ fn check_value(
                     Ok(())
                 }
                 _ => {
-                    let review: Review = read(after, map, key).map_err(&check)?;
+                    let review: Review =
+                        codec::from_hydrate(&record).map_err(|e| check(schema(e)))?;
                     rules::review(&review).map_err(&check)
                 }
             }
@@ -319,37 +339,46 @@ fn map_obj(doc: &Automerge, map: &str) -> Option<ObjId> {
     }
 }
 
-/// Whether `key` of `obj`, or anything below it, holds concurrent values.
-fn has_conflicts(doc: &Automerge, obj: &ObjId, key: &str) -> bool {
-    match doc.get_all(obj, key) {
-        Ok(values) if values.len() > 1 => true,
-        Ok(values) => values.into_iter().any(|(value, id)| match value {
-            Value::Object(ObjType::Map) => doc.keys(&id).any(|k| has_conflicts(doc, &id, &k)),
-            Value::Object(_) => (0..doc.length(&id)).any(|i| {
-                doc.get_all(&id, i).map_or(true, |v| {
-                    v.len() > 1
-                        || v.iter().any(|(value, child)| {
-                            matches!(value, Value::Object(ObjType::Map))
-                                && doc.keys(child).any(|k| has_conflicts(doc, child, &k))
-                        })
-                })
-            }),
-            Value::Scalar(_) => false,
-        }),
-        Err(_) => true,
+/// A new record's value tree, and whether it holds concurrent values anywhere.
+fn read_record(doc: &Automerge, map: &str, key: &str) -> Result<(hydrate::Value, bool), Violation> {
+    let obj = map_obj(doc, map)
+        .ok_or_else(|| Violation::new(Field::Path, format!("the document has no `{map}` map")))?;
+    let all = doc
+        .get_all(&obj, key)
+        .map_err(|e| Violation::new(Field::Path, e.to_string()))?;
+    match doc.get(&obj, key) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => {
+            let value: hydrate::Value = ReadDoc::hydrate(doc, &id, None)
+                .map_err(|e| Violation::new(Field::Path, e.to_string()))?;
+            let conflict = all.len() > 1 || codec::has_conflicts(&value);
+            Ok((value, conflict))
+        }
+        Ok(Some(_)) => Err(Violation::new(
+            Field::Path,
+            "does not follow the schema: a record is a map",
+        )),
+        _ => Err(Violation::new(Field::Path, "was deleted")),
     }
+}
+
+fn schema(e: codec::CodecError) -> Violation {
+    Violation::new(Field::Path, format!("does not follow the schema: {e}"))
 }
 
 fn entry_exists(doc: &Automerge, map: &str, key: &str) -> bool {
     map_obj(doc, map).is_some_and(|obj| matches!(doc.get(&obj, key), Ok(Some(_))))
 }
 
-fn read<T: Hydrate>(doc: &Automerge, map: &str, key: &str) -> Result<T, Violation> {
+fn read<T: serde::de::DeserializeOwned>(
+    doc: &Automerge,
+    map: &str,
+    key: &str,
+) -> Result<T, Violation> {
     let obj = map_obj(doc, map)
         .ok_or_else(|| Violation::new(Field::Path, format!("the document has no `{map}` map")))?;
-    let value: Option<T> = hydrate_prop(doc, &obj, key)
-        .map_err(|e| Violation::new(Field::Path, format!("does not follow the schema: {e}")))?;
-    value.ok_or_else(|| Violation::new(Field::Path, "was deleted"))
+    codec::read_prop(doc, &obj, key)
+        .map_err(schema)?
+        .ok_or_else(|| Violation::new(Field::Path, "was deleted"))
 }
 
 /// Paths of objects, looked up once per object per batch.

@@ -106,10 +106,14 @@ enum Tail {
 #[test]
 fn a_crash_at_any_byte_of_a_write_loses_no_committed_interaction() {
     const COMMITS: u32 = 24;
-    const CASES: usize = 1_200;
+    // `TOURNEE_CRASH_CASES` runs more cases (and another seed) for a deeper search.
+    let cases: usize = std::env::var("TOURNEE_CRASH_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_200);
     let (states, interactions) = worked_round(COMMITS);
-    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-    for case in 0..CASES {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ cases as u64);
+    for case in 0..cases {
         // The crash hits commit `i + 1`: everything up to commit `i` was committed.
         let i = rng.below(COMMITS as usize);
         let (before, after) = (&states[i], &states[i + 1]);

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
 
 /// The whole delivery-point document as it hydrates from Automerge.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct DeliveryPointDoc {
     /// [`super::SCHEMA_VERSION`] at creation.
     pub schema: u64,
@@ -27,7 +28,7 @@ pub struct DeliveryPointDoc {
 }
 
 /// A WGS 84 position.
-#[derive(Debug, Clone, Copy, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Copy, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct GeoPoint {
     /// Latitude in degrees.
     pub lat: f64,
@@ -36,7 +37,7 @@ pub struct GeoPoint {
 }
 
 /// The reference address (NF Z10-011: at most 6 lines of 38 characters).
-#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct ReferenceAddress {
     /// The printed address lines.
     pub lines: Vec<String>,
@@ -59,21 +60,24 @@ pub struct ReferenceAddress {
 }
 
 /// Repetition suffixes of French house numbers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub enum HouseSuffix {
     /// "bis"
     #[autosurgeon(rename = "bis")]
+    #[serde(rename = "bis")]
     Bis,
     /// "ter"
     #[autosurgeon(rename = "ter")]
+    #[serde(rename = "ter")]
     Ter,
     /// "quater"
     #[autosurgeon(rename = "quater")]
+    #[serde(rename = "quater")]
     Quater,
 }
 
 /// Access notes the reference system publishes.
-#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct AccessNotes {
     /// The door code.
     pub door_code: Option<String>,
@@ -86,7 +90,7 @@ pub struct AccessNotes {
 }
 
 /// The customer's standing preferences for this delivery point.
-#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Preferences {
     /// Where parcels may be left when nobody answers.
     pub safe_place: Option<String>,
@@ -99,7 +103,7 @@ pub struct Preferences {
 }
 
 /// A correction a postman proposed at the door.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Correction {
     /// What the postman says is right.
     pub proposed: ProposedCorrection,
@@ -112,7 +116,7 @@ pub struct Correction {
 }
 
 /// The fields a correction may change; `None` means "no change proposed".
-#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct ProposedCorrection {
     /// The house number, e.g. "35".
     pub house_number: Option<String>,
@@ -142,7 +146,7 @@ impl ProposedCorrection {
 }
 
 /// The back office's decision on a correction.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Review {
     /// Approved or rejected.
     pub decision: ReviewDecision,
@@ -155,12 +159,14 @@ pub struct Review {
 }
 
 /// A review decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub enum ReviewDecision {
     /// The correction becomes reference data.
     #[autosurgeon(rename = "approved")]
+    #[serde(rename = "approved")]
     Approved,
     /// The correction is dropped.
     #[autosurgeon(rename = "rejected")]
+    #[serde(rename = "rejected")]
     Rejected,
 }

@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 
 use autosurgeon::{Hydrate, Reconcile};
+use serde::{Deserialize, Serialize};
 
 /// The whole item document as it hydrates from Automerge.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct ItemDoc {
     /// [`super::SCHEMA_VERSION`] at creation.
     pub schema: u64,
@@ -47,7 +48,7 @@ impl ItemDoc {
 }
 
 /// The service requirements of an item, set by the sender's product.
-#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Requirements {
     /// The recipient must sign.
     pub signature: bool,
@@ -67,7 +68,7 @@ impl Requirements {
 }
 
 /// One customer choice for an item, as the customer made it.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct CustomerChoice {
     /// What the customer asked for.
     pub choice: Choice,
@@ -78,81 +79,97 @@ pub struct CustomerChoice {
 }
 
 /// Where and when the customer wants this item.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub enum Choice {
     /// Present it again on this date (`YYYY-MM-DD`).
     #[autosurgeon(rename = "redeliver_on")]
+    #[serde(rename = "redeliver_on")]
     RedeliverOn {
         /// The day, `YYYY-MM-DD`.
         date: String,
     },
     /// Take it to this pickup point.
     #[autosurgeon(rename = "pickup_point")]
+    #[serde(rename = "pickup_point")]
     PickupPoint {
         /// The pickup point's id.
         pickup_point: String,
     },
     /// Leave it with this neighbour.
     #[autosurgeon(rename = "neighbour")]
+    #[serde(rename = "neighbour")]
     Neighbour {
         /// Who and where, e.g. "Mme Martin, 2nd floor left".
         neighbour: String,
     },
     /// Leave it in this safe place.
     #[autosurgeon(rename = "safe_place")]
+    #[serde(rename = "safe_place")]
     SafePlace {
         /// Where, e.g. "garden shed".
         place: String,
     },
     /// Keep it at the office until the customer collects it.
     #[autosurgeon(rename = "hold")]
+    #[serde(rename = "hold")]
     Hold,
 }
 
 /// What happened at the door.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub enum Outcome {
     /// Handed to the addressee.
     #[autosurgeon(rename = "delivered_to_addressee")]
+    #[serde(rename = "delivered_to_addressee")]
     DeliveredToAddressee,
     /// Handed to a neighbour.
     #[autosurgeon(rename = "delivered_to_neighbour")]
+    #[serde(rename = "delivered_to_neighbour")]
     DeliveredToNeighbour {
         /// Who and where.
         neighbour: String,
     },
     /// Left in a safe place.
     #[autosurgeon(rename = "delivered_to_safe_place")]
+    #[serde(rename = "delivered_to_safe_place")]
     DeliveredToSafePlace {
         /// Where.
         place: String,
     },
     /// Put in the mailbox.
     #[autosurgeon(rename = "delivered_to_mailbox")]
+    #[serde(rename = "delivered_to_mailbox")]
     DeliveredToMailbox,
     /// Dropped at a pickup point.
     #[autosurgeon(rename = "delivered_to_pickup_point")]
+    #[serde(rename = "delivered_to_pickup_point")]
     DeliveredToPickupPoint {
         /// The pickup point's id.
         pickup_point: String,
     },
     /// Nobody answered; a notice was left.
     #[autosurgeon(rename = "addressee_absent")]
+    #[serde(rename = "addressee_absent")]
     AddresseeAbsent,
     /// The addressee refused the item.
     #[autosurgeon(rename = "refused")]
+    #[serde(rename = "refused")]
     Refused,
     /// The address is unknown or wrong.
     #[autosurgeon(rename = "address_incorrect")]
+    #[serde(rename = "address_incorrect")]
     AddressIncorrect,
     /// The postman could not reach the door (code, gate, dog…).
     #[autosurgeon(rename = "no_access")]
+    #[serde(rename = "no_access")]
     NoAccess,
     /// The item is damaged.
     #[autosurgeon(rename = "damaged")]
+    #[serde(rename = "damaged")]
     Damaged,
     /// Anything else, described.
     #[autosurgeon(rename = "other")]
+    #[serde(rename = "other")]
     Other {
         /// What happened.
         text: String,
@@ -191,7 +208,7 @@ impl Outcome {
 }
 
 /// One delivery attempt as the postman's device recorded it.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Attempt {
     /// What happened.
     pub outcome: Outcome,
@@ -210,7 +227,7 @@ pub struct Attempt {
 }
 
 /// A GNSS fix.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Position {
     /// Latitude, WGS 84 degrees.
     pub lat: f64,
@@ -221,7 +238,7 @@ pub struct Position {
 }
 
 /// The notice card left when the item could not be delivered.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Notice {
     /// The number printed on the card, which the customer quotes to collect.
     pub number: Option<String>,
@@ -230,7 +247,7 @@ pub struct Notice {
 }
 
 /// Where a notified item waits for the customer.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct WaitingPlace {
     /// What kind of place.
     pub kind: WaitingPlaceKind,
@@ -241,21 +258,24 @@ pub struct WaitingPlace {
 }
 
 /// The kinds of places an item can wait at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub enum WaitingPlaceKind {
     /// A post office counter.
     #[autosurgeon(rename = "post_office")]
+    #[serde(rename = "post_office")]
     PostOffice,
     /// A partner pickup point.
     #[autosurgeon(rename = "pickup_point")]
+    #[serde(rename = "pickup_point")]
     PickupPoint,
     /// A parcel locker.
     #[autosurgeon(rename = "locker")]
+    #[serde(rename = "locker")]
     Locker,
 }
 
 /// A reference to evidence captured at the door.
-#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub struct Proof {
     /// What the evidence is.
     pub kind: ProofKind,
@@ -264,12 +284,14 @@ pub struct Proof {
 }
 
 /// The kinds of evidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
 pub enum ProofKind {
     /// A captured signature.
     #[autosurgeon(rename = "signature")]
+    #[serde(rename = "signature")]
     Signature,
     /// A photo (of the safe place, the parcel, the notice…).
     #[autosurgeon(rename = "photo")]
+    #[serde(rename = "photo")]
     Photo,
 }

@@ -5,6 +5,7 @@
 //! concurrently would hide one side's data. Devices only ever add entries under those maps or set
 //! fields inside them. Strings are immutable scalars: nobody edits an address line together.
 
+pub mod codec;
 mod delivery_point;
 mod item;
 mod round;

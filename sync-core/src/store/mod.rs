@@ -29,7 +29,7 @@ use crate::ids::DocId;
 use crate::model::RoundManifest;
 use crate::operations::{self, OperationError};
 use crate::sync::DocSyncState;
-use crate::validator::{validate_changes, Refusal, Role, Scope, Sender};
+use crate::validator::{check_applied, Refusal, Role, Scope, Sender};
 
 const STORE_FORMAT: u32 = 1;
 /// Records after the last snapshot before a document log is compacted.
@@ -328,13 +328,14 @@ impl PhoneStore {
             scope: Scope::All,
         };
         let current = self.loaded(id)?;
-        let mut fork = current.fork();
-        let (entry_id, hash) = op(&mut fork)?;
+        // A clone, not a next: the device's own actor must author its changes.
+        let mut next = current.clone();
+        let (entry_id, hash) = op(&mut next)?;
         let Some(hash) = hash else { return Ok(None) };
-        let change = fork
+        let change = next
             .get_change_by_hash(&hash)
             .ok_or_else(|| OperationError::Schema("the operation's change vanished".into()))?;
-        let accepted = validate_changes(id, current, vec![change.clone()], &sender)?;
+        check_applied(id, current, &next, std::slice::from_ref(&change), &sender)?;
         let interaction = Interaction {
             id: entry_id,
             doc: id.clone(),
@@ -350,7 +351,7 @@ impl PhoneStore {
             .get_mut(id)
             .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
         stored.log.append(&[(kind::LOCAL, &record)])?;
-        stored.doc = Some(accepted.doc);
+        stored.doc = Some(next);
         stored.pending.push(interaction.clone());
         stored.records_since_snapshot += 1;
         self.maybe_compact(id)?;

@@ -142,30 +142,22 @@ fn parse(bytes: &[u8]) -> Result<(Vec<Record>, usize), usize> {
         }
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-        if len == 0 || len > MAX_RECORD_BYTES {
-            // No writer produces this length: a file extended with zeros by a crash is a torn
-            // tail, anything else is damage.
-            return if all_zero(rest) {
-                Ok((records, at))
-            } else {
-                Err(at)
-            };
-        }
         let end = at + 8 + len;
-        if end > bytes.len() {
-            break; // torn payload
+        let bad = len == 0 || len > MAX_RECORD_BYTES || end > bytes.len() || {
+            let body = &bytes[at + 8..end];
+            crc32fast::hash(body) != crc
+        };
+        if bad {
+            // Records are only ever appended, so a crash damages nothing but the tail: a cut,
+            // zeros, or garbage the disk held before. A valid record after the bad spot means
+            // the bad one was damaged in place, which no crash does.
+            return if valid_record_after(bytes, at + 1) {
+                Err(at)
+            } else {
+                Ok((records, at))
+            };
         }
         let body = &bytes[at + 8..end];
-        if crc32fast::hash(body) != crc {
-            // A torn append (possibly of several records) leaves nothing valid after it; a
-            // valid record after a bad one means the bad one was damaged in place.
-            let valid_after = parse(&bytes[end..]).is_ok_and(|(after, _)| !after.is_empty());
-            return if valid_after {
-                Err(at)
-            } else {
-                Ok((records, at))
-            };
-        }
         records.push(Record {
             kind: body[0],
             payload: body[1..].to_vec(),
@@ -175,8 +167,17 @@ fn parse(bytes: &[u8]) -> Result<(Vec<Record>, usize), usize> {
     Ok((records, at))
 }
 
-fn all_zero(bytes: &[u8]) -> bool {
-    bytes.iter().all(|b| *b == 0)
+/// Whether a whole, checksummed record starts at any offset from `from` on.
+fn valid_record_after(bytes: &[u8], from: usize) -> bool {
+    (from..bytes.len().saturating_sub(HEADER - 1)).any(|at| {
+        let rest = &bytes[at..];
+        let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        len > 0
+            && len <= MAX_RECORD_BYTES
+            && 8 + len <= rest.len()
+            && crc32fast::hash(&rest[8..8 + len]) == crc
+    })
 }
 
 #[cfg(test)]

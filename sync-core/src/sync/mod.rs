@@ -15,6 +15,7 @@
 //!
 //! See `ARCHITECTURE.md` for why this is not Automerge's own sync protocol.
 
+mod bounded;
 mod client;
 mod heads;
 mod server;

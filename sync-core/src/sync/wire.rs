@@ -8,11 +8,11 @@
 
 use std::io::{Read, Write};
 
-use flate2::{read::DeflateDecoder, write::DeflateEncoder, Compression};
+use flate2::{bufread::DeflateDecoder, write::DeflateEncoder, Compression};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use super::Heads;
+use super::{bounded, Heads};
 use crate::ids::DocId;
 
 /// The frame magic.
@@ -79,6 +79,7 @@ pub struct SyncRequest {
     /// The cursor of the last answer; `None` on a device's first sync.
     pub since: Option<u64>,
     /// One entry per document that needs something.
+    #[serde(deserialize_with = "bounded::docs")]
     pub docs: Vec<DocRequest>,
 }
 
@@ -104,6 +105,7 @@ pub enum RequestBody {
     /// "Here are my changes since what you acknowledged."
     Push {
         /// Automerge changes, each as bytes, in causal order.
+        #[serde(deserialize_with = "bounded::changes")]
         changes: Vec<ByteBuf>,
         /// Heads of the phone not among the pushed changes (rare: usually empty).
         extra_heads: Heads,
@@ -118,6 +120,7 @@ pub struct SyncResponse {
     /// The server has more news than fitted: ask again.
     pub more: bool,
     /// One entry per document answered, plus documents with news.
+    #[serde(deserialize_with = "bounded::docs")]
     pub docs: Vec<DocResponse>,
 }
 
@@ -138,6 +141,7 @@ pub enum ResponseBody {
         /// The server's heads, durably stored.
         heads: Heads,
         /// Automerge chunks (a whole document or changes) to load in order.
+        #[serde(deserialize_with = "bounded::changes")]
         chunks: Vec<ByteBuf>,
         /// False when more pieces follow: ask again with `Have`.
         complete: bool,
@@ -290,8 +294,9 @@ fn decode<T: DeserializeOwned>(frame: &[u8], limits: &Limits) -> Result<T, WireE
     let body = if flags & FLAG_DEFLATE != 0 {
         let mut body = Vec::new();
         let limit = limits.max_body_bytes;
-        DeflateDecoder::new(raw)
-            .take(limit as u64 + 1)
+        let mut decoder = DeflateDecoder::new(raw);
+        (&mut decoder)
+            .take((limit as u64).saturating_add(1))
             .read_to_end(&mut body)
             .map_err(|e| WireError::Malformed(format!("bad compression: {e}")))?;
         if body.len() > limit {
@@ -301,9 +306,28 @@ fn decode<T: DeserializeOwned>(frame: &[u8], limits: &Limits) -> Result<T, WireE
                 limit,
             });
         }
+        let rest = decoder.into_inner();
+        if !rest.is_empty() {
+            return Err(WireError::Malformed(format!(
+                "{} bytes after the compressed batch",
+                rest.len()
+            )));
+        }
         body
     } else {
         raw.to_vec()
     };
-    ciborium::from_reader(body.as_slice()).map_err(|e| WireError::Malformed(e.to_string()))
+    let mut reader = body.as_slice();
+    let value =
+        ciborium::from_reader(&mut reader).map_err(|e| WireError::Malformed(e.to_string()))?;
+    if !reader.is_empty() {
+        return Err(WireError::Malformed(format!(
+            "{} bytes after the batch",
+            reader.len()
+        )));
+    }
+    Ok(value)
 }
+
+impl bounded::MaybeBytes for DocRequest {}
+impl bounded::MaybeBytes for DocResponse {}

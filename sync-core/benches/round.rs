@@ -1,0 +1,262 @@
+//! The figures of a postman's round on the phone side: recording an interaction, opening the
+//! store, the end-of-round sync and the first download. Run with
+//! `cargo bench -p tournee-sync-core --bench round`; byte figures are printed before the timings.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use tournee_sync_core::fixtures;
+use tournee_sync_core::model::{RoundManifest, Stop};
+use tournee_sync_core::operations::{self, new_entry_id};
+use tournee_sync_core::store::{
+    DeviceIdentity, InteractionKind, PhoneStore, StoreOptions, StoreRole,
+};
+use tournee_sync_core::sync::wire::{self, Limits};
+use tournee_sync_core::sync::{respond, MemoryHost, SyncSession};
+use tournee_sync_core::validator::{Role, Scope, Sender};
+use tournee_sync_core::DocId;
+
+/// 150 delivery points with 2 items each: 450 documents.
+const POINTS: u32 = 150;
+const ITEMS_PER_POINT: u32 = 2;
+/// Attempts recorded during the round.
+const ATTEMPTS: u32 = 150;
+
+fn town() -> (MemoryHost, RoundManifest) {
+    let mut host = MemoryHost::new();
+    let mut stops = Vec::new();
+    for p in 0..POINTS {
+        host.insert(
+            DocId::delivery_point(&fixtures::delivery_point_id(p)).unwrap(),
+            fixtures::delivery_point_doc(p).unwrap(),
+        );
+        let mut items = Vec::new();
+        for i in 0..ITEMS_PER_POINT {
+            let n = p * ITEMS_PER_POINT + i;
+            host.insert(
+                DocId::item(&fixtures::s10(n)),
+                fixtures::item_doc(n, p).unwrap(),
+            );
+            items.push(fixtures::s10(n).to_string());
+        }
+        stops.push(Stop {
+            order: p + 1,
+            delivery_point: fixtures::delivery_point_id(p),
+            items,
+        });
+    }
+    let manifest = RoundManifest {
+        round_id: "round-11-a".into(),
+        date: "2026-11-23".into(),
+        postman: "pm-1".into(),
+        device: "dev-1".into(),
+        stops,
+    };
+    (host, manifest)
+}
+
+fn sender(manifest: &RoundManifest) -> Sender {
+    Sender {
+        role: Role::Postman,
+        principal: "pm-1".into(),
+        device: Some("dev-1".into()),
+        scope: Scope::Documents(manifest.documents().unwrap().into_iter().collect()),
+    }
+}
+
+fn open(dir: &Path, fsync: bool) -> PhoneStore {
+    let identity = DeviceIdentity {
+        device: "dev-1".into(),
+        principal: "pm-1".into(),
+        role: StoreRole::Postman,
+    };
+    PhoneStore::open(dir, identity, StoreOptions { fsync }).unwrap()
+}
+
+/// Runs a session; returns (requests, bytes up, bytes down).
+fn sync(store: &mut PhoneStore, host: &mut MemoryHost, sender: &Sender) -> (usize, usize, usize) {
+    let limits = Limits::default();
+    let mut session = SyncSession::new(store, limits);
+    let (mut requests, mut up, mut down) = (0, 0, 0);
+    while let Some(request) = session.next_request().unwrap() {
+        let frame = wire::encode_request(&request);
+        requests += 1;
+        up += frame.len();
+        let answer = respond(
+            host,
+            wire::decode_request(&frame, &limits).unwrap(),
+            sender,
+            &limits,
+        )
+        .unwrap();
+        let frame = wire::encode_response(&answer.response);
+        down += frame.len();
+        session
+            .apply_response(wire::decode_response(&frame, &limits).unwrap())
+            .unwrap();
+    }
+    (requests, up, down)
+}
+
+fn record(store: &mut PhoneStore, n: u32) {
+    let item = DocId::item(&fixtures::s10(n % (POINTS * ITEMS_PER_POINT)));
+    let attempt = fixtures::absent_attempt("dev-1", "pm-1", n);
+    let id = new_entry_id();
+    store
+        .commit(&item, InteractionKind::Attempt, |doc| {
+            Ok((id.clone(), operations::record_attempt(doc, &id, &attempt)?))
+        })
+        .unwrap();
+}
+
+/// A phone with the round downloaded, on disk in `dir`.
+fn downloaded(dir: &Path, host: &mut MemoryHost, manifest: &RoundManifest) -> PhoneStore {
+    let mut store = open(dir, false);
+    store.set_manifest(manifest.clone()).unwrap();
+    sync(&mut store, host, &sender(manifest));
+    store
+}
+
+fn print_figures() {
+    let (mut host, manifest) = town();
+    let sender = sender(&manifest);
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path(), false);
+    store.set_manifest(manifest.clone()).unwrap();
+    let (requests, up, down) = sync(&mut store, &mut host, &sender);
+    eprintln!(
+        "first download of {} documents: {requests} requests, {up} B up, {down} B down ({:.1} KB)",
+        store.document_ids().count(),
+        down as f64 / 1000.0
+    );
+    for n in 0..ATTEMPTS {
+        record(&mut store, n * 2);
+    }
+    let (requests, up, down) = sync(&mut store, &mut host, &sender);
+    eprintln!(
+        "end-of-round sync of {ATTEMPTS} attempts over {} documents: {requests} requests, {up} B up ({:.0} B per interaction), {down} B down",
+        store.document_ids().count(),
+        up as f64 / f64::from(ATTEMPTS)
+    );
+    let item = DocId::item(&fixtures::s10(0));
+    let doc = store.document(&item).unwrap();
+    let change = doc.get_changes(&[]).last().unwrap().raw_bytes().len();
+    eprintln!("one attempt's Automerge change: {change} B uncompressed");
+}
+
+fn benches(c: &mut Criterion) {
+    print_figures();
+    let (host, manifest) = town();
+
+    let mut group = c.benchmark_group("phone");
+    group.measurement_time(Duration::from_secs(5));
+    // A downloaded round, copied afresh every 300 recordings so each attempt lands on an item
+    // as it is on a real round (no earlier attempt), not on one grown by thousands of runs.
+    let template = tempfile::tempdir().unwrap();
+    drop(downloaded(
+        template.path(),
+        &mut host_clone(&host, &manifest),
+        &manifest,
+    ));
+    for fsync in [false, true] {
+        let name = if fsync {
+            "record_attempt (fsync)"
+        } else {
+            "record_attempt (no fsync)"
+        };
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                let mut done = 0;
+                while done < iters {
+                    let copy = tempfile::tempdir().unwrap();
+                    copy_dir(template.path(), copy.path());
+                    // Flush the copy now, or the first timed fsync pays for all of it.
+                    let _ = std::process::Command::new("sync").status();
+                    let mut store = open(copy.path(), fsync);
+                    for n in 0..(POINTS * ITEMS_PER_POINT).min((iters - done) as u32) {
+                        let start = std::time::Instant::now();
+                        record(&mut store, n);
+                        total += start.elapsed();
+                        done += 1;
+                    }
+                }
+                total
+            })
+        });
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = downloaded(dir.path(), &mut host_clone(&host, &manifest), &manifest);
+        for n in 0..ATTEMPTS {
+            record(&mut store, n * 2);
+        }
+    }
+    group.bench_function("open 450-document store", |b| {
+        b.iter(|| open(dir.path(), true))
+    });
+    group.bench_function("open 450-document store and load every document", |b| {
+        b.iter(|| {
+            let mut store = open(dir.path(), true);
+            let ids: Vec<DocId> = store.document_ids().cloned().collect();
+            for id in &ids {
+                store.document(id).unwrap();
+            }
+        })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("sync");
+    group.sample_size(10);
+    group.bench_function("first download of a 450-document round", |b| {
+        b.iter_batched(
+            || (host_clone(&host, &manifest), tempfile::tempdir().unwrap()),
+            |(mut host, dir)| {
+                let mut store = open(dir.path(), true);
+                store.set_manifest(manifest.clone()).unwrap();
+                sync(&mut store, &mut host, &sender(&manifest))
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    group.bench_function("end-of-round sync, 150 attempts over 450 documents", |b| {
+        b.iter_batched(
+            || {
+                let mut host = host_clone(&host, &manifest);
+                let dir = tempfile::tempdir().unwrap();
+                let mut store = downloaded(dir.path(), &mut host, &manifest);
+                for n in 0..ATTEMPTS {
+                    record(&mut store, n * 2);
+                }
+                (host, store, dir)
+            },
+            |(mut host, mut store, _dir)| sync(&mut store, &mut host, &sender(&manifest)),
+            BatchSize::PerIteration,
+        )
+    });
+    group.finish();
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("docs")).unwrap();
+    for dir in ["", "docs"] {
+        for entry in std::fs::read_dir(from.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, to.join(dir).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+}
+
+/// A fresh server with the same documents (MemoryHost is not Clone on purpose: one owner).
+fn host_clone(_host: &MemoryHost, _manifest: &RoundManifest) -> MemoryHost {
+    town().0
+}
+
+criterion_group!(round, benches);
+criterion_main!(round);
