@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use tournee_sync_core::fixtures;
-use tournee_sync_core::model::{RoundManifest, Stop};
+use tournee_sync_core::model::RoundManifest;
 use tournee_sync_core::operations::{self, new_entry_id};
 use tournee_sync_core::store::{
     DeviceIdentity, InteractionKind, PhoneStore, StoreOptions, StoreRole,
@@ -26,36 +26,7 @@ const ITEMS_PER_POINT: u32 = 2;
 const ATTEMPTS: u32 = 150;
 
 fn town() -> (MemoryHost, RoundManifest) {
-    let mut host = MemoryHost::new();
-    let mut stops = Vec::new();
-    for p in 0..POINTS {
-        host.insert(
-            DocId::delivery_point(&fixtures::delivery_point_id(p)).unwrap(),
-            fixtures::delivery_point_doc(p).unwrap(),
-        );
-        let mut items = Vec::new();
-        for i in 0..ITEMS_PER_POINT {
-            let n = p * ITEMS_PER_POINT + i;
-            host.insert(
-                DocId::item(&fixtures::s10(n)),
-                fixtures::item_doc(n, p).unwrap(),
-            );
-            items.push(fixtures::s10(n).to_string());
-        }
-        stops.push(Stop {
-            order: p + 1,
-            delivery_point: fixtures::delivery_point_id(p),
-            items,
-        });
-    }
-    let manifest = RoundManifest {
-        round_id: "round-11-a".into(),
-        date: "2026-11-23".into(),
-        postman: "pm-1".into(),
-        device: "dev-1".into(),
-        stops,
-    };
-    (host, manifest)
+    fixtures::town(POINTS, ITEMS_PER_POINT).unwrap()
 }
 
 fn sender(manifest: &RoundManifest) -> Sender {

@@ -3,13 +3,15 @@
 
 use automerge::{ActorId, Automerge};
 
+use crate::ids::DocId;
 use crate::model::{
     AccessNotes, Attempt, Choice, Correction, CustomerChoice, GeoPoint, Notice, Outcome, Position,
-    Proof, ProofKind, ProposedCorrection, ReferenceAddress, Requirements, WaitingPlace,
-    WaitingPlaceKind,
+    Proof, ProofKind, ProposedCorrection, ReferenceAddress, Requirements, RoundManifest, Stop,
+    WaitingPlace, WaitingPlaceKind,
 };
 use crate::operations::{self, OperationError};
 use crate::s10::{check_digit, S10};
+use crate::sync::MemoryHost;
 
 /// 2026-11-23T09:00:00Z, a plausible time on a round.
 pub const MORNING_MS: i64 = 1_795_424_400_000;
@@ -157,4 +159,39 @@ pub fn number_correction(device: &str, postman: &str) -> Correction {
         device: device.into(),
         proposed_at_ms: MORNING_MS + 120_000,
     }
+}
+
+/// A town on an in-memory server: `points` delivery points with `items_per_point` items each,
+/// and the round that visits them all, assigned to postman `pm-1` on device `dev-1`.
+pub fn town(
+    points: u32,
+    items_per_point: u32,
+) -> Result<(MemoryHost, RoundManifest), OperationError> {
+    let mut host = MemoryHost::new();
+    let mut stops = Vec::new();
+    for p in 0..points {
+        host.insert(
+            DocId::delivery_point(&delivery_point_id(p))?,
+            delivery_point_doc(p)?,
+        );
+        let mut items = Vec::new();
+        for i in 0..items_per_point {
+            let n = p * items_per_point + i;
+            host.insert(DocId::item(&s10(n)), item_doc(n, p)?);
+            items.push(s10(n).to_string());
+        }
+        stops.push(Stop {
+            order: p + 1,
+            delivery_point: delivery_point_id(p),
+            items,
+        });
+    }
+    let manifest = RoundManifest {
+        round_id: "round-11-a".into(),
+        date: "2026-11-23".into(),
+        postman: "pm-1".into(),
+        device: "dev-1".into(),
+        stops,
+    };
+    Ok((host, manifest))
 }

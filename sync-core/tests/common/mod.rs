@@ -6,46 +6,16 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use tournee_sync_core::fixtures;
-use tournee_sync_core::model::{RoundManifest, Stop};
+use tournee_sync_core::model::RoundManifest;
 use tournee_sync_core::store::{DeviceIdentity, PhoneStore, StoreOptions, StoreRole};
 use tournee_sync_core::sync::wire::{self, Limits};
 use tournee_sync_core::sync::{respond, MemoryHost, SyncReport, SyncSession};
 use tournee_sync_core::validator::{Role, Scope, Sender};
-use tournee_sync_core::DocId;
 
 /// A server holding `points` delivery points with `items_per_point` items each, and the round
 /// that visits them all.
 pub fn town(points: u32, items_per_point: u32) -> (MemoryHost, RoundManifest) {
-    let mut host = MemoryHost::new();
-    let mut stops = Vec::new();
-    for p in 0..points {
-        host.insert(
-            DocId::delivery_point(&fixtures::delivery_point_id(p)).unwrap(),
-            fixtures::delivery_point_doc(p).unwrap(),
-        );
-        let mut items = Vec::new();
-        for i in 0..items_per_point {
-            let n = p * items_per_point + i;
-            host.insert(
-                DocId::item(&fixtures::s10(n)),
-                fixtures::item_doc(n, p).unwrap(),
-            );
-            items.push(fixtures::s10(n).to_string());
-        }
-        stops.push(Stop {
-            order: p + 1,
-            delivery_point: fixtures::delivery_point_id(p),
-            items,
-        });
-    }
-    let manifest = RoundManifest {
-        round_id: "round-11-a".into(),
-        date: "2026-11-23".into(),
-        postman: "pm-1".into(),
-        device: "dev-1".into(),
-        stops,
-    };
-    (host, manifest)
+    fixtures::town(points, items_per_point).unwrap()
 }
 
 /// A postman's phone store holding `manifest`, not synced yet.
