@@ -85,7 +85,7 @@ fn record(store: &mut PhoneStore, n: u32) {
 
 /// A phone with the round downloaded, on disk in `dir`.
 fn downloaded(dir: &Path, host: &mut MemoryHost, manifest: &RoundManifest) -> PhoneStore {
-    let mut store = open(dir, false);
+    let mut store = open(dir, true);
     store.set_manifest(manifest.clone()).unwrap();
     sync(&mut store, host, &sender(manifest));
     store
@@ -143,11 +143,13 @@ fn benches(c: &mut Criterion) {
                 let mut total = Duration::ZERO;
                 let mut done = 0;
                 while done < iters {
-                    let copy = tempfile::tempdir().unwrap();
-                    copy_dir(template.path(), copy.path());
-                    // Flush the copy now, or the first timed fsync pays for all of it.
-                    let _ = std::process::Command::new("sync").status();
-                    let mut store = open(copy.path(), fsync);
+                    let dir = tempfile::tempdir().unwrap();
+                    drop(downloaded(
+                        dir.path(),
+                        &mut host_clone(&host, &manifest),
+                        &manifest,
+                    ));
+                    let mut store = open(dir.path(), fsync);
                     for n in 0..(POINTS * ITEMS_PER_POINT).min((iters - done) as u32) {
                         let start = std::time::Instant::now();
                         record(&mut store, n);
@@ -210,18 +212,6 @@ fn benches(c: &mut Criterion) {
         )
     });
     group.finish();
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to.join("docs")).unwrap();
-    for dir in ["", "docs"] {
-        for entry in std::fs::read_dir(from.join(dir)).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                std::fs::copy(&path, to.join(dir).join(path.file_name().unwrap())).unwrap();
-            }
-        }
-    }
 }
 
 /// A fresh server with the same documents (MemoryHost is not Clone on purpose: one owner).
