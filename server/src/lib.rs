@@ -1,2 +1,133 @@
-//! The Tournée server. Not built yet: issue #3 adds the axum + sqlx service here. The crate
-//! exists so the workspace has its final shape; it exposes nothing.
+//! The Tournée server: phones sync with it, it refuses what a sender may not write, and it
+//! reconciles what it accepts into the central customer profile.
+//!
+//! [`launch_with_tcp_listener`] runs it on a listener the caller chose (port 0 in tests);
+//! [`router`] has every route.
+
+pub mod auth;
+pub mod db;
+pub mod demo;
+pub mod documents;
+pub mod error;
+pub mod metrics;
+pub mod reconcile;
+pub mod scope;
+pub mod settings;
+pub mod sync_api;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+use tournee_sync_core::sync::wire::Limits;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Keys;
+use crate::db::Database;
+use crate::documents::DocumentCache;
+use crate::metrics::Metrics;
+use crate::settings::Settings;
+
+/// What every request handler shares.
+pub struct AppState {
+    /// The central store.
+    pub db: Database,
+    /// Token verification.
+    pub keys: Keys,
+    /// Materialised documents.
+    pub docs: DocumentCache,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Sync size limits.
+    pub limits: Limits,
+    /// Reconciliation's distance threshold.
+    pub far_attempt_metres: f64,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database could not be opened or migrated.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Token keys are misconfigured.
+    #[error("token keys: {0}")]
+    Keys(String),
+    /// The listener failed.
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl AppState {
+    /// Connects to the database (applying migrations) and loads the keys.
+    pub async fn new(settings: &Settings) -> Result<Arc<Self>, StartError> {
+        let db = Database::connect(&settings.database_url).await?;
+        let keys = Keys::from_settings(&settings.auth).map_err(StartError::Keys)?;
+        let limits = Limits {
+            max_frame_bytes: settings.max_body_bytes,
+            ..Limits::default()
+        };
+        Ok(Arc::new(Self {
+            db,
+            keys,
+            docs: DocumentCache::new(settings.document_cache),
+            metrics: Metrics::new(),
+            limits,
+            far_attempt_metres: settings.far_attempt_metres,
+        }))
+    }
+}
+
+/// Every route of the server.
+pub fn router(state: Arc<AppState>) -> Router {
+    let body_limit = state.limits.max_frame_bytes;
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/sync", post(sync_api::sync))
+        .route("/v1/rounds", get(sync_api::rounds))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn ready(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    match app.db.ping().await {
+        Ok(()) => (StatusCode::OK, "ready"),
+        Err(e) => {
+            tracing::warn!(error = %e, "database not ready");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+        }
+    }
+}
+
+async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        app.metrics.render(),
+    )
+}
+
+/// Serves on `listener` until `shutdown` completes, then finishes the requests in flight.
+pub async fn launch_with_tcp_listener(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), StartError> {
+    tracing::info!(address = %listener.local_addr()?, backend = state.db.backend(), "listening");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await?;
+    Ok(())
+}

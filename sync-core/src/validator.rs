@@ -106,24 +106,30 @@ pub enum Refusal {
     },
 }
 
-/// A batch that passed: the document with the changes applied, and the new changes in causal
-/// order, ready to store.
+/// A batch that passed: the document with the changes applied, the new changes in causal
+/// order, ready to store, and what they wrote, ready to project.
 #[derive(Debug)]
 pub struct Accepted {
     /// The document after the changes.
     pub doc: Automerge,
     /// The changes that were new to the document.
     pub changes: Vec<Change>,
+    /// What the changes wrote, each once.
+    pub written: Vec<Touched>,
 }
 
-/// What a write touched, so its final value can be checked once per entry.
+/// What a batch wrote: checked once per record, and what the server projects into its tables.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-enum Touched {
-    /// A new entry in a map of records (`attempts`, `choices`, `corrections`, `reviews`).
+pub enum Touched {
+    /// A record in a map of records (`attempts`, `choices`, `corrections`, `reviews`), by key.
     Entry(&'static str, String),
+    /// The customer's standing preferences.
     Preferences,
+    /// The reference address or access notes.
     Reference,
+    /// An item's requirements.
     Requirements,
+    /// The document's skeleton, at creation.
     Skeleton,
 }
 
@@ -146,10 +152,11 @@ pub fn validate_changes(
         return Err(Refusal::MissingDependencies(missing.len()));
     }
     let new_changes = fork.get_changes(&before);
-    check_applied(id, doc, &fork, &new_changes, sender)?;
+    let written = check_applied(id, doc, &fork, &new_changes, sender)?;
     Ok(Accepted {
         doc: fork,
         changes: new_changes,
+        written,
     })
 }
 
@@ -161,7 +168,7 @@ pub fn check_applied(
     after: &Automerge,
     new_changes: &[Change],
     sender: &Sender,
-) -> Result<(), Refusal> {
+) -> Result<Vec<Touched>, Refusal> {
     if !sender.scope.contains(id) {
         return Err(Refusal::OutOfScope(id.clone()));
     }
@@ -194,7 +201,7 @@ pub fn check_applied(
     for touch in &touched {
         check_value(before, after, touch, sender)?;
     }
-    Ok(())
+    Ok(touched.into_iter().collect())
 }
 
 /// The path table: which role may write where, per document kind. `None` means forbidden.

@@ -55,6 +55,43 @@ pub struct News {
     pub more: bool,
 }
 
+impl News {
+    /// Groups a change log read from `since` on — `(sequence number, document, change)` in
+    /// sequence order — into news for a sender: documents in `scope` and not in `skip`, at most
+    /// about `max_bytes` of changes. Heads are left empty for the host to fill.
+    pub fn from_log<'a>(
+        since: u64,
+        log: impl IntoIterator<Item = (u64, &'a DocId, &'a [u8])>,
+        scope: &Scope,
+        skip: &HashSet<DocId>,
+        max_bytes: usize,
+    ) -> Self {
+        let mut news = News {
+            cursor: since,
+            ..Default::default()
+        };
+        let mut index: HashMap<DocId, usize> = HashMap::new();
+        let mut size = 0;
+        for (seq, id, bytes) in log {
+            if size + bytes.len() > max_bytes && size > 0 {
+                news.more = true;
+                break;
+            }
+            news.cursor = seq;
+            if skip.contains(id) || !scope.contains(id) {
+                continue;
+            }
+            size += bytes.len();
+            let slot = *index.entry(id.clone()).or_insert_with(|| {
+                news.docs.push((id.clone(), Vec::new(), Vec::new()));
+                news.docs.len() - 1
+            });
+            news.docs[slot].2.push(bytes.to_vec());
+        }
+        news
+    }
+}
+
 /// What happened to each document of a batch, for logs and metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DocOutcome {
@@ -352,31 +389,14 @@ impl DocumentHost for MemoryHost {
         skip: &HashSet<DocId>,
         max_bytes: usize,
     ) -> Result<News, Never> {
-        let mut news = News {
-            cursor: since,
-            ..Default::default()
-        };
-        let mut index: HashMap<DocId, usize> = HashMap::new();
-        let mut size = 0;
         let start = usize::try_from(since)
             .unwrap_or(usize::MAX)
             .min(self.log.len());
-        for (offset, (id, bytes)) in self.log[start..].iter().enumerate() {
-            if size + bytes.len() > max_bytes && size > 0 {
-                news.more = true;
-                break;
-            }
-            news.cursor = (start + offset + 1) as u64;
-            if skip.contains(id) || !scope.contains(id) {
-                continue;
-            }
-            size += bytes.len();
-            let slot = *index.entry(id.clone()).or_insert_with(|| {
-                news.docs.push((id.clone(), Vec::new(), Vec::new()));
-                news.docs.len() - 1
-            });
-            news.docs[slot].2.push(bytes.clone());
-        }
+        let log = self.log[start..]
+            .iter()
+            .enumerate()
+            .map(|(offset, (id, bytes))| ((start + offset + 1) as u64, id, bytes.as_slice()));
+        let mut news = News::from_log(since, log, scope, skip, max_bytes);
         for (id, heads, _) in &mut news.docs {
             *heads = self
                 .docs

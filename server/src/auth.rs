@@ -1,0 +1,188 @@
+//! JWT authentication: who is calling, in which role, from which device.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use tournee_sync_core::validator::Role;
+
+use crate::error::ApiError;
+use crate::settings::AuthSettings;
+use crate::AppState;
+
+/// What a token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The postman, customer or staff id.
+    pub sub: String,
+    /// What they may do.
+    pub role: TokenRole,
+    /// The device a postman's token is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Audience.
+    pub aud: String,
+    /// Issuer.
+    pub iss: String,
+    /// Expiry, Unix seconds.
+    pub exp: u64,
+    /// Issued at, Unix seconds.
+    pub iat: u64,
+}
+
+/// The roles of DESIGN.md as tokens spell them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenRole {
+    /// A postman on a device.
+    Postman,
+    /// A customer.
+    Customer,
+    /// Back-office staff.
+    BackOffice,
+}
+
+impl TokenRole {
+    /// The writer role sync-core's validator knows.
+    pub fn role(self) -> Role {
+        match self {
+            TokenRole::Postman => Role::Postman,
+            TokenRole::Customer => Role::Customer,
+            TokenRole::BackOffice => Role::BackOffice,
+        }
+    }
+}
+
+/// Verifies tokens, and mints them where a signing key is configured (HS256 development setups).
+pub struct Keys {
+    decoding: DecodingKey,
+    validation: Validation,
+    encoding: Option<(EncodingKey, Algorithm)>,
+    audience: String,
+    issuer: String,
+}
+
+impl Keys {
+    /// Keys as configured: a public key for an identity provider's tokens, or the HS256 secret.
+    pub fn from_settings(settings: &AuthSettings) -> Result<Self, String> {
+        let (decoding, algorithm, encoding) = match &settings.jwt_public_key {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let algorithm: Algorithm = settings
+                    .jwt_algorithm
+                    .parse()
+                    .map_err(|_| format!("unknown JWT algorithm {}", settings.jwt_algorithm))?;
+                let key = match algorithm {
+                    Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256 => {
+                        DecodingKey::from_rsa_pem(&pem)
+                    }
+                    Algorithm::ES256 | Algorithm::ES384 => DecodingKey::from_ec_pem(&pem),
+                    Algorithm::EdDSA => DecodingKey::from_ed_pem(&pem),
+                    other => return Err(format!("{other:?} is not an asymmetric algorithm")),
+                }
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+                (key, algorithm, None)
+            }
+            None => {
+                let secret = settings.jwt_secret.as_bytes();
+                if secret.len() < 16 {
+                    return Err("the JWT secret must be at least 16 bytes".into());
+                }
+                (
+                    DecodingKey::from_secret(secret),
+                    Algorithm::HS256,
+                    Some((EncodingKey::from_secret(secret), Algorithm::HS256)),
+                )
+            }
+        };
+        let mut validation = Validation::new(algorithm);
+        validation.set_audience(&[&settings.jwt_audience]);
+        validation.set_issuer(&[&settings.jwt_issuer]);
+        validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
+        validation.leeway = 30;
+        Ok(Self {
+            decoding,
+            validation,
+            encoding,
+            audience: settings.jwt_audience.clone(),
+            issuer: settings.jwt_issuer.clone(),
+        })
+    }
+
+    /// Mints a token (development and tests); `None` when only a public key is configured.
+    pub fn mint(
+        &self,
+        subject: &str,
+        role: TokenRole,
+        device: Option<&str>,
+        ttl_secs: u64,
+    ) -> Option<String> {
+        let (key, algorithm) = self.encoding.as_ref()?;
+        let now = now_secs();
+        let claims = Claims {
+            sub: subject.to_string(),
+            role,
+            device: device.map(str::to_string),
+            aud: self.audience.clone(),
+            iss: self.issuer.clone(),
+            exp: now + ttl_secs,
+            iat: now,
+        };
+        jsonwebtoken::encode(&Header::new(*algorithm), &claims, key).ok()
+    }
+
+    /// Checks signature, algorithm, expiry, audience and issuer.
+    pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
+        let claims = data.claims;
+        if claims.role == TokenRole::Postman && claims.device.as_deref().is_none_or(str::is_empty) {
+            return Err(ApiError::Unauthorized(
+                "a postman token must name its device".into(),
+            ));
+        }
+        Ok(claims)
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The authenticated caller of a request: a verified token whose device is not revoked.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub Claims);
+
+impl FromRequestParts<Arc<AppState>> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        let claims = state.keys.verify(token.trim())?;
+        if let Some(device) = &claims.device {
+            if state.db.device_revoked(device).await? {
+                return Err(ApiError::Forbidden(format!("device {device} is revoked")));
+            }
+        }
+        Ok(AuthUser(claims))
+    }
+}

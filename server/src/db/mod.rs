@@ -1,0 +1,537 @@
+//! The central store: coarse domain methods over SQLite (embedded default) or PostgreSQL.
+//!
+//! Both backends run the same SQL text (`$n` parameters work in both); each has its own
+//! migrations under `migrations/<backend>`. Every method is written once, and [`with_pool!`]
+//! instantiates it for the backend at hand.
+
+mod rows;
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row;
+use tournee_sync_core::model::{RoundManifest, Stop};
+use tournee_sync_core::validator::Scope;
+use tournee_sync_core::DocId;
+
+pub use rows::{
+    AttemptRow, AuditRow, ChoiceRow, CorrectionRow, EventRow, PreferencesRow, Projection, QueueRow,
+};
+
+/// The central store.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// Embedded, one file.
+    Sqlite(SqlitePool),
+    /// For production and several server instances.
+    Postgres(PgPool),
+}
+
+/// Runs `$body` with `$pool` bound to whichever pool the database has.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            Database::Sqlite($pool) => $body,
+            Database::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A document as stored: its snapshot and the changes after it.
+#[derive(Debug, Clone)]
+pub struct StoredDocument {
+    /// The saved document.
+    pub snapshot: Vec<u8>,
+    /// Changes stored after the snapshot, with their sequence numbers.
+    pub changes: Vec<(i64, Vec<u8>)>,
+}
+
+/// Changes a device has not seen.
+#[derive(Debug, Default)]
+pub struct NewsRows {
+    /// `(seq, doc, change bytes)` in sequence order.
+    pub rows: Vec<(i64, DocId, Vec<u8>)>,
+    /// The cursor covering what was returned.
+    pub cursor: i64,
+    /// More is waiting.
+    pub more: bool,
+}
+
+/// An Automerge change as stored: `(hash, bytes)`.
+pub type StoredChange = (Vec<u8>, Vec<u8>);
+
+/// Everything one sync stores, written in one transaction.
+#[derive(Debug, Default)]
+pub struct SyncWrite {
+    /// Per document, the accepted changes.
+    pub changes: Vec<(DocId, Vec<StoredChange>)>,
+    /// The rows they project into.
+    pub projection: Projection,
+}
+
+/// What the server knows of an item when it projects an attempt or a choice.
+#[derive(Debug, Clone)]
+pub struct ItemInfo {
+    /// The delivery point.
+    pub delivery_point: String,
+    /// Its pin.
+    pub pin: Option<(f64, f64)>,
+    /// The item's current status.
+    pub status: String,
+}
+
+impl Database {
+    /// Connects, creating a SQLite file if needed, and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+            Ok(Database::Postgres(pool))
+        } else {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+            Ok(Database::Sqlite(pool))
+        }
+    }
+
+    /// The backend's name, for logs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "sqlite",
+            Database::Postgres(_) => "postgres",
+        }
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// Stores a new document the server created (skeleton and reference data).
+    pub async fn insert_document(&self, id: &DocId, snapshot: &[u8]) -> Result<(), sqlx::Error> {
+        let kind = match id.kind() {
+            tournee_sync_core::DocKind::Item => "item",
+            tournee_sync_core::DocKind::DeliveryPoint => "delivery_point",
+        };
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO documents (id, kind, snapshot, snapshot_seq) VALUES ($1, $2, $3, 0) ON CONFLICT (id) DO NOTHING")
+                .bind(id.as_str()).bind(kind).bind(snapshot)
+                .execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// A document's snapshot and the changes after it, if it exists.
+    pub async fn load_document(&self, id: &DocId) -> Result<Option<StoredDocument>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let Some(row) = sqlx::query("SELECT snapshot, snapshot_seq FROM documents WHERE id = $1")
+                .bind(id.as_str()).fetch_optional(pool).await? else { return Ok(None) };
+            let snapshot: Vec<u8> = row.try_get("snapshot")?;
+            let since: i64 = row.try_get("snapshot_seq")?;
+            let changes = sqlx::query("SELECT seq, bytes FROM changes WHERE doc_id = $1 AND seq > $2 ORDER BY seq")
+                .bind(id.as_str()).bind(since).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok((r.try_get::<i64, _>("seq")?, r.try_get::<Vec<u8>, _>("bytes")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?;
+            Ok(Some(StoredDocument { snapshot, changes }))
+        })
+    }
+
+    /// Changes of one document stored after `seq` (to refresh a cached copy).
+    pub async fn changes_after(
+        &self,
+        id: &DocId,
+        seq: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT seq, bytes FROM changes WHERE doc_id = $1 AND seq > $2 ORDER BY seq")
+                .bind(id.as_str()).bind(seq).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok((r.try_get::<i64, _>("seq")?, r.try_get::<Vec<u8>, _>("bytes")?)))
+                .collect()
+        })
+    }
+
+    /// The highest sequence number stored.
+    pub async fn max_seq(&self) -> Result<i64, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes").fetch_one(pool).await?;
+            row.try_get::<i64, _>("seq")
+        })
+    }
+
+    /// Changes after `since` to documents in `scope` other than `skip`, up to about `max_bytes`.
+    pub async fn news(
+        &self,
+        since: i64,
+        scope: &Scope,
+        skip: &HashSet<DocId>,
+        max_bytes: usize,
+    ) -> Result<NewsRows, sqlx::Error> {
+        const PAGE: i64 = 2_000;
+        let mut news = NewsRows {
+            cursor: since,
+            ..Default::default()
+        };
+        let mut size = 0;
+        loop {
+            let page: Vec<(i64, String, Vec<u8>)> = with_pool!(self, pool => {
+                sqlx::query("SELECT seq, doc_id, bytes FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(news.cursor).bind(PAGE).fetch_all(pool).await?
+                    .into_iter()
+                    .map(|r| Ok((r.try_get("seq")?, r.try_get("doc_id")?, r.try_get("bytes")?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            });
+            let full = page.len() as i64 == PAGE;
+            for (seq, doc, bytes) in page {
+                let Ok(doc) = DocId::parse(&doc) else {
+                    news.cursor = seq;
+                    continue;
+                };
+                if !scope.contains(&doc) || skip.contains(&doc) {
+                    news.cursor = seq;
+                    continue;
+                }
+                if size + bytes.len() > max_bytes && size > 0 {
+                    news.more = true;
+                    return Ok(news);
+                }
+                size += bytes.len();
+                news.cursor = seq;
+                news.rows.push((seq, doc, bytes));
+            }
+            if !full {
+                return Ok(news);
+            }
+        }
+    }
+
+    /// Stores a sync's accepted changes and their projection in one transaction; changes and
+    /// rows stored before are skipped, so a replayed sync is projected once.
+    pub async fn commit_sync(&self, write: &SyncWrite) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if matches!(self, Database::Postgres(_)) {
+                // Serialise the writers of the change log, so a sequence number is never
+                // visible after a larger one: a device's cursor must not skip a change that
+                // commits late.
+                sqlx::query("SELECT pg_advisory_xact_lock(7261)").execute(&mut *tx).await?;
+            }
+            for (doc, changes) in &write.changes {
+                for (hash, bytes) in changes {
+                    sqlx::query("INSERT INTO changes (doc_id, hash, bytes) VALUES ($1, $2, $3) ON CONFLICT (doc_id, hash) DO NOTHING")
+                        .bind(doc.as_str()).bind(hash).bind(bytes)
+                        .execute(&mut *tx).await?;
+                }
+            }
+            let p = &write.projection;
+            for a in &p.attempts {
+                sqlx::query("INSERT INTO attempts (id, item_id, change_hash, outcome, recorded_at_ms, device, postman, lat, lon, accuracy_m, distance_m, notice_number, waits_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING")
+                    .bind(&a.id).bind(&a.item_id).bind(&a.change_hash).bind(&a.outcome).bind(a.recorded_at_ms)
+                    .bind(&a.device).bind(&a.postman).bind(a.lat).bind(a.lon).bind(a.accuracy_m).bind(a.distance_m)
+                    .bind(&a.notice_number).bind(&a.waits_at).bind(&a.record)
+                    .execute(&mut *tx).await?;
+            }
+            for c in &p.choices {
+                sqlx::query("INSERT INTO choices (id, item_id, change_hash, kind, made_at_ms, made_by, applicable, reason, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING")
+                    .bind(&c.id).bind(&c.item_id).bind(&c.change_hash).bind(&c.kind).bind(c.made_at_ms)
+                    .bind(&c.made_by).bind(c.applicable).bind(&c.reason).bind(&c.record)
+                    .execute(&mut *tx).await?;
+            }
+            for c in &p.corrections {
+                sqlx::query("INSERT INTO corrections (id, delivery_point_id, change_hash, proposed_by, device, proposed_at_ms, status, record) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) ON CONFLICT (id) DO NOTHING")
+                    .bind(&c.id).bind(&c.delivery_point_id).bind(&c.change_hash).bind(&c.proposed_by)
+                    .bind(&c.device).bind(c.proposed_at_ms).bind(&c.record)
+                    .execute(&mut *tx).await?;
+            }
+            for pr in &p.preferences {
+                sqlx::query("INSERT INTO preferences (delivery_point_id, safe_place, preferred_neighbour, preferred_pickup_point, never_to_neighbour, updated_seq) VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (delivery_point_id) DO UPDATE SET safe_place = excluded.safe_place, preferred_neighbour = excluded.preferred_neighbour, preferred_pickup_point = excluded.preferred_pickup_point, never_to_neighbour = excluded.never_to_neighbour")
+                    .bind(&pr.delivery_point_id).bind(&pr.safe_place).bind(&pr.preferred_neighbour)
+                    .bind(&pr.preferred_pickup_point).bind(pr.never_to_neighbour)
+                    .execute(&mut *tx).await?;
+            }
+            for q in &p.queue {
+                sqlx::query("INSERT INTO review_queue (kind, subject_id, reason, status, created_ms) VALUES ($1, $2, $3, 'open', $4) ON CONFLICT (kind, subject_id, reason) DO NOTHING")
+                    .bind(&q.kind).bind(&q.subject_id).bind(&q.reason).bind(q.created_ms)
+                    .execute(&mut *tx).await?;
+            }
+            for e in &p.events {
+                sqlx::query("INSERT INTO item_events (item_id, code, at_ms, reason, action, source) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (item_id, code, source) DO NOTHING")
+                    .bind(&e.item_id).bind(&e.code).bind(e.at_ms).bind(&e.reason).bind(&e.action).bind(&e.source)
+                    .execute(&mut *tx).await?;
+                sqlx::query("UPDATE items SET status = $2, updated_at_ms = $3 WHERE id = $1 AND updated_at_ms <= $3")
+                    .bind(&e.item_id).bind(&e.code).bind(e.at_ms)
+                    .execute(&mut *tx).await?;
+            }
+            for a in &p.audit {
+                sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(a.at_ms).bind(&a.actor).bind(&a.action).bind(&a.subject).bind(&a.detail)
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    /// Whether a device's tokens are refused.
+    pub async fn device_revoked(&self, device: &str) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT revoked_at FROM devices WHERE id = $1").bind(device).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(row) => row.try_get::<Option<i64>, _>("revoked_at")?.is_some(),
+                None => false,
+            })
+        })
+    }
+
+    /// Registers a device for a postman (idempotent).
+    pub async fn register_device(&self, device: &str, postman: &str) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO devices (id, postman) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                .bind(device).bind(postman).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Refuses every token of a device from now on.
+    pub async fn revoke_device(&self, device: &str, at_ms: i64) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            let done = sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(device).bind(at_ms).execute(pool).await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
+    /// The rounds assigned to a device between two days (`YYYY-MM-DD`, inclusive).
+    pub async fn rounds_for_device(
+        &self,
+        device: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<RoundManifest>, sqlx::Error> {
+        let rounds: Vec<(String, String, String)> = with_pool!(self, pool => {
+            sqlx::query("SELECT id, day, postman FROM rounds WHERE device = $1 AND day >= $2 AND day <= $3 ORDER BY day, id")
+                .bind(device).bind(from).bind(to).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("day")?, r.try_get("postman")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        let mut manifests = Vec::new();
+        for (id, day, postman) in rounds {
+            let stops: Vec<(i64, String, String)> = with_pool!(self, pool => {
+                sqlx::query("SELECT position, delivery_point_id, items FROM round_stops WHERE round_id = $1 ORDER BY position")
+                    .bind(&id).fetch_all(pool).await?
+                    .into_iter()
+                    .map(|r| Ok((r.try_get("position")?, r.try_get("delivery_point_id")?, r.try_get("items")?)))
+                    .collect::<Result<Vec<_>, sqlx::Error>>()?
+            });
+            let stops = stops
+                .into_iter()
+                .map(|(position, delivery_point, items)| Stop {
+                    order: u32::try_from(position).unwrap_or(u32::MAX),
+                    delivery_point,
+                    items: serde_json::from_str(&items).unwrap_or_default(),
+                })
+                .collect();
+            manifests.push(RoundManifest {
+                round_id: id,
+                date: day,
+                postman,
+                device: device.to_string(),
+                stops,
+            });
+        }
+        Ok(manifests)
+    }
+
+    /// Publishes a round to a device.
+    pub async fn insert_round(&self, round: &RoundManifest) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("INSERT INTO rounds (id, day, postman, device) VALUES ($1, $2, $3, $4)")
+                .bind(&round.round_id).bind(&round.date).bind(&round.postman).bind(&round.device)
+                .execute(&mut *tx).await?;
+            for stop in &round.stops {
+                sqlx::query("INSERT INTO round_stops (round_id, position, delivery_point_id, items) VALUES ($1, $2, $3, $4)")
+                    .bind(&round.round_id).bind(i64::from(stop.order)).bind(&stop.delivery_point)
+                    .bind(serde_json::to_string(&stop.items).unwrap_or_default())
+                    .execute(&mut *tx).await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    /// The documents of a customer: their delivery points and the items addressed there.
+    pub async fn customer_documents(&self, customer: &str) -> Result<Vec<DocId>, sqlx::Error> {
+        let ids: Vec<(String, Option<String>)> = with_pool!(self, pool => {
+            sqlx::query("SELECT dp.id AS dp, i.id AS item FROM delivery_points dp LEFT JOIN items i ON i.delivery_point_id = dp.id WHERE dp.customer_id = $1")
+                .bind(customer).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok((r.try_get("dp")?, r.try_get("item")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        let mut docs = HashSet::new();
+        for (dp, item) in ids {
+            if let Ok(id) = DocId::delivery_point(&dp) {
+                docs.insert(id);
+            }
+            if let Some(Ok(s10)) = item.map(|i| tournee_sync_core::S10::parse(&i)) {
+                docs.insert(DocId::item(&s10));
+            }
+        }
+        Ok(docs.into_iter().collect())
+    }
+
+    /// Adds a customer.
+    pub async fn insert_customer(&self, id: &str, name: &str) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO customers (id, name) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING")
+                .bind(id).bind(name).execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Adds a delivery point to the central profile.
+    pub async fn insert_delivery_point(
+        &self,
+        id: &str,
+        customer: Option<&str>,
+        lines: &[String],
+        pin: Option<(f64, f64)>,
+        version: i64,
+    ) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO delivery_points (id, customer_id, lines, lat, lon, version) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (id) DO NOTHING")
+                .bind(id).bind(customer).bind(lines.join("\n")).bind(pin.map(|p| p.0)).bind(pin.map(|p| p.1)).bind(version)
+                .execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Adds an item to the central profile.
+    pub async fn insert_item(
+        &self,
+        id: &str,
+        delivery_point: &str,
+        customer: Option<&str>,
+        needs_in_person: bool,
+        at_ms: i64,
+    ) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("INSERT INTO items (id, delivery_point_id, customer_id, status, needs_in_person, updated_at_ms) VALUES ($1, $2, $3, 'EMG', $4, $5) ON CONFLICT (id) DO NOTHING")
+                .bind(id).bind(delivery_point).bind(customer).bind(needs_in_person).bind(at_ms)
+                .execute(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// What projection needs to know of an item.
+    pub async fn item_info(&self, item: &str) -> Result<Option<ItemInfo>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let Some(row) = sqlx::query("SELECT i.delivery_point_id AS dp, i.status AS status, d.lat AS lat, d.lon AS lon FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id WHERE i.id = $1")
+                .bind(item).fetch_optional(pool).await? else { return Ok(None) };
+            let lat: Option<f64> = row.try_get("lat")?;
+            let lon: Option<f64> = row.try_get("lon")?;
+            Ok(Some(ItemInfo {
+                delivery_point: row.try_get("dp")?,
+                pin: lat.zip(lon),
+                status: row.try_get("status")?,
+            }))
+        })
+    }
+
+    /// Attempts recorded for an item, oldest first, as stored.
+    pub async fn attempts_for_item(&self, item: &str) -> Result<Vec<AttemptRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT * FROM attempts WHERE item_id = $1 ORDER BY recorded_at_ms, id")
+                .bind(item).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| <AttemptRow as sqlx::FromRow<_>>::from_row(&r))
+                .collect()
+        })
+    }
+
+    /// Open review-queue entries, oldest first.
+    pub async fn open_queue(&self) -> Result<Vec<QueueRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT kind, subject_id, reason, created_ms FROM review_queue WHERE status = 'open' ORDER BY id")
+                .fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok(QueueRow { kind: r.try_get("kind")?, subject_id: r.try_get("subject_id")?, reason: r.try_get("reason")?, created_ms: r.try_get("created_ms")? }))
+                .collect()
+        })
+    }
+
+    /// An item's UPU events, in time order.
+    pub async fn item_events(&self, item: &str) -> Result<Vec<EventRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT item_id, code, at_ms, reason, action, source FROM item_events WHERE item_id = $1 ORDER BY at_ms, id")
+                .bind(item).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok(EventRow { item_id: r.try_get("item_id")?, code: r.try_get("code")?, at_ms: r.try_get("at_ms")?, reason: r.try_get("reason")?, action: r.try_get("action")?, source: r.try_get("source")? }))
+                .collect()
+        })
+    }
+
+    /// Choices recorded for an item, with whether they can be honoured.
+    pub async fn choices_for_item(&self, item: &str) -> Result<Vec<ChoiceRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT * FROM choices WHERE item_id = $1 ORDER BY made_at_ms, id")
+                .bind(item).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| <ChoiceRow as sqlx::FromRow<_>>::from_row(&r))
+                .collect()
+        })
+    }
+
+    /// How many rows a table has (tests and the load generator's checks).
+    pub async fn count(&self, table: Table) -> Result<i64, sqlx::Error> {
+        let sql = format!("SELECT COUNT(*) AS n FROM {}", table.name());
+        with_pool!(self, pool => {
+            let row = sqlx::query(&sql).fetch_one(pool).await?;
+            row.try_get::<i64, _>("n")
+        })
+    }
+}
+
+/// Tables whose rows can be counted.
+#[derive(Debug, Clone, Copy)]
+#[allow(missing_docs)]
+pub enum Table {
+    Changes,
+    Attempts,
+    Choices,
+    Corrections,
+    ReviewQueue,
+    AuditLog,
+}
+
+impl Table {
+    fn name(self) -> &'static str {
+        match self {
+            Table::Changes => "changes",
+            Table::Attempts => "attempts",
+            Table::Choices => "choices",
+            Table::Corrections => "corrections",
+            Table::ReviewQueue => "review_queue",
+            Table::AuditLog => "audit_log",
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Rows of the central profile that a sync projects, as both backends read and write them.
+
+use serde::Serialize;
+
+/// A delivery attempt as projected.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct AttemptRow {
+    /// The attempt id from the document.
+    pub id: String,
+    /// The S10 number.
+    pub item_id: String,
+    /// The change that carried it: projection is idempotent by attempt id and change hash.
+    pub change_hash: Vec<u8>,
+    /// The outcome code.
+    pub outcome: String,
+    /// Device clock at the door.
+    pub recorded_at_ms: i64,
+    /// Recording device.
+    pub device: String,
+    /// Postman.
+    pub postman: String,
+    /// Position.
+    pub lat: Option<f64>,
+    /// Position.
+    pub lon: Option<f64>,
+    /// Accuracy.
+    pub accuracy_m: Option<f64>,
+    /// Distance to the delivery point's pin, when both are known.
+    pub distance_m: Option<f64>,
+    /// The notice left.
+    pub notice_number: Option<String>,
+    /// Where the item waits (`kind:id`).
+    pub waits_at: Option<String>,
+    /// The whole attempt as JSON.
+    pub record: String,
+}
+
+/// A customer's choice as projected.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct ChoiceRow {
+    /// The choice id.
+    pub id: String,
+    /// The item.
+    pub item_id: String,
+    /// The change that carried it.
+    pub change_hash: Vec<u8>,
+    /// `redeliver_on`, `pickup_point`, …
+    pub kind: String,
+    /// When it was made.
+    pub made_at_ms: i64,
+    /// The customer.
+    pub made_by: String,
+    /// Whether the item's requirements allow it.
+    pub applicable: bool,
+    /// Why not, for the customer and the back office.
+    pub reason: Option<String>,
+    /// The whole choice as JSON.
+    pub record: String,
+}
+
+/// A proposed correction as projected (it enters the review queue).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CorrectionRow {
+    /// The correction id.
+    pub id: String,
+    /// The delivery point.
+    pub delivery_point_id: String,
+    /// The change that carried it.
+    pub change_hash: Vec<u8>,
+    /// The postman.
+    pub proposed_by: String,
+    /// The device.
+    pub device: String,
+    /// When.
+    pub proposed_at_ms: i64,
+    /// The whole correction as JSON.
+    pub record: String,
+}
+
+/// The customer's standing preferences as projected (latest wins).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PreferencesRow {
+    /// The delivery point.
+    pub delivery_point_id: String,
+    /// Safe place.
+    pub safe_place: Option<String>,
+    /// Preferred neighbour.
+    pub preferred_neighbour: Option<String>,
+    /// Preferred pickup point.
+    pub preferred_pickup_point: Option<String>,
+    /// Never to a neighbour.
+    pub never_to_neighbour: bool,
+}
+
+/// Something for the back office to look at, with a reason it can read.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueRow {
+    /// `correction`, `attempt`, `dispute`.
+    pub kind: String,
+    /// The correction or attempt id.
+    pub subject_id: String,
+    /// Why it is there.
+    pub reason: String,
+    /// When it was queued.
+    pub created_ms: i64,
+}
+
+/// A UPU EMSEVT event of an item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRow {
+    /// The item.
+    pub item_id: String,
+    /// `EDG`, `EMH`, `EDH`, `EMI`…
+    pub code: String,
+    /// When.
+    pub at_ms: i64,
+    /// Non-delivery reason (EMH).
+    pub reason: Option<String>,
+    /// Action taken (EMH).
+    pub action: Option<String>,
+    /// What produced it (an attempt id), so it is recorded once.
+    pub source: String,
+}
+
+/// An audit-log line.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditRow {
+    /// When.
+    pub at_ms: i64,
+    /// Who (`role:id`).
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// On what.
+    pub subject: String,
+    /// Details as JSON.
+    pub detail: String,
+}
+
+/// Everything a sync projects into the central profile.
+#[derive(Debug, Clone, Default)]
+pub struct Projection {
+    /// New attempts.
+    pub attempts: Vec<AttemptRow>,
+    /// New choices.
+    pub choices: Vec<ChoiceRow>,
+    /// New corrections.
+    pub corrections: Vec<CorrectionRow>,
+    /// Changed preferences.
+    pub preferences: Vec<PreferencesRow>,
+    /// New review-queue entries.
+    pub queue: Vec<QueueRow>,
+    /// New item events.
+    pub events: Vec<EventRow>,
+    /// Audit lines.
+    pub audit: Vec<AuditRow>,
+}

@@ -1,0 +1,164 @@
+//! The server's documents in memory: a bounded cache in front of the database, and the
+//! [`DocumentHost`] a sync runs against.
+//!
+//! A sync prepares everything it reads before validating (documents, news, the cursor), runs the
+//! CPU-bound protocol on a blocking thread without touching the database, and writes what was
+//! accepted in one transaction afterwards. The cache is only a copy: every load adds the changes
+//! other instances stored since, so several servers on one PostgreSQL stay correct.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+
+use lru::LruCache;
+use tournee_sync_core::automerge::Automerge;
+use tournee_sync_core::sync::{DocumentHost, News};
+use tournee_sync_core::validator::{Accepted, Scope};
+use tournee_sync_core::DocId;
+
+use crate::db::{Database, NewsRows};
+
+struct Cached {
+    doc: Automerge,
+    /// Every change with a sequence number up to this is in `doc`.
+    seq: i64,
+}
+
+/// A bounded cache of materialised documents.
+pub struct DocumentCache {
+    docs: Mutex<LruCache<DocId, Cached>>,
+}
+
+impl DocumentCache {
+    /// A cache of at most `capacity` documents.
+    pub fn new(capacity: usize) -> Self {
+        let capacity = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
+        Self {
+            docs: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    /// The current document, from the cache refreshed with newer changes, or from the database.
+    pub async fn load(&self, db: &Database, id: &DocId) -> Result<Option<Automerge>, sqlx::Error> {
+        let cached = self.lock().get(id).map(|c| (c.doc.clone(), c.seq));
+        let (mut doc, mut seq) = match cached {
+            Some(hit) => hit,
+            None => {
+                let Some(stored) = db.load_document(id).await? else {
+                    return Ok(None);
+                };
+                let mut doc = Automerge::load(&stored.snapshot).map_err(decode_error)?;
+                let mut seq = 0;
+                for (s, bytes) in stored.changes {
+                    doc.load_incremental(&bytes).map_err(decode_error)?;
+                    seq = s;
+                }
+                self.put(id, doc.clone(), seq);
+                return Ok(Some(doc));
+            }
+        };
+        let newer = db.changes_after(id, seq).await?;
+        if !newer.is_empty() {
+            for (s, bytes) in newer {
+                doc.load_incremental(&bytes).map_err(decode_error)?;
+                seq = s;
+            }
+            self.put(id, doc.clone(), seq);
+        }
+        Ok(Some(doc))
+    }
+
+    /// Replaces a cached document after a sync stored changes to it. `seq` stays what was
+    /// loaded: the next load adds what came after, its own changes included, idempotently.
+    pub fn store(&self, id: &DocId, doc: Automerge) {
+        let mut docs = self.lock();
+        if let Some(cached) = docs.get_mut(id) {
+            cached.doc = doc;
+        }
+    }
+
+    fn put(&self, id: &DocId, doc: Automerge, seq: i64) {
+        self.lock().put(id.clone(), Cached { doc, seq });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<DocId, Cached>> {
+        // A panic while holding the lock leaves a cache that is still a valid cache.
+        self.docs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn decode_error(e: tournee_sync_core::automerge::AutomergeError) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+/// Everything one sync reads, prepared in advance, and what it stores, kept for the commit.
+#[derive(Default)]
+pub struct PreparedHost {
+    /// The documents of the request (and of the news) that exist.
+    pub docs: HashMap<DocId, Automerge>,
+    /// The cursor before anything was read.
+    pub cursor: u64,
+    /// Changes after the device's cursor, for documents not in the request.
+    pub news: NewsRows,
+    /// What the protocol accepted, per document, in order.
+    pub accepted: Vec<(DocId, Accepted)>,
+}
+
+/// Preparing never fails once done, and storing is deferred to the commit.
+#[derive(Debug, thiserror::Error)]
+#[error("unreachable")]
+pub enum Infallible {}
+
+impl DocumentHost for PreparedHost {
+    type Error = Infallible;
+
+    fn document(&mut self, id: &DocId) -> Result<Option<&Automerge>, Infallible> {
+        Ok(self.docs.get(id))
+    }
+
+    fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Infallible> {
+        self.docs.insert(id.clone(), accepted.doc.clone());
+        self.accepted.push((id.clone(), accepted));
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<(), Infallible> {
+        Ok(())
+    }
+
+    fn news(
+        &mut self,
+        since: u64,
+        scope: &Scope,
+        skip: &HashSet<DocId>,
+        max_bytes: usize,
+    ) -> Result<News, Infallible> {
+        let log = self
+            .news
+            .rows
+            .iter()
+            .map(|(seq, id, bytes)| (u64::try_from(*seq).unwrap_or(0), id, bytes.as_slice()));
+        let mut news = News::from_log(since, log, scope, skip, max_bytes);
+        if !news.more {
+            // Everything prepared fitted: the cursor covers what the database scanned.
+            news.cursor = news
+                .cursor
+                .max(u64::try_from(self.news.cursor).unwrap_or(0));
+            news.more = self.news.more;
+        }
+        for (doc, heads, _) in &mut news.docs {
+            *heads = self
+                .docs
+                .get(doc)
+                .map(Automerge::get_heads)
+                .unwrap_or_default();
+        }
+        Ok(news)
+    }
+
+    fn current_cursor(&mut self) -> Result<u64, Infallible> {
+        Ok(self.cursor)
+    }
+}

@@ -1,0 +1,306 @@
+//! Reconciliation: what a sync's accepted changes mean for the central profile.
+//!
+//! Each record a batch wrote is read once from the validated document and turned into rows, with
+//! the rules of DESIGN.md applied visibly: a reason the customer and the back office can read
+//! goes with every flag. Rows are keyed by the record's id, so a change sent twice is projected
+//! once.
+
+use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
+use geo::{Distance, Haversine, Point};
+use tournee_sync_core::automerge;
+use tournee_sync_core::model::codec;
+use tournee_sync_core::model::{
+    Attempt, Correction, CustomerChoice, Outcome, Preferences, Requirements, WaitingPlaceKind,
+};
+use tournee_sync_core::rules;
+use tournee_sync_core::validator::{Accepted, Sender, Touched};
+use tournee_sync_core::DocId;
+
+use crate::db::{
+    AttemptRow, AuditRow, ChoiceRow, CorrectionRow, Database, EventRow, PreferencesRow, Projection,
+    QueueRow,
+};
+
+/// The rules' parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// An attempt farther than this from the pin is flagged.
+    pub far_attempt_metres: f64,
+}
+
+/// Projects one document's accepted batch into `out`.
+pub async fn project(
+    db: &Database,
+    rules: Rules,
+    id: &DocId,
+    accepted: &Accepted,
+    sender: &Sender,
+    now_ms: i64,
+    out: &mut Projection,
+) -> Result<(), sqlx::Error> {
+    let actor = format!("{}:{}", sender.role.as_str(), sender.principal);
+    let doc = &accepted.doc;
+    for written in &accepted.written {
+        match written {
+            Touched::Entry("attempts", key) => {
+                let Some(attempt) = record::<Attempt>(doc, "attempts", key) else {
+                    continue;
+                };
+                let change_hash = change_of(accepted, doc, "attempts", key);
+                let info = db.item_info(id.key()).await?;
+                project_attempt(
+                    rules,
+                    id,
+                    key,
+                    &attempt,
+                    change_hash,
+                    info.and_then(|i| i.pin),
+                    now_ms,
+                    out,
+                );
+                audit(out, now_ms, &actor, "attempt.recorded", id, &attempt);
+            }
+            Touched::Entry("choices", key) => {
+                let Some(choice) = record::<CustomerChoice>(doc, "choices", key) else {
+                    continue;
+                };
+                let requirements: Requirements = codec::read_prop(doc, &ROOT, "requirements")
+                    .ok()
+                    .flatten()
+                    .unwrap_or_default();
+                let delivered = codec::read_prop::<std::collections::BTreeMap<String, Attempt>>(
+                    doc, &ROOT, "attempts",
+                )
+                .ok()
+                .flatten()
+                .is_some_and(|a| a.values().any(|a| a.outcome.is_delivered()));
+                let reason = if delivered {
+                    Some("the item was already delivered".to_string())
+                } else {
+                    rules::choice_allowed(&choice.choice, &requirements)
+                        .err()
+                        .map(|v| v.reason)
+                };
+                out.choices.push(ChoiceRow {
+                    id: key.clone(),
+                    item_id: id.key().to_string(),
+                    change_hash: change_of(accepted, doc, "choices", key),
+                    kind: choice_kind(&choice),
+                    made_at_ms: choice.made_at_ms,
+                    made_by: choice.made_by.clone(),
+                    applicable: reason.is_none(),
+                    reason,
+                    record: json(&choice),
+                });
+                audit(out, now_ms, &actor, "choice.made", id, &choice);
+            }
+            Touched::Entry("corrections", key) => {
+                let Some(correction) = record::<Correction>(doc, "corrections", key) else {
+                    continue;
+                };
+                out.corrections.push(CorrectionRow {
+                    id: key.clone(),
+                    delivery_point_id: id.key().to_string(),
+                    change_hash: change_of(accepted, doc, "corrections", key),
+                    proposed_by: correction.proposed_by.clone(),
+                    device: correction.device.clone(),
+                    proposed_at_ms: correction.proposed_at_ms,
+                    record: json(&correction),
+                });
+                out.queue.push(QueueRow {
+                    kind: "correction".into(),
+                    subject_id: key.clone(),
+                    reason: format!(
+                        "{} proposes a correction to {}: it changes reference data only once approved",
+                        correction.proposed_by,
+                        id.key()
+                    ),
+                    created_ms: now_ms,
+                });
+                audit(out, now_ms, &actor, "correction.proposed", id, &correction);
+            }
+            Touched::Preferences => {
+                let Ok(Some(p)) = codec::read_prop::<Preferences>(doc, &ROOT, "preferences") else {
+                    continue;
+                };
+                out.preferences.push(PreferencesRow {
+                    delivery_point_id: id.key().to_string(),
+                    safe_place: p.safe_place.clone(),
+                    preferred_neighbour: p.preferred_neighbour.clone(),
+                    preferred_pickup_point: p.preferred_pickup_point.clone(),
+                    never_to_neighbour: p.never_to_neighbour,
+                });
+                audit(out, now_ms, &actor, "preferences.changed", id, &p);
+            }
+            other => {
+                let detail = format!("{other:?}");
+                audit(out, now_ms, &actor, "document.changed", id, &detail);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn project_attempt(
+    rules: Rules,
+    id: &DocId,
+    key: &str,
+    attempt: &Attempt,
+    change_hash: Vec<u8>,
+    pin: Option<(f64, f64)>,
+    now_ms: i64,
+    out: &mut Projection,
+) {
+    let item = id.key().to_string();
+    let distance_m =
+        attempt.position.as_ref().zip(pin).map(|(p, (lat, lon))| {
+            Haversine.distance(Point::new(p.lon, p.lat), Point::new(lon, lat))
+        });
+    let mut flag = |reason: String| {
+        out.queue.push(QueueRow {
+            kind: "attempt".into(),
+            subject_id: key.to_string(),
+            reason,
+            created_ms: now_ms,
+        })
+    };
+    if let Some(d) = distance_m {
+        if d > rules.far_attempt_metres {
+            flag(format!(
+                "recorded {d:.0} m from the delivery point's pin (more than {:.0} m)",
+                rules.far_attempt_metres
+            ));
+        }
+    }
+    if let Some(notice) = &attempt.notice {
+        if notice.number.is_none() {
+            flag("a notice was left without a notice number".into());
+        }
+        if notice.waits_at.is_none() {
+            flag("a notice was left without saying where to collect the item".into());
+        }
+    }
+    let waits_at = attempt
+        .notice
+        .as_ref()
+        .and_then(|n| n.waits_at.as_ref())
+        .map(|w| {
+            let kind = match w.kind {
+                WaitingPlaceKind::PostOffice => "post_office",
+                WaitingPlaceKind::PickupPoint => "pickup_point",
+                WaitingPlaceKind::Locker => "locker",
+            };
+            format!("{kind}:{}", w.place_id)
+        });
+    let (code, reason, action) = match &attempt.outcome {
+        Outcome::DeliveredToPickupPoint { pickup_point } => (
+            "EDH",
+            None,
+            Some(format!("handed to pickup point {pickup_point}")),
+        ),
+        o if o.is_delivered() => ("EMI", None, Some(o.code().to_string())),
+        o => {
+            let action = match (
+                &waits_at,
+                attempt
+                    .notice
+                    .as_ref()
+                    .and_then(|n| n.waits_at.as_ref())
+                    .and_then(|w| w.until.clone()),
+            ) {
+                (Some(place), Some(until)) => {
+                    format!("notice left; item held at {place} until {until}")
+                }
+                (Some(place), None) => format!("notice left; item held at {place}"),
+                (None, _) => "item kept for another attempt".to_string(),
+            };
+            ("EMH", Some(o.code().to_string()), Some(action))
+        }
+    };
+    out.events.push(EventRow {
+        item_id: item.clone(),
+        code: code.into(),
+        at_ms: attempt.recorded_at_ms,
+        reason,
+        action,
+        source: key.to_string(),
+    });
+    out.attempts.push(AttemptRow {
+        id: key.to_string(),
+        item_id: item,
+        change_hash,
+        outcome: attempt.outcome.code().into(),
+        recorded_at_ms: attempt.recorded_at_ms,
+        device: attempt.device.clone(),
+        postman: attempt.postman.clone(),
+        lat: attempt.position.as_ref().map(|p| p.lat),
+        lon: attempt.position.as_ref().map(|p| p.lon),
+        accuracy_m: attempt.position.as_ref().map(|p| p.accuracy_m),
+        distance_m,
+        notice_number: attempt.notice.as_ref().and_then(|n| n.number.clone()),
+        waits_at,
+        record: json(attempt),
+    });
+}
+
+fn choice_kind(choice: &CustomerChoice) -> String {
+    use tournee_sync_core::model::Choice;
+    match choice.choice {
+        Choice::RedeliverOn { .. } => "redeliver_on",
+        Choice::PickupPoint { .. } => "pickup_point",
+        Choice::Neighbour { .. } => "neighbour",
+        Choice::SafePlace { .. } => "safe_place",
+        Choice::Hold => "hold",
+    }
+    .into()
+}
+
+fn record<T: serde::de::DeserializeOwned>(doc: &Automerge, map: &str, key: &str) -> Option<T> {
+    let obj = map_obj(doc, map)?;
+    codec::read_prop(doc, &obj, key).ok().flatten()
+}
+
+fn map_obj(doc: &Automerge, map: &str) -> Option<ObjId> {
+    match doc.get(ROOT, map) {
+        Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
+        _ => None,
+    }
+}
+
+/// The hash of the change that created a record (the first accepted change, in the usual batch
+/// of one change per record).
+fn change_of(accepted: &Accepted, doc: &Automerge, map: &str, key: &str) -> Vec<u8> {
+    let Some(obj) = map_obj(doc, map) else {
+        return Vec::new();
+    };
+    match doc.get(&obj, key) {
+        Ok(Some((_, record))) => doc
+            .hash_for_opid(&record)
+            .map(|h| h.as_ref().to_vec())
+            .or_else(|| accepted.changes.first().map(|c| c.hash().as_ref().to_vec()))
+            .unwrap_or_default(),
+        _ => Vec::new(),
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn audit<T: serde::Serialize>(
+    out: &mut Projection,
+    at_ms: i64,
+    actor: &str,
+    action: &str,
+    subject: &DocId,
+    detail: &T,
+) {
+    out.audit.push(AuditRow {
+        at_ms,
+        actor: actor.to_string(),
+        action: action.into(),
+        subject: subject.to_string(),
+        detail: json(detail),
+    });
+}

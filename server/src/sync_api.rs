@@ -1,0 +1,153 @@
+//! `POST /v1/sync` and `GET /v1/rounds`: the phone's two routes.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use tournee_sync_core::sync::{respond, wire, DocOutcome};
+use tournee_sync_core::validator::Scope;
+
+use crate::auth::{AuthUser, TokenRole};
+use crate::db::SyncWrite;
+use crate::documents::PreparedHost;
+use crate::error::ApiError;
+use crate::metrics::RefusalLabels;
+use crate::reconcile;
+use crate::scope::{self, now_ms};
+use crate::AppState;
+
+/// The media type of sync frames.
+pub const SYNC_MEDIA_TYPE: &str = "application/vnd.tournee.sync";
+
+/// Answers one sync batch; acknowledges only what the database committed.
+pub async fn sync(
+    State(app): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let limits = app.limits;
+    let request =
+        wire::decode_request(&body, &limits).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let sender = scope::sender(&app.db, &claims).await?;
+
+    let mut host = PreparedHost {
+        cursor: u64::try_from(app.db.max_seq().await?).unwrap_or(0),
+        ..Default::default()
+    };
+    let asked: std::collections::HashSet<_> = request.docs.iter().map(|d| d.doc.clone()).collect();
+    for id in &asked {
+        if sender.scope.contains(id) {
+            if let Some(doc) = app.docs.load(&app.db, id).await? {
+                host.docs.insert(id.clone(), doc);
+            }
+        }
+    }
+    if let Some(since) = request.since {
+        let since =
+            i64::try_from(since).map_err(|_| ApiError::BadRequest("cursor out of range".into()))?;
+        let scope = match &sender.scope {
+            Scope::All => Scope::All,
+            Scope::Documents(ids) => Scope::Documents(ids.clone()),
+        };
+        host.news = app
+            .db
+            .news(since, &scope, &asked, limits.max_body_bytes / 2)
+            .await?;
+        let news_docs: std::collections::HashSet<_> =
+            host.news.rows.iter().map(|(_, d, _)| d.clone()).collect();
+        for id in news_docs {
+            if let Some(doc) = app.docs.load(&app.db, &id).await? {
+                host.docs.insert(id, doc);
+            }
+        }
+    }
+
+    let task_sender = sender.clone();
+    let (answer, host) = tokio::task::spawn_blocking(move || {
+        let answer = respond(&mut host, request, &task_sender, &limits);
+        (answer, host)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("sync task failed: {e}")))?;
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(never) => match never {},
+    };
+
+    let now = now_ms();
+    let mut write = SyncWrite::default();
+    let rules = reconcile::Rules {
+        far_attempt_metres: app.far_attempt_metres,
+    };
+    let mut accepted_changes = 0;
+    for (id, accepted) in &host.accepted {
+        accepted_changes += accepted.changes.len();
+        write.changes.push((
+            id.clone(),
+            accepted
+                .changes
+                .iter()
+                .map(|c| (c.hash().as_ref().to_vec(), c.raw_bytes().to_vec()))
+                .collect(),
+        ));
+        reconcile::project(
+            &app.db,
+            rules,
+            id,
+            accepted,
+            &sender,
+            now,
+            &mut write.projection,
+        )
+        .await?;
+    }
+    if !write.changes.is_empty() {
+        app.db.commit_sync(&write).await?;
+        for (id, accepted) in host.accepted {
+            app.docs.store(&id, accepted.doc);
+        }
+    }
+
+    app.metrics.syncs.inc();
+    app.metrics.changes_accepted.inc_by(accepted_changes as u64);
+    for outcome in &answer.outcomes {
+        if let DocOutcome::Refused { code, .. } = outcome {
+            app.metrics
+                .refused
+                .get_or_create(&RefusalLabels {
+                    code: code.as_str().into(),
+                    role: sender.role.as_str().into(),
+                })
+                .inc();
+        }
+    }
+    app.metrics
+        .sync_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let frame = wire::encode_response(&answer.response);
+    Ok(([(CONTENT_TYPE, SYNC_MEDIA_TYPE)], frame).into_response())
+}
+
+/// The rounds assigned to the caller's device now, in delivery order.
+pub async fn rounds(
+    State(app): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+) -> Result<Response, ApiError> {
+    if claims.role != TokenRole::Postman {
+        return Err(ApiError::Forbidden(
+            "rounds are published to postmen's devices".into(),
+        ));
+    }
+    let device = claims.device.as_deref().unwrap_or_default();
+    let rounds: Vec<_> = scope::rounds_now(&app.db, device)
+        .await?
+        .into_iter()
+        .filter(|r| r.postman == claims.sub)
+        .collect();
+    Ok(Json(rounds).into_response())
+}

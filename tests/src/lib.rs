@@ -1,0 +1,245 @@
+//! The harness of the end-to-end tests: a real server on port 0 over a real database, and phones
+//! that talk to it over HTTP with sync-core.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tournee_server::auth::TokenRole;
+use tournee_server::settings::{AuthSettings, Settings};
+use tournee_server::{demo, launch_with_tcp_listener, AppState};
+use tournee_sync_core::model::RoundManifest;
+use tournee_sync_core::store::{DeviceIdentity, PhoneStore, StoreOptions, StoreRole};
+use tournee_sync_core::sync::wire::{self, Limits};
+use tournee_sync_core::sync::{SyncReport, SyncSession};
+
+/// Where a test's database lives.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server of `TEST_DATABASE_URL`.
+    Postgres(String),
+}
+
+/// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set.
+pub fn backends() -> Vec<Backend> {
+    let mut all = vec![Backend::Sqlite];
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        all.push(Backend::Postgres(url));
+    }
+    all
+}
+
+/// A running server and what a test needs to talk to it.
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The server's state (database, keys…).
+    pub state: Arc<AppState>,
+    /// The database URL, to start another instance on the same data.
+    pub database_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    /// The PostgreSQL server and the database created for this test, dropped at the end.
+    postgres: Option<(String, String)>,
+    _dir: tempfile::TempDir,
+}
+
+/// The settings tests run with.
+pub fn settings(database_url: &str) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.to_string(),
+        auth: AuthSettings {
+            jwt_secret: "test-secret-for-tournee-e2e".into(),
+            jwt_public_key: None,
+            jwt_algorithm: "RS256".into(),
+            jwt_audience: "tournee".into(),
+            jwt_issuer: "tournee-dev".into(),
+        },
+        max_body_bytes: 4 * 1024 * 1024,
+        far_attempt_metres: 150.0,
+        document_cache: 1_000,
+    }
+}
+
+impl TestServer {
+    /// Starts a server with the demo town on a fresh database.
+    pub async fn start(backend: &Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, postgres) = match backend {
+            Backend::Sqlite => (
+                format!("sqlite://{}", dir.path().join("tournee.db").display()),
+                None,
+            ),
+            Backend::Postgres(admin) => {
+                let (url, name) = fresh_postgres(admin).await;
+                (url, Some((admin.clone(), name)))
+            }
+        };
+        let mut server = Self::start_on(&database_url, dir).await;
+        server.postgres = postgres;
+        demo::seed(&server.state.db).await.unwrap();
+        server
+    }
+
+    /// Starts a server on an existing database.
+    pub async fn start_on(database_url: &str, dir: tempfile::TempDir) -> Self {
+        let state = AppState::new(&settings(database_url)).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(launch_with_tcp_listener(state.clone(), listener, async {
+            let _ = rx.await;
+        }));
+        let task = tokio::spawn(async move {
+            task.await.unwrap().unwrap();
+        });
+        Self {
+            base,
+            state,
+            database_url: database_url.into(),
+            shutdown: Some(tx),
+            task: Some(task),
+            postgres: None,
+            _dir: dir,
+        }
+    }
+
+    /// A token for a role.
+    pub fn token(&self, role: TokenRole, subject: &str, device: Option<&str>) -> String {
+        self.state.keys.mint(subject, role, device, 3600).unwrap()
+    }
+
+    /// Stops the server, waiting for requests in flight.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        if let Some((admin, name)) = self.postgres.take() {
+            use sqlx::Connection;
+            if let tournee_server::db::Database::Postgres(pool) = &self.state.db {
+                pool.close().await;
+            }
+            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Creates a database of its own for one test on the PostgreSQL server at `admin`; returns its
+/// URL and name.
+async fn fresh_postgres(admin: &str) -> (String, String) {
+    use sqlx::Connection;
+    let name = format!("tournee_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    (format!("{base}/{name}"), name)
+}
+
+/// A phone: its store on disk and the token of its postman (or customer).
+pub struct Phone {
+    /// The store.
+    pub store: PhoneStore,
+    /// `Bearer` token.
+    pub token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Phone {
+    /// A postman's phone with the rounds the server publishes to it.
+    pub async fn postman(server: &TestServer, postman: &str, device: &str) -> Self {
+        let token = server.token(TokenRole::Postman, postman, Some(device));
+        let dir = tempfile::tempdir().unwrap();
+        let identity = DeviceIdentity {
+            device: device.into(),
+            principal: postman.into(),
+            role: StoreRole::Postman,
+        };
+        let mut store =
+            PhoneStore::open(dir.path(), identity, StoreOptions { fsync: false }).unwrap();
+        let rounds: Vec<RoundManifest> = reqwest::Client::new()
+            .get(format!("{}/v1/rounds", server.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .error_for_status()
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        store
+            .set_manifest(
+                rounds
+                    .into_iter()
+                    .next()
+                    .expect("the demo publishes a round"),
+            )
+            .unwrap();
+        Self {
+            store,
+            token,
+            _dir: dir,
+        }
+    }
+
+    /// A customer's app holding their own documents (`docs` as the customer API will list them).
+    pub fn customer(server: &TestServer, customer: &str, manifest: RoundManifest) -> Self {
+        let token = server.token(TokenRole::Customer, customer, None);
+        let dir = tempfile::tempdir().unwrap();
+        let identity = DeviceIdentity {
+            device: format!("{customer}-app"),
+            principal: customer.into(),
+            role: StoreRole::Customer,
+        };
+        let mut store =
+            PhoneStore::open(dir.path(), identity, StoreOptions { fsync: false }).unwrap();
+        store.set_manifest(manifest).unwrap();
+        Self {
+            store,
+            token,
+            _dir: dir,
+        }
+    }
+
+    /// A whole sync session over HTTP.
+    pub async fn sync(&mut self, server: &TestServer) -> SyncReport {
+        let client = reqwest::Client::new();
+        let limits = Limits::default();
+        let mut session = SyncSession::new(&mut self.store, limits);
+        while let Some(request) = session.next_request().unwrap() {
+            let response = client
+                .post(format!("{}/v1/sync", server.base))
+                .bearer_auth(&self.token)
+                .body(wire::encode_request(&request))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                response.status().is_success(),
+                "sync answered {}: {}",
+                response.status(),
+                response.text().await.unwrap()
+            );
+            let frame = response.bytes().await.unwrap();
+            session
+                .apply_response(wire::decode_response(&frame, &limits).unwrap())
+                .unwrap();
+        }
+        session.finish()
+    }
+}

@@ -1,0 +1,430 @@
+//! A real server on port 0, over SQLite and (with `TEST_DATABASE_URL`) PostgreSQL, and phones
+//! that sync with it over HTTP through sync-core.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use tournee_e2e::{backends, Phone, TestServer};
+use tournee_server::auth::TokenRole;
+use tournee_server::db::Table;
+use tournee_sync_core::fixtures;
+use tournee_sync_core::model::{Preferences, RoundManifest, Stop};
+use tournee_sync_core::operations;
+use tournee_sync_core::store::InteractionKind;
+use tournee_sync_core::sync::wire::{
+    self, DocRequest, Limits, RefusalCode, RequestBody, ResponseBody, SyncRequest,
+};
+use tournee_sync_core::DocId;
+
+fn item(n: u32) -> DocId {
+    DocId::item(&fixtures::s10(n))
+}
+
+fn point(n: u32) -> DocId {
+    DocId::delivery_point(&fixtures::delivery_point_id(n)).unwrap()
+}
+
+/// The customer app of `cust-1`, who owns delivery point 0 and its items 0 and 1.
+fn customer_view() -> RoundManifest {
+    RoundManifest {
+        round_id: "customer-view".into(),
+        date: "2026-11-23".into(),
+        postman: "cust-1".into(),
+        device: "cust-1-app".into(),
+        stops: vec![Stop {
+            order: 1,
+            delivery_point: fixtures::delivery_point_id(0),
+            items: vec![fixtures::s10(0).to_string(), fixtures::s10(1).to_string()],
+        }],
+    }
+}
+
+async fn post_frame(server: &TestServer, token: &str, frame: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("{}/v1/sync", server.base))
+        .bearer_auth(token)
+        .body(frame)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_round_is_worked_offline_then_synced_and_reconciled() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
+        let report = phone.sync(&server).await;
+        assert!(
+            report.refused.is_empty(),
+            "{backend:?}: {:?}",
+            report.refused
+        );
+        assert_eq!(
+            phone.store.document_ids().count(),
+            18,
+            "{backend:?}: 6 points and 12 items"
+        );
+
+        // Offline at the doors: an absence with a notice, a delivery far from the pin, a correction.
+        let absent = fixtures::absent_attempt("dev-1", "pm-1", 2);
+        phone
+            .store
+            .commit(&item(2), InteractionKind::Attempt, |doc| {
+                Ok((
+                    "att-2".into(),
+                    operations::record_attempt(doc, "att-2", &absent)?,
+                ))
+            })
+            .unwrap();
+        let mut far = fixtures::delivered_attempt("dev-1", "pm-1", 4);
+        far.position.as_mut().unwrap().lat += 0.01; // about 1.1 km north
+        phone
+            .store
+            .commit(&item(4), InteractionKind::Attempt, |doc| {
+                Ok((
+                    "att-4".into(),
+                    operations::record_attempt(doc, "att-4", &far)?,
+                ))
+            })
+            .unwrap();
+        let correction = fixtures::number_correction("dev-1", "pm-1");
+        phone
+            .store
+            .commit(&point(1), InteractionKind::Correction, |doc| {
+                Ok((
+                    "cor-1".into(),
+                    operations::propose_correction(doc, "cor-1", &correction)?,
+                ))
+            })
+            .unwrap();
+        assert_eq!(phone.store.pending_interactions().len(), 3);
+
+        let report = phone.sync(&server).await;
+        assert_eq!(report.acknowledged.len(), 3, "{backend:?}: {report:?}");
+        assert!(phone.store.pending_interactions().is_empty());
+
+        let db = &server.state.db;
+        let attempts = db
+            .attempts_for_item(fixtures::s10(2).as_str())
+            .await
+            .unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].outcome, "addressee_absent");
+        assert_eq!(attempts[0].notice_number.as_deref(), Some("AV00000002"));
+        assert!(
+            attempts[0].distance_m.unwrap() < 150.0,
+            "{:?}",
+            attempts[0].distance_m
+        );
+        let events = db.item_events(fixtures::s10(2).as_str()).await.unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].code, "EMH");
+        assert_eq!(events[0].reason.as_deref(), Some("addressee_absent"));
+        assert!(events[0]
+            .action
+            .as_deref()
+            .unwrap()
+            .contains("post_office:bp-paris-11 until 2026-12-08"));
+        assert_eq!(
+            db.item_events(fixtures::s10(4).as_str()).await.unwrap()[0].code,
+            "EMI"
+        );
+
+        let queue = db.open_queue().await.unwrap();
+        assert!(
+            queue
+                .iter()
+                .any(|q| q.kind == "correction" && q.subject_id == "cor-1"),
+            "{queue:?}"
+        );
+        let far_flag = queue
+            .iter()
+            .find(|q| q.kind == "attempt" && q.subject_id == "att-4")
+            .expect("far attempt flagged");
+        assert!(
+            far_flag.reason.contains("m from the delivery point's pin"),
+            "{}",
+            far_flag.reason
+        );
+        assert!(
+            !queue.iter().any(|q| q.subject_id == "att-2"),
+            "a close attempt with a full notice is not flagged"
+        );
+        assert_eq!(db.count(Table::Corrections).await.unwrap(), 1);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_customer_choice_made_while_the_postman_is_offline_reaches_the_phone_and_both_stand() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut postman = Phone::postman(&server, "pm-1", "dev-1").await;
+        postman.sync(&server).await;
+        let mut customer = Phone::customer(&server, "cust-1", customer_view());
+        customer.sync(&server).await;
+        assert_eq!(customer.store.document_ids().count(), 3);
+
+        // The customer asks for redelivery; the postman, offline, records an absence meanwhile.
+        let choice = fixtures::redeliver_choice("cust-1", "2026-11-25");
+        customer
+            .store
+            .commit(&item(1), InteractionKind::Choice, |doc| {
+                Ok((
+                    "ch-1".into(),
+                    operations::choose_for_item(doc, "ch-1", &choice)?,
+                ))
+            })
+            .unwrap();
+        let prefs = Preferences {
+            safe_place: Some("abri de jardin".into()),
+            ..Default::default()
+        };
+        customer
+            .store
+            .commit(&point(0), InteractionKind::Preferences, |doc| {
+                let hash = operations::set_preferences(doc, &prefs)?;
+                Ok(("prefs".into(), hash))
+            })
+            .unwrap();
+        let report = customer.sync(&server).await;
+        assert_eq!(report.acknowledged.len(), 2, "{backend:?}: {report:?}");
+
+        let attempt = fixtures::absent_attempt("dev-1", "pm-1", 1);
+        postman
+            .store
+            .commit(&item(1), InteractionKind::Attempt, |doc| {
+                Ok((
+                    "att-1".into(),
+                    operations::record_attempt(doc, "att-1", &attempt)?,
+                ))
+            })
+            .unwrap();
+        let report = postman.sync(&server).await;
+        assert_eq!(report.acknowledged.len(), 1);
+        assert!(report.changed_documents.contains(&item(1)), "{report:?}");
+
+        let on_phone = operations::read_item(postman.store.document(&item(1)).unwrap()).unwrap();
+        assert_eq!(on_phone.choices["ch-1"], choice);
+        assert_eq!(on_phone.attempts["att-1"], attempt);
+        let point_on_phone =
+            operations::read_delivery_point(postman.store.document(&point(0)).unwrap()).unwrap();
+        assert_eq!(
+            point_on_phone.preferences.safe_place.as_deref(),
+            Some("abri de jardin")
+        );
+
+        let choices = server
+            .state
+            .db
+            .choices_for_item(fixtures::s10(1).as_str())
+            .await
+            .unwrap();
+        assert_eq!(choices.len(), 1);
+        assert!(choices[0].applicable);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn forged_changes_are_refused_whole_and_nothing_is_stored() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut postman = Phone::postman(&server, "pm-1", "dev-1").await;
+        postman.sync(&server).await;
+        let changes_before = server.state.db.count(Table::Changes).await.unwrap();
+
+        // A postman writing a customer's preference.
+        let doc = postman.store.document(&point(0)).unwrap().clone();
+        let mut forged = doc.fork();
+        operations::set_preferences(
+            &mut forged,
+            &Preferences {
+                safe_place: Some("sous le paillasson".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let change = forged.get_changes(&doc.get_heads()).pop().unwrap();
+        let refused = push(
+            &server,
+            &postman.token,
+            point(0),
+            change.raw_bytes().to_vec(),
+        )
+        .await;
+        assert!(
+            matches!(&refused, ResponseBody::Refused { code: RefusalCode::Forbidden, message } if message.contains("preferences")),
+            "{backend:?}: {refused:?}"
+        );
+
+        // A device writing a document outside its rounds (delivery point 8 is pm-2's).
+        let mut other = server
+            .state
+            .docs
+            .load(&server.state.db, &item(16))
+            .await
+            .unwrap()
+            .unwrap()
+            .fork();
+        let heads = other.get_heads();
+        operations::record_attempt(
+            &mut other,
+            "att-x",
+            &fixtures::absent_attempt("dev-1", "pm-1", 16),
+        )
+        .unwrap();
+        let change = other.get_changes(&heads).pop().unwrap();
+        let refused = push(
+            &server,
+            &postman.token,
+            item(16),
+            change.raw_bytes().to_vec(),
+        )
+        .await;
+        assert!(
+            matches!(
+                refused,
+                ResponseBody::Refused {
+                    code: RefusalCode::OutOfScope,
+                    ..
+                }
+            ),
+            "{backend:?}: {refused:?}"
+        );
+
+        // A customer writing an attempt on their own item.
+        let customer = server.token(TokenRole::Customer, "cust-1", None);
+        let doc = postman.store.document(&item(0)).unwrap().clone();
+        let mut forged = doc.fork();
+        operations::record_attempt(
+            &mut forged,
+            "att-c",
+            &fixtures::delivered_attempt("dev-1", "pm-1", 0),
+        )
+        .unwrap();
+        let change = forged.get_changes(&doc.get_heads()).pop().unwrap();
+        let refused = push(&server, &customer, item(0), change.raw_bytes().to_vec()).await;
+        assert!(
+            matches!(
+                refused,
+                ResponseBody::Refused {
+                    code: RefusalCode::Forbidden,
+                    ..
+                }
+            ),
+            "{backend:?}: {refused:?}"
+        );
+
+        assert_eq!(
+            server.state.db.count(Table::Changes).await.unwrap(),
+            changes_before,
+            "{backend:?}: nothing stored"
+        );
+        assert_eq!(server.state.db.count(Table::Attempts).await.unwrap(), 0);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_request_is_stored_and_projected_once() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut postman = Phone::postman(&server, "pm-1", "dev-1").await;
+        postman.sync(&server).await;
+        let doc = postman.store.document(&item(3)).unwrap().clone();
+        let mut next = doc.clone();
+        operations::record_attempt(
+            &mut next,
+            "att-3",
+            &fixtures::absent_attempt("dev-1", "pm-1", 3),
+        )
+        .unwrap();
+        let change = next
+            .get_changes(&doc.get_heads())
+            .pop()
+            .unwrap()
+            .raw_bytes()
+            .to_vec();
+        for _ in 0..3 {
+            let answer = push(&server, &postman.token, item(3), change.clone()).await;
+            assert!(
+                matches!(answer, ResponseBody::Update { .. }),
+                "{backend:?}: {answer:?}"
+            );
+        }
+        let db = &server.state.db;
+        assert_eq!(db.count(Table::Attempts).await.unwrap(), 1, "{backend:?}");
+        assert_eq!(
+            db.item_events(fixtures::s10(3).as_str())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn bad_bodies_and_bad_tokens_get_a_precise_4xx_and_store_nothing() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let token = server.token(TokenRole::Postman, "pm-1", Some("dev-1"));
+        let status = post_frame(&server, &token, b"not a frame at all".to_vec())
+            .await
+            .status();
+        assert_eq!(status, 400);
+        let oversized = vec![0u8; 5 * 1024 * 1024];
+        assert_eq!(post_frame(&server, &token, oversized).await.status(), 413);
+        let version_2 = [b"TRNE".as_slice(), &[2, 0, 0xa0]].concat();
+        let response = post_frame(&server, &token, version_2).await;
+        assert_eq!(response.status(), 400);
+        assert!(response.text().await.unwrap().contains("wire version 2"));
+
+        let frame = wire::encode_request(&SyncRequest {
+            since: None,
+            docs: vec![],
+        });
+        assert_eq!(post_frame(&server, "", frame.clone()).await.status(), 401);
+        assert_eq!(
+            post_frame(&server, "not.a.token", frame.clone())
+                .await
+                .status(),
+            401
+        );
+        let customer = server.token(TokenRole::Customer, "cust-1", None);
+        let rounds = reqwest::Client::new()
+            .get(format!("{}/v1/rounds", server.base))
+            .bearer_auth(&customer)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rounds.status(), 403, "rounds are for postmen");
+        server.state.db.revoke_device("dev-1", 1).await.unwrap();
+        let response = post_frame(&server, &token, frame).await;
+        assert_eq!(response.status(), 403);
+        assert!(response.text().await.unwrap().contains("revoked"));
+        assert_eq!(server.state.db.count(Table::Changes).await.unwrap(), 0);
+        server.stop().await;
+    }
+}
+
+/// Pushes one raw change for one document and returns the server's answer for it.
+async fn push(server: &TestServer, token: &str, doc: DocId, change: Vec<u8>) -> ResponseBody {
+    let request = SyncRequest {
+        since: None,
+        docs: vec![DocRequest {
+            doc,
+            body: RequestBody::Push {
+                changes: vec![change.into()],
+                extra_heads: Default::default(),
+            },
+        }],
+    };
+    let response = post_frame(server, token, wire::encode_request(&request)).await;
+    assert!(response.status().is_success(), "{}", response.status());
+    let answer =
+        wire::decode_response(&response.bytes().await.unwrap(), &Limits::default()).unwrap();
+    answer.docs.into_iter().next().unwrap().body
+}
