@@ -428,3 +428,100 @@ async fn push(server: &TestServer, token: &str, doc: DocId, change: Vec<u8>) -> 
         wire::decode_response(&response.bytes().await.unwrap(), &Limits::default()).unwrap();
     answer.docs.into_iter().next().unwrap().body
 }
+
+#[tokio::test]
+async fn an_approved_correction_becomes_reference_data_on_every_device() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut postman = Phone::postman(&server, "pm-1", "dev-1").await;
+        postman.sync(&server).await;
+        let correction = fixtures::number_correction("dev-1", "pm-1");
+        postman
+            .store
+            .commit(&point(1), InteractionKind::Correction, |doc| {
+                Ok((
+                    "cor-1".into(),
+                    operations::propose_correction(doc, "cor-1", &correction)?,
+                ))
+            })
+            .unwrap();
+        postman.sync(&server).await;
+        let before =
+            operations::read_delivery_point(postman.store.document(&point(1)).unwrap()).unwrap();
+        assert_eq!(
+            before.reference.house_number, "2",
+            "a correction alone changes nothing"
+        );
+        assert_eq!(
+            server
+                .state
+                .db
+                .correction_status("cor-1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("pending")
+        );
+
+        tournee_server::backoffice::approve_correction(
+            &server.state,
+            "bo-1",
+            &point(1),
+            "cor-1",
+            "checked on the cadastre",
+        )
+        .await
+        .unwrap();
+
+        let report = postman.sync(&server).await;
+        assert!(
+            report.changed_documents.contains(&point(1)),
+            "{backend:?}: {report:?}"
+        );
+        let after =
+            operations::read_delivery_point(postman.store.document(&point(1)).unwrap()).unwrap();
+        assert_eq!(after.reference.house_number, "35");
+        assert!(
+            after
+                .reference
+                .lines
+                .contains(&"35 RUE DE LA ROQUETTE".to_string()),
+            "{:?}",
+            after.reference.lines
+        );
+        assert_eq!(after.reference.version, 2);
+        assert_eq!(after.access.door_code.as_deref(), Some("4512A"));
+        assert_eq!(after.reviews["cor-1"].by, "bo-1");
+        assert_eq!(
+            server
+                .state
+                .db
+                .correction_status("cor-1")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("approved")
+        );
+        let queue = server.state.db.open_queue().await.unwrap();
+        assert!(
+            !queue.iter().any(|q| q.subject_id == "cor-1"),
+            "the queue entry is closed: {queue:?}"
+        );
+
+        // Another postman whose round does not include the point never receives it; one whose
+        // round does would, through the same news.
+        let unknown = tournee_server::backoffice::approve_correction(
+            &server.state,
+            "bo-1",
+            &point(1),
+            "nope",
+            "x",
+        )
+        .await;
+        assert!(
+            matches!(unknown, Err(tournee_server::error::ApiError::NotFound(_))),
+            "{unknown:?}"
+        );
+        server.stop().await;
+    }
+}

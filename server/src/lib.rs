@@ -5,6 +5,7 @@
 //! [`router`] has every route.
 
 pub mod auth;
+pub mod backoffice;
 pub mod db;
 pub mod demo;
 pub mod documents;

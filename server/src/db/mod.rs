@@ -20,7 +20,8 @@ use tournee_sync_core::validator::Scope;
 use tournee_sync_core::DocId;
 
 pub use rows::{
-    AttemptRow, AuditRow, ChoiceRow, CorrectionRow, EventRow, PreferencesRow, Projection, QueueRow,
+    AttemptRow, AuditRow, ChoiceRow, CorrectionRow, DecisionRow, EventRow, PreferencesRow,
+    Projection, QueueRow, ReferenceRow,
 };
 
 /// The central store.
@@ -281,6 +282,19 @@ impl Database {
                     .bind(&e.item_id).bind(&e.code).bind(e.at_ms)
                     .execute(&mut *tx).await?;
             }
+            for d in &p.decisions {
+                sqlx::query("UPDATE corrections SET status = $2 WHERE id = $1")
+                    .bind(&d.correction_id).bind(&d.status)
+                    .execute(&mut *tx).await?;
+                sqlx::query("UPDATE review_queue SET status = 'closed' WHERE kind = 'correction' AND subject_id = $1")
+                    .bind(&d.correction_id)
+                    .execute(&mut *tx).await?;
+            }
+            for r in &p.references {
+                sqlx::query("UPDATE delivery_points SET lines = $2, lat = $3, lon = $4, version = $5 WHERE id = $1")
+                    .bind(&r.delivery_point_id).bind(r.lines.join("\n")).bind(r.pin.map(|p| p.0)).bind(r.pin.map(|p| p.1)).bind(r.version)
+                    .execute(&mut *tx).await?;
+            }
             for a in &p.audit {
                 sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
                     .bind(a.at_ms).bind(&a.actor).bind(&a.action).bind(&a.subject).bind(&a.detail)
@@ -465,6 +479,14 @@ impl Database {
                 .into_iter()
                 .map(|r| <AttemptRow as sqlx::FromRow<_>>::from_row(&r))
                 .collect()
+        })
+    }
+
+    /// A correction's review status (`pending`, `approved`, `rejected`).
+    pub async fn correction_status(&self, id: &str) -> Result<Option<String>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT status FROM corrections WHERE id = $1").bind(id).fetch_optional(pool).await?;
+            row.map(|r| r.try_get::<String, _>("status")).transpose()
         })
     }
 

@@ -137,6 +137,28 @@ pub struct AuditRow {
     pub detail: String,
 }
 
+/// A back-office decision on a correction.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecisionRow {
+    /// The correction.
+    pub correction_id: String,
+    /// `approved` or `rejected`.
+    pub status: String,
+}
+
+/// Reference data of a delivery point as published.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReferenceRow {
+    /// The delivery point.
+    pub delivery_point_id: String,
+    /// Address lines.
+    pub lines: Vec<String>,
+    /// Pin.
+    pub pin: Option<(f64, f64)>,
+    /// Publication version.
+    pub version: i64,
+}
+
 /// Everything a sync projects into the central profile.
 #[derive(Debug, Clone, Default)]
 pub struct Projection {
@@ -154,4 +176,8 @@ pub struct Projection {
     pub events: Vec<EventRow>,
     /// Audit lines.
     pub audit: Vec<AuditRow>,
+    /// Decisions on corrections (their queue entries close).
+    pub decisions: Vec<DecisionRow>,
+    /// Reference data published.
+    pub references: Vec<ReferenceRow>,
 }

@@ -1,0 +1,176 @@
+//! The back office's writes into the documents: changes the server makes as the back office and
+//! stores like any device's, so every device receives them at its next sync.
+
+use tournee_sync_core::automerge::Automerge;
+use tournee_sync_core::model::{
+    HouseSuffix, ProposedCorrection, ReferenceAddress, Review, ReviewDecision,
+};
+use tournee_sync_core::operations::{self, OperationError};
+use tournee_sync_core::validator::{check_applied, Role, Scope, Sender};
+use tournee_sync_core::DocId;
+
+use crate::db::{AuditRow, DecisionRow, Projection, ReferenceRow, SyncWrite};
+use crate::error::ApiError;
+use crate::scope::now_ms;
+use crate::AppState;
+
+/// Applies `op` to a document as the back office: validated like a device's change, stored in
+/// the change log in one transaction with `extra` rows, and handed to devices as news.
+pub async fn write_as_back_office<F>(
+    app: &AppState,
+    staff: &str,
+    id: &DocId,
+    action: &str,
+    op: F,
+) -> Result<(), ApiError>
+where
+    F: FnOnce(&mut Automerge, &mut Projection) -> Result<(), OperationError>,
+{
+    let before = app
+        .docs
+        .load(&app.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{id} does not exist")))?;
+    let mut after = before.fork();
+    let mut projection = Projection::default();
+    op(&mut after, &mut projection).map_err(|e| match e {
+        OperationError::Invalid(v) => ApiError::Unprocessable(v.to_string()),
+        OperationError::NotFound(what) => ApiError::NotFound(what),
+        other => ApiError::Unprocessable(other.to_string()),
+    })?;
+    let changes = after.get_changes(&before.get_heads());
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let sender = Sender {
+        role: Role::BackOffice,
+        principal: staff.to_string(),
+        device: None,
+        scope: Scope::All,
+    };
+    check_applied(id, &before, &after, &changes, &sender)
+        .map_err(|refusal| ApiError::Unprocessable(refusal.to_string()))?;
+    let mut write = SyncWrite {
+        projection,
+        ..Default::default()
+    };
+    write.changes.push((
+        id.clone(),
+        changes
+            .iter()
+            .map(|c| (c.hash().as_ref().to_vec(), c.raw_bytes().to_vec()))
+            .collect(),
+    ));
+    write.projection.audit.push(AuditRow {
+        at_ms: now_ms(),
+        actor: format!("back_office:{staff}"),
+        action: action.to_string(),
+        subject: id.to_string(),
+        detail: format!("{} change(s)", changes.len()),
+    });
+    app.db.commit_sync(&write).await?;
+    app.docs.store(id, after);
+    Ok(())
+}
+
+/// Approves a postman's correction: the review is recorded, and the corrected fields become
+/// reference data in the document (and so on every device).
+pub async fn approve_correction(
+    app: &AppState,
+    staff: &str,
+    point: &DocId,
+    correction_id: &str,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let review = Review {
+        decision: ReviewDecision::Approved,
+        by: staff.to_string(),
+        reason: reason.to_string(),
+        at_ms: now_ms(),
+    };
+    let correction_id = correction_id.to_string();
+    let point_id = point.key().to_string();
+    write_as_back_office(
+        app,
+        staff,
+        point,
+        "correction.approved",
+        move |doc, projection| {
+            let current = operations::read_delivery_point(doc)?;
+            let correction = current
+                .corrections
+                .get(&correction_id)
+                .ok_or_else(|| OperationError::NotFound(format!("correction {correction_id}")))?;
+            let (reference, access) =
+                corrected(&current.reference, &current.access, &correction.proposed);
+            operations::review_correction(doc, &correction_id, &review)?;
+            operations::publish_reference(doc, &reference, &access)?;
+            projection.decisions.push(DecisionRow {
+                correction_id: correction_id.clone(),
+                status: "approved".into(),
+            });
+            projection.references.push(ReferenceRow {
+                delivery_point_id: point_id,
+                lines: reference.lines.clone(),
+                pin: reference.pin.map(|p| (p.lat, p.lon)),
+                version: i64::try_from(reference.version).unwrap_or(i64::MAX),
+            });
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// The reference data with a correction applied; the address lines follow the new number.
+fn corrected(
+    reference: &ReferenceAddress,
+    access: &tournee_sync_core::model::AccessNotes,
+    proposed: &ProposedCorrection,
+) -> (ReferenceAddress, tournee_sync_core::model::AccessNotes) {
+    let mut reference = reference.clone();
+    let mut access = access.clone();
+    let old_line = street_line(&reference);
+    if let Some(n) = &proposed.house_number {
+        reference.house_number = n.clone();
+    }
+    if proposed.suffix.is_some() {
+        reference.suffix = proposed.suffix;
+    }
+    if let Some(street) = &proposed.street {
+        reference.street = street.clone();
+    }
+    if proposed.building.is_some() {
+        reference.building = proposed.building.clone();
+    }
+    if proposed.pin.is_some() {
+        reference.pin = proposed.pin;
+    }
+    let new_line = street_line(&reference);
+    for line in &mut reference.lines {
+        if *line == old_line {
+            line.clone_from(&new_line);
+        }
+    }
+    reference.version += 1;
+    if proposed.door_code.is_some() {
+        access.door_code = proposed.door_code.clone();
+    }
+    if proposed.floor.is_some() {
+        access.floor = proposed.floor.clone();
+    }
+    if proposed.mailbox_position.is_some() {
+        access.mailbox_position = proposed.mailbox_position.clone();
+    }
+    (reference, access)
+}
+
+/// The NF Z10-011 street line: "35 BIS RUE DE LA ROQUETTE".
+fn street_line(r: &ReferenceAddress) -> String {
+    let suffix = match r.suffix {
+        Some(HouseSuffix::Bis) => " BIS",
+        Some(HouseSuffix::Ter) => " TER",
+        Some(HouseSuffix::Quater) => " QUATER",
+        None => "",
+    };
+    format!("{}{suffix} {}", r.house_number, r.street)
+}
