@@ -5,6 +5,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+/// The development HS256 secret: public, for laptops and tests only.
+pub const DEV_JWT_SECRET: &str = "tournee-development-secret-change-me";
+
 /// How a server instance runs. Every flag has an environment variable, for containers.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
