@@ -68,12 +68,16 @@ impl DocumentCache {
         Ok(Some(doc))
     }
 
-    /// Replaces a cached document after a sync stored changes to it. `seq` stays what was
-    /// loaded: the next load adds what came after, its own changes included, idempotently.
-    pub fn store(&self, id: &DocId, doc: Automerge) {
+    /// Adds a sync's stored changes to the cached document. Merged, not replaced: another
+    /// request may have moved the cached copy past what this one loaded, and replacing it would
+    /// drop that request's changes from the cache (found by `tests/durability.rs`). `seq` stays:
+    /// the next load adds what came after, this request's own changes included, idempotently.
+    pub fn store(&self, id: &DocId, mut doc: Automerge) {
         let mut docs = self.lock();
         if let Some(cached) = docs.get_mut(id) {
-            cached.doc = doc;
+            if cached.doc.merge(&mut doc).is_err() {
+                docs.pop(id);
+            }
         }
     }
 
