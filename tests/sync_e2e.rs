@@ -525,3 +525,103 @@ async fn an_approved_correction_becomes_reference_data_on_every_device() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn two_server_instances_on_one_postgres_stay_correct_together() {
+    let Some(tournee_e2e::Backend::Postgres(admin)) = backends()
+        .into_iter()
+        .find(|b| matches!(b, tournee_e2e::Backend::Postgres(_)))
+    else {
+        eprintln!("TEST_DATABASE_URL not set: the multi-instance test needs PostgreSQL");
+        return;
+    };
+    let first = TestServer::start(&tournee_e2e::Backend::Postgres(admin)).await;
+    let second = TestServer::start_on(&first.database_url, tempfile::tempdir().unwrap()).await;
+    let mut postman = Phone::postman(&first, "pm-1", "dev-1").await;
+    let mut customer = Phone::customer(&second, "cust-1", customer_view());
+    postman.sync(&first).await;
+    customer.sync(&second).await;
+
+    // Interleaved writes through both instances, each instance caching its own copies.
+    for round in 0..4u32 {
+        let attempt = fixtures::absent_attempt("dev-1", "pm-1", round);
+        let id = format!("att-{round}");
+        postman
+            .store
+            .commit(&item(round % 2), InteractionKind::Attempt, |doc| {
+                Ok((id.clone(), operations::record_attempt(doc, &id, &attempt)?))
+            })
+            .unwrap();
+        let choice = fixtures::redeliver_choice("cust-1", &format!("2026-12-{:02}", round + 1));
+        let cid = format!("ch-{round}");
+        customer
+            .store
+            .commit(&item(1), InteractionKind::Choice, |doc| {
+                Ok((
+                    cid.clone(),
+                    operations::choose_for_item(doc, &cid, &choice).or_else(|e| match e {
+                        operations::OperationError::AlreadyDelivered => Ok(None),
+                        other => Err(other),
+                    })?,
+                ))
+            })
+            .unwrap();
+        let (via_postman, via_customer) = if round % 2 == 0 {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
+        let report = postman.sync(via_postman).await;
+        assert!(
+            report.refused.is_empty(),
+            "round {round}: {:?}",
+            report.refused
+        );
+        let report = customer.sync(via_customer).await;
+        assert!(
+            report.refused.is_empty(),
+            "round {round}: {:?}",
+            report.refused
+        );
+    }
+    postman.sync(&second).await;
+    customer.sync(&first).await;
+    postman.sync(&first).await;
+
+    assert!(postman.store.pending_interactions().is_empty());
+    assert!(customer.store.pending_interactions().is_empty());
+    for id in [item(0), item(1)] {
+        let on_phone = operations::read_item(postman.store.document(&id).unwrap()).unwrap();
+        let on_first = operations::read_item(
+            &first
+                .state
+                .docs
+                .load(&first.state.db, &id)
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        let on_second = operations::read_item(
+            &second
+                .state
+                .docs
+                .load(&second.state.db, &id)
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(on_phone, on_first, "{id}");
+        assert_eq!(on_first, on_second, "{id}");
+    }
+    let customer_item = operations::read_item(customer.store.document(&item(1)).unwrap()).unwrap();
+    assert_eq!(
+        customer_item.attempts.len(),
+        2,
+        "the customer sees both attempts on item 1"
+    );
+    assert_eq!(first.state.db.count(Table::Attempts).await.unwrap(), 4);
+    second.stop().await;
+    first.stop().await;
+}
