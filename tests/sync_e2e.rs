@@ -625,3 +625,66 @@ async fn two_server_instances_on_one_postgres_stay_correct_together() {
     second.stop().await;
     first.stop().await;
 }
+
+#[tokio::test]
+async fn compaction_keeps_documents_and_news_whole() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut postman = Phone::postman(&server, "pm-1", "dev-1").await;
+        postman.sync(&server).await;
+        let before = server.state.db.count(Table::Changes).await.unwrap();
+        for n in 0..(tournee_server::compaction::THRESHOLD as u32 + 6) {
+            let attempt = fixtures::absent_attempt("dev-1", "pm-1", n);
+            let id = format!("att-{n}");
+            postman
+                .store
+                .commit(&item(5), InteractionKind::Attempt, |doc| {
+                    Ok((id.clone(), operations::record_attempt(doc, &id, &attempt)?))
+                })
+                .unwrap();
+        }
+        postman.sync(&server).await;
+        assert_eq!(
+            tournee_server::compaction::compact_some(&server.state.db, 10)
+                .await
+                .unwrap(),
+            1,
+            "{backend:?}"
+        );
+        assert_eq!(
+            tournee_server::compaction::compact_some(&server.state.db, 10)
+                .await
+                .unwrap(),
+            0,
+            "nothing left to compact"
+        );
+        assert_eq!(
+            server.state.db.count(Table::Changes).await.unwrap(),
+            before + 70,
+            "the log keeps every change for cursors"
+        );
+
+        // A fresh server on the same database loads the compacted document whole, and a new
+        // phone downloads it whole.
+        let stored = server
+            .state
+            .db
+            .load_document(&item(5))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(stored.changes.is_empty());
+        let doc = tournee_sync_core::automerge::Automerge::load(&stored.snapshot).unwrap();
+        assert_eq!(operations::read_item(&doc).unwrap().attempts.len(), 70);
+        let mut fresh = Phone::postman(&server, "pm-1", "dev-1").await;
+        fresh.sync(&server).await;
+        assert_eq!(
+            operations::read_item(fresh.store.document(&item(5)).unwrap())
+                .unwrap()
+                .attempts
+                .len(),
+            70
+        );
+        server.stop().await;
+    }
+}

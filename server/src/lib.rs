@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod backoffice;
+pub mod compaction;
 pub mod db;
 pub mod demo;
 pub mod documents;
@@ -127,8 +128,11 @@ pub async fn launch_with_tcp_listener(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
     tracing::info!(address = %listener.local_addr()?, backend = state.db.backend(), "listening");
-    axum::serve(listener, router(state))
+    let compactor = tokio::spawn(compaction::run(state.clone()));
+    let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+    compactor.abort();
+    served?;
     Ok(())
 }

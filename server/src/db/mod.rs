@@ -304,6 +304,42 @@ impl Database {
         })
     }
 
+    /// Documents with more than `threshold` changes after their snapshot, at most `limit`.
+    pub async fn documents_to_compact(
+        &self,
+        threshold: i64,
+        limit: i64,
+    ) -> Result<Vec<DocId>, sqlx::Error> {
+        let ids: Vec<String> = with_pool!(self, pool => {
+            sqlx::query("SELECT c.doc_id AS id FROM changes c JOIN documents d ON d.id = c.doc_id WHERE c.seq > d.snapshot_seq GROUP BY c.doc_id HAVING COUNT(*) > $1 LIMIT $2")
+                .bind(threshold).bind(limit).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| r.try_get::<String, _>("id"))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| DocId::parse(&id).ok())
+            .collect())
+    }
+
+    /// Replaces a document's snapshot with one that includes every change up to `seq`; a
+    /// concurrent compaction that got further wins. The changes stay in the log: devices'
+    /// cursors read them.
+    pub async fn replace_snapshot(
+        &self,
+        id: &DocId,
+        snapshot: &[u8],
+        seq: i64,
+    ) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            let done = sqlx::query("UPDATE documents SET snapshot = $2, snapshot_seq = $3 WHERE id = $1 AND snapshot_seq < $3")
+                .bind(id.as_str()).bind(snapshot).bind(seq)
+                .execute(pool).await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+
     /// Whether a device's tokens are refused.
     pub async fn device_revoked(&self, device: &str) -> Result<bool, sqlx::Error> {
         with_pool!(self, pool => {

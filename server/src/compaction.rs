@@ -1,0 +1,57 @@
+//! Background compaction: a document with many changes after its snapshot gets a new snapshot,
+//! so loading it stays one snapshot plus a few changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tournee_sync_core::automerge::Automerge;
+use tournee_sync_core::DocId;
+
+use crate::db::Database;
+use crate::AppState;
+
+/// Changes after the snapshot before a document is compacted.
+pub const THRESHOLD: i64 = 64;
+/// How often to look.
+pub const INTERVAL: Duration = Duration::from_secs(30);
+
+/// Compacts in the background until the task is aborted.
+pub async fn run(app: Arc<AppState>) {
+    let mut tick = tokio::time::interval(INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match compact_some(&app.db, 100).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(documents = n, "compacted"),
+            Err(e) => tracing::warn!(error = %e, "compaction failed; will retry"),
+        }
+    }
+}
+
+/// Compacts up to `limit` documents; returns how many got a new snapshot.
+pub async fn compact_some(db: &Database, limit: i64) -> Result<usize, sqlx::Error> {
+    let mut done = 0;
+    for id in db.documents_to_compact(THRESHOLD, limit).await? {
+        if compact(db, &id).await? {
+            done += 1;
+        }
+    }
+    Ok(done)
+}
+
+async fn compact(db: &Database, id: &DocId) -> Result<bool, sqlx::Error> {
+    let Some(stored) = db.load_document(id).await? else {
+        return Ok(false);
+    };
+    let Some(seq) = stored.changes.last().map(|(seq, _)| *seq) else {
+        return Ok(false);
+    };
+    let mut doc =
+        Automerge::load(&stored.snapshot).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    for (_, bytes) in &stored.changes {
+        doc.load_incremental(bytes)
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    }
+    db.replace_snapshot(id, &doc.save(), seq).await
+}
