@@ -103,6 +103,7 @@ impl Keys {
         validation.set_issuer(&[&settings.jwt_issuer]);
         validation.set_required_spec_claims(&["exp", "aud", "iss", "sub"]);
         validation.leeway = 30;
+        validation.validate_nbf = true;
         Ok(Self {
             decoding,
             validation,
@@ -170,17 +171,34 @@ impl FromRequestParts<Arc<AppState>> for AuthUser {
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
+        // The scheme is case-insensitive (RFC 9110 §11.1).
         let token = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
+            .and_then(|h| h.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token)
             .ok_or_else(|| {
                 ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
             })?;
         let claims = state.keys.verify(token.trim())?;
-        if let Some(device) = &claims.device {
-            if state.db.device_revoked(device).await? {
-                return Err(ApiError::Forbidden(format!("device {device} is revoked")));
+        if let (TokenRole::Postman, Some(device)) = (claims.role, &claims.device) {
+            match state.db.device(device).await? {
+                Some((_, true)) => {
+                    return Err(ApiError::Forbidden(format!("device {device} is revoked")))
+                }
+                Some((postman, false)) if postman == claims.sub => {}
+                Some(_) => {
+                    return Err(ApiError::Forbidden(format!(
+                        "device {device} is not registered to {}",
+                        claims.sub
+                    )))
+                }
+                None => {
+                    return Err(ApiError::Forbidden(format!(
+                        "device {device} is not registered"
+                    )))
+                }
             }
         }
         Ok(AuthUser(claims))

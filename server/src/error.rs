@@ -58,6 +58,14 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (self.status(), Json(json!({ "error": message }))).into_response()
+        let mut response = (self.status(), Json(json!({ "error": message }))).into_response();
+        if matches!(self, ApiError::Unauthorized(_)) {
+            // RFC 6750 §3: a 401 names the scheme the client must use.
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }

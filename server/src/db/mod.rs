@@ -236,11 +236,16 @@ impl Database {
                 // commits late.
                 sqlx::query("SELECT pg_advisory_xact_lock(7261)").execute(&mut *tx).await?;
             }
+            // Documents that got a change they did not have: only their audit lines are new.
+            let mut changed = HashSet::new();
             for (doc, changes) in &write.changes {
                 for (hash, bytes) in changes {
-                    sqlx::query("INSERT INTO changes (doc_id, hash, bytes) VALUES ($1, $2, $3) ON CONFLICT (doc_id, hash) DO NOTHING")
+                    let done = sqlx::query("INSERT INTO changes (doc_id, hash, bytes) VALUES ($1, $2, $3) ON CONFLICT (doc_id, hash) DO NOTHING")
                         .bind(doc.as_str()).bind(hash).bind(bytes)
                         .execute(&mut *tx).await?;
+                    if done.rows_affected() > 0 {
+                        changed.insert(doc.as_str());
+                    }
                 }
             }
             let p = &write.projection;
@@ -295,7 +300,7 @@ impl Database {
                     .bind(&r.delivery_point_id).bind(r.lines.join("\n")).bind(r.pin.map(|p| p.0)).bind(r.pin.map(|p| p.1)).bind(r.version)
                     .execute(&mut *tx).await?;
             }
-            for a in &p.audit {
+            for a in p.audit.iter().filter(|a| write.changes.is_empty() || changed.contains(a.subject.as_str())) {
                 sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
                     .bind(a.at_ms).bind(&a.actor).bind(&a.action).bind(&a.subject).bind(&a.detail)
                     .execute(&mut *tx).await?;
@@ -337,6 +342,15 @@ impl Database {
                 .bind(id.as_str()).bind(snapshot).bind(seq)
                 .execute(pool).await?;
             Ok(done.rows_affected() > 0)
+        })
+    }
+
+    /// The postman a device is registered to, and whether it is revoked.
+    pub async fn device(&self, device: &str) -> Result<Option<(String, bool)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let Some(row) = sqlx::query("SELECT postman, revoked_at FROM devices WHERE id = $1")
+                .bind(device).fetch_optional(pool).await? else { return Ok(None) };
+            Ok(Some((row.try_get("postman")?, row.try_get::<Option<i64>, _>("revoked_at")?.is_some())))
         })
     }
 
