@@ -424,20 +424,6 @@ async fn phones(base: &str, keys: &Keys, rng: &mut Rng) -> Vec<Phone> {
 // ---------------------------------------------------------------------------------------------
 // The database.
 
-/// Creates a database of its own on the PostgreSQL server at `admin` (as `tournee_e2e` does for
-/// its in-process servers); returns its URL and name.
-async fn fresh_postgres(admin: &str) -> (String, String) {
-    use sqlx::Connection;
-    let name = format!("tournee_durability_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    let (base, _) = admin.rsplit_once('/').unwrap();
-    (format!("{base}/{name}"), name)
-}
-
 /// Drops the test's PostgreSQL database when it goes out of scope, failed test included.
 struct DropPostgres {
     admin: String,
@@ -585,7 +571,7 @@ async fn kill_repeatedly(backend: &Backend, mut rng: Rng) -> Tally {
             None,
         ),
         Backend::Postgres(admin) => {
-            let (url, name) = fresh_postgres(admin).await;
+            let (url, name) = tournee_e2e::fresh_postgres(admin).await;
             let admin = admin.clone();
             (url, Some(DropPostgres { admin, name }))
         }

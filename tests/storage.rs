@@ -33,15 +33,8 @@ impl Fresh {
                 }
             }
             Backend::Postgres(admin) => {
-                use sqlx::Connection;
-                let name = format!("tournee_storage_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                let (base, _) = admin.rsplit_once('/').unwrap();
-                let db = Database::connect(&format!("{base}/{name}")).await.unwrap();
+                let (url, name) = tournee_e2e::fresh_postgres(admin).await;
+                let db = Database::connect(&url).await.unwrap();
                 Self {
                     db,
                     postgres: Some((admin.clone(), name)),
@@ -57,12 +50,7 @@ impl Fresh {
             Database::Postgres(pool) => pool.close().await,
         }
         if let Some((admin, name)) = self.postgres {
-            use sqlx::Connection;
-            let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap();
-            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                .execute(&mut conn)
-                .await
-                .unwrap();
+            tournee_e2e::drop_postgres(&admin, &name).await;
         }
     }
 }

@@ -137,8 +137,8 @@ impl TestServer {
 }
 
 /// Creates a database of its own for one test on the PostgreSQL server at `admin`; returns its
-/// URL and name.
-async fn fresh_postgres(admin: &str) -> (String, String) {
+/// URL and name. The caller drops it with [`drop_postgres`].
+pub async fn fresh_postgres(admin: &str) -> (String, String) {
     use sqlx::Connection;
     let name = format!("tournee_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
@@ -148,6 +148,16 @@ async fn fresh_postgres(admin: &str) -> (String, String) {
         .unwrap();
     let (base, _) = admin.rsplit_once('/').unwrap();
     (format!("{base}/{name}"), name)
+}
+
+/// Drops a database made by [`fresh_postgres`], whoever is still connected to it.
+pub async fn drop_postgres(admin: &str, name: &str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
 }
 
 /// A phone: its store on disk and the token of its postman (or customer).
