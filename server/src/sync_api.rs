@@ -8,11 +8,13 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use tournee_sync_core::sync::wire::RequestBody;
 use tournee_sync_core::sync::{respond, wire, DocOutcome};
 use tournee_sync_core::validator::Scope;
+use tournee_sync_core::DocKind;
 
 use crate::auth::{AuthUser, TokenRole};
-use crate::db::SyncWrite;
+use crate::db::{EventRow, SyncWrite};
 use crate::documents::PreparedHost;
 use crate::error::ApiError;
 use crate::metrics::RefusalLabels;
@@ -40,6 +42,17 @@ pub async fn sync(
         ..Default::default()
     };
     let asked: std::collections::HashSet<_> = request.docs.iter().map(|d| d.doc.clone()).collect();
+    // Items a postman's device downloads for its round are out for delivery (UPU EDG).
+    let out_for_delivery: Vec<_> = match (claims.role, &claims.device) {
+        (TokenRole::Postman, Some(device)) => request
+            .docs
+            .iter()
+            .filter(|d| matches!(d.body, RequestBody::Fetch))
+            .filter(|d| d.doc.kind() == DocKind::Item && sender.scope.contains(&d.doc))
+            .map(|d| (d.doc.key().to_string(), format!("device:{device}")))
+            .collect(),
+        _ => Vec::new(),
+    };
     for id in &asked {
         if sender.scope.contains(id) {
             if let Some(doc) = app.docs.load(&app.db, id).await? {
@@ -81,6 +94,17 @@ pub async fn sync(
 
     let now = now_ms();
     let mut write = SyncWrite::default();
+    write
+        .projection
+        .events
+        .extend(out_for_delivery.into_iter().map(|(item, source)| EventRow {
+            item_id: item,
+            code: "EDG".into(),
+            at_ms: now,
+            reason: None,
+            action: Some("out for delivery on the postman's round".into()),
+            source,
+        }));
     let rules = reconcile::Rules {
         far_attempt_metres: app.far_attempt_metres,
     };
@@ -106,7 +130,7 @@ pub async fn sync(
         )
         .await?;
     }
-    if !write.changes.is_empty() {
+    if !write.changes.is_empty() || !write.projection.events.is_empty() {
         app.db.commit_sync(&write).await?;
         for (id, accepted) in host.accepted {
             app.docs.store(&id, accepted.doc);
