@@ -415,14 +415,13 @@ fn ms(d: Duration) -> f64 {
 
 /// One row per interaction into a scratch table, in transactions of 150 (one device's round).
 async fn raw_insert_floor(db: &Database, rows: usize) -> Duration {
-    use tournee_server::db::Database as D;
-    let started;
-    match db {
-        D::Sqlite(pool) => {
-            sqlx::query("CREATE TABLE IF NOT EXISTS floor_rows (id TEXT PRIMARY KEY, item_id TEXT, outcome TEXT, at_ms INTEGER, lat REAL, lon REAL)").execute(pool).await.unwrap();
-            started = Instant::now();
+    /// The same inserts on whichever pool the database has; only the table's types differ.
+    macro_rules! timed_inserts {
+        ($pool:expr, $create:literal) => {{
+            sqlx::query($create).execute($pool).await.unwrap();
+            let started = Instant::now();
             for chunk in 0..rows.div_ceil(150) {
-                let mut tx = pool.begin().await.unwrap();
+                let mut tx = $pool.begin().await.unwrap();
                 for i in chunk * 150..((chunk + 1) * 150).min(rows) {
                     sqlx::query("INSERT INTO floor_rows VALUES ($1, $2, $3, $4, $5, $6)")
                         .bind(format!("r{i}"))
@@ -437,27 +436,11 @@ async fn raw_insert_floor(db: &Database, rows: usize) -> Duration {
                 }
                 tx.commit().await.unwrap();
             }
-        }
-        D::Postgres(pool) => {
-            sqlx::query("CREATE TABLE IF NOT EXISTS floor_rows (id TEXT PRIMARY KEY, item_id TEXT, outcome TEXT, at_ms BIGINT, lat DOUBLE PRECISION, lon DOUBLE PRECISION)").execute(pool).await.unwrap();
-            started = Instant::now();
-            for chunk in 0..rows.div_ceil(150) {
-                let mut tx = pool.begin().await.unwrap();
-                for i in chunk * 150..((chunk + 1) * 150).min(rows) {
-                    sqlx::query("INSERT INTO floor_rows VALUES ($1, $2, $3, $4, $5, $6)")
-                        .bind(format!("r{i}"))
-                        .bind("RR000000005FR")
-                        .bind("addressee_absent")
-                        .bind(i as i64)
-                        .bind(48.85)
-                        .bind(2.37)
-                        .execute(&mut *tx)
-                        .await
-                        .unwrap();
-                }
-                tx.commit().await.unwrap();
-            }
-        }
+            started.elapsed()
+        }};
     }
-    started.elapsed()
+    match db {
+        Database::Sqlite(pool) => timed_inserts!(pool, "CREATE TABLE IF NOT EXISTS floor_rows (id TEXT PRIMARY KEY, item_id TEXT, outcome TEXT, at_ms INTEGER, lat REAL, lon REAL)"),
+        Database::Postgres(pool) => timed_inserts!(pool, "CREATE TABLE IF NOT EXISTS floor_rows (id TEXT PRIMARY KEY, item_id TEXT, outcome TEXT, at_ms BIGINT, lat DOUBLE PRECISION, lon DOUBLE PRECISION)"),
+    }
 }
