@@ -365,17 +365,7 @@ async fn phones(base: &str, keys: &Keys, rng: &mut Rng) -> Vec<Phone> {
         let token = keys
             .mint(postman, TokenRole::Postman, Some(device), 3600)
             .unwrap();
-        let rounds: Vec<RoundManifest> = reqwest::Client::new()
-            .get(format!("{base}/v1/rounds"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rounds = tournee_e2e::rounds(base, &token).await;
         let identity = DeviceIdentity {
             device: device.into(),
             principal: postman.into(),

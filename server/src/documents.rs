@@ -7,6 +7,7 @@
 //! other instances stored since, so several servers on one PostgreSQL stay correct.
 
 use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
 use std::num::NonZeroUsize;
 use std::sync::Mutex;
 
@@ -108,22 +109,35 @@ pub struct PreparedHost {
     pub news: NewsRows,
     /// What the protocol accepted, per document, in order.
     pub accepted: Vec<(DocId, Accepted)>,
+    /// Where each document's latest accepted state is in `accepted`: it replaces the loaded
+    /// copy, which is dropped rather than cloned again.
+    latest: HashMap<DocId, usize>,
 }
 
-/// Preparing never fails once done, and storing is deferred to the commit.
-#[derive(Debug, thiserror::Error)]
-#[error("unreachable")]
-pub enum Infallible {}
+impl PreparedHost {
+    /// A host for one sync, whose news starts at `cursor`.
+    pub fn new(cursor: u64) -> Self {
+        Self {
+            cursor,
+            ..Default::default()
+        }
+    }
+}
 
 impl DocumentHost for PreparedHost {
+    /// Preparing is done before; storing is deferred to the commit.
     type Error = Infallible;
 
     fn document(&mut self, id: &DocId) -> Result<Option<&Automerge>, Infallible> {
-        Ok(self.docs.get(id))
+        Ok(match self.latest.get(id) {
+            Some(&at) => Some(&self.accepted[at].1.doc),
+            None => self.docs.get(id),
+        })
     }
 
     fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Infallible> {
-        self.docs.insert(id.clone(), accepted.doc.clone());
+        self.docs.remove(id);
+        self.latest.insert(id.clone(), self.accepted.len());
         self.accepted.push((id.clone(), accepted));
         Ok(())
     }

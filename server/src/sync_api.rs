@@ -37,10 +37,7 @@ pub async fn sync(
         wire::decode_request(&body, &limits).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let sender = scope::sender(&app.db, &claims).await?;
 
-    let mut host = PreparedHost {
-        cursor: u64::try_from(app.db.max_seq().await?).unwrap_or(0),
-        ..Default::default()
-    };
+    let mut host = PreparedHost::new(u64::try_from(app.db.max_seq().await?).unwrap_or(0));
     let asked: std::collections::HashSet<_> = request.docs.iter().map(|d| d.doc.clone()).collect();
     // Items a postman's device downloads for its round are out for delivery (UPU EDG).
     let out_for_delivery: Vec<_> = match (claims.role, &claims.device) {

@@ -160,6 +160,21 @@ pub async fn drop_postgres(admin: &str, name: &str) {
         .unwrap();
 }
 
+/// The rounds a postman's token gets from `GET /v1/rounds` at `base`.
+pub async fn rounds(base: &str, token: &str) -> Vec<RoundManifest> {
+    reqwest::Client::new()
+        .get(format!("{base}/v1/rounds"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// A phone: its store on disk and the token of its postman (or customer).
 pub struct Phone {
     /// The store.
@@ -181,17 +196,7 @@ impl Phone {
         };
         let mut store =
             PhoneStore::open(dir.path(), identity, StoreOptions { fsync: false }).unwrap();
-        let rounds: Vec<RoundManifest> = reqwest::Client::new()
-            .get(format!("{}/v1/rounds", server.base))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let rounds = rounds(&server.base, &token).await;
         store
             .set_manifest(
                 rounds

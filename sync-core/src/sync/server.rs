@@ -3,6 +3,7 @@
 //! memory.
 
 use std::collections::{HashMap, HashSet};
+use std::convert::Infallible;
 
 use automerge::{Automerge, Change, ChangeHash};
 use serde_bytes::ByteBuf;
@@ -358,19 +359,15 @@ impl MemoryHost {
     }
 }
 
-/// [`MemoryHost`] never fails.
-#[derive(Debug, thiserror::Error)]
-#[error("unreachable")]
-pub enum Never {}
-
 impl DocumentHost for MemoryHost {
-    type Error = Never;
+    /// Memory never fails.
+    type Error = Infallible;
 
-    fn document(&mut self, id: &DocId) -> Result<Option<&Automerge>, Never> {
+    fn document(&mut self, id: &DocId) -> Result<Option<&Automerge>, Infallible> {
         Ok(self.docs.get(id))
     }
 
-    fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Never> {
+    fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Infallible> {
         for change in &accepted.changes {
             self.log.push((id.clone(), change.raw_bytes().to_vec()));
         }
@@ -378,7 +375,7 @@ impl DocumentHost for MemoryHost {
         Ok(())
     }
 
-    fn commit(&mut self) -> Result<(), Never> {
+    fn commit(&mut self) -> Result<(), Infallible> {
         Ok(())
     }
 
@@ -388,7 +385,7 @@ impl DocumentHost for MemoryHost {
         scope: &Scope,
         skip: &HashSet<DocId>,
         max_bytes: usize,
-    ) -> Result<News, Never> {
+    ) -> Result<News, Infallible> {
         let start = usize::try_from(since)
             .unwrap_or(usize::MAX)
             .min(self.log.len());
@@ -407,7 +404,7 @@ impl DocumentHost for MemoryHost {
         Ok(news)
     }
 
-    fn current_cursor(&mut self) -> Result<u64, Never> {
+    fn current_cursor(&mut self) -> Result<u64, Infallible> {
         Ok(self.log.len() as u64)
     }
 }
