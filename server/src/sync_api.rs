@@ -23,7 +23,7 @@ use crate::scope::{self, now_ms};
 use crate::AppState;
 
 /// The media type of sync frames.
-pub const SYNC_MEDIA_TYPE: &str = "application/vnd.tournee.sync";
+pub const SYNC_MEDIA_TYPE: &str = wire::MEDIA_TYPE;
 
 /// Answers one sync batch; acknowledges only what the database committed.
 pub async fn sync(

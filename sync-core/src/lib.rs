@@ -15,6 +15,7 @@ pub mod s10;
 pub mod store;
 pub mod sync;
 pub mod validator;
+pub mod views;
 
 pub use automerge;
 pub use ids::{DocId, DocKind};

@@ -26,8 +26,10 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 pub use record_log::{Record, RecordLog};
 
 use crate::ids::DocId;
-use crate::model::RoundManifest;
+use crate::model::{Attempt, Correction, CustomerChoice, Preferences, RoundManifest};
 use crate::operations::{self, OperationError};
+use crate::rules::{self, Field};
+use crate::s10::S10;
 use crate::sync::DocSyncState;
 use crate::validator::{check_applied, Refusal, Role, Scope, Sender};
 
@@ -205,6 +207,12 @@ impl PhoneStore {
         identity: DeviceIdentity,
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
+        rules::identifier(Field::Device, &identity.device).map_err(OperationError::from)?;
+        let principal = match identity.role {
+            StoreRole::Postman => Field::Postman,
+            StoreRole::Customer => Field::Customer,
+        };
+        rules::identifier(principal, &identity.principal).map_err(OperationError::from)?;
         fs::create_dir_all(root.join("docs")).map_err(|e| StoreError::io(root, e))?;
         remove_temp_files(root)?;
         remove_temp_files(&root.join("docs"))?;
@@ -356,6 +364,74 @@ impl PhoneStore {
         stored.records_since_snapshot += 1;
         self.maybe_compact(id)?;
         Ok(Some(interaction))
+    }
+
+    /// Records a delivery attempt on an item under a fresh attempt id.
+    pub fn record_attempt(
+        &mut self,
+        item: &S10,
+        attempt: &Attempt,
+    ) -> Result<Interaction, StoreError> {
+        self.commit_new_entry(&DocId::item(item), InteractionKind::Attempt, |doc, id| {
+            operations::record_attempt(doc, id, attempt)
+        })
+    }
+
+    /// Proposes an address correction for a delivery point under a fresh correction id.
+    pub fn propose_correction(
+        &mut self,
+        delivery_point: &str,
+        correction: &Correction,
+    ) -> Result<Interaction, StoreError> {
+        let id = DocId::delivery_point(delivery_point).map_err(OperationError::from)?;
+        self.commit_new_entry(&id, InteractionKind::Correction, |doc, entry| {
+            operations::propose_correction(doc, entry, correction)
+        })
+    }
+
+    /// Records a customer's choice for an item under a fresh choice id.
+    pub fn choose_for_item(
+        &mut self,
+        item: &S10,
+        choice: &CustomerChoice,
+    ) -> Result<Interaction, StoreError> {
+        self.commit_new_entry(&DocId::item(item), InteractionKind::Choice, |doc, id| {
+            operations::choose_for_item(doc, id, choice)
+        })
+    }
+
+    /// Sets a delivery point's standing preferences; `None` when they were already so.
+    pub fn set_preferences(
+        &mut self,
+        delivery_point: &str,
+        preferences: &Preferences,
+    ) -> Result<Option<Interaction>, StoreError> {
+        let id = DocId::delivery_point(delivery_point).map_err(OperationError::from)?;
+        self.commit(&id, InteractionKind::Preferences, |doc| {
+            let hash = operations::set_preferences(doc, preferences)?;
+            Ok((hash.map(|h| h.to_string()).unwrap_or_default(), hash))
+        })
+    }
+
+    fn commit_new_entry<F>(
+        &mut self,
+        id: &DocId,
+        kind: InteractionKind,
+        op: F,
+    ) -> Result<Interaction, StoreError>
+    where
+        F: FnOnce(&mut Automerge, &str) -> Result<Option<ChangeHash>, OperationError>,
+    {
+        let entry = operations::new_entry_id();
+        self.commit(id, kind, |doc| {
+            let hash = op(doc, &entry)?;
+            Ok((entry.clone(), hash))
+        })?
+        .ok_or_else(|| {
+            StoreError::Operation(OperationError::Schema(format!(
+                "a fresh {kind:?} entry {entry} changed nothing"
+            )))
+        })
     }
 
     /// The server's sync cursor for this device.

@@ -48,11 +48,7 @@ pub struct SyncReport {
 /// answer to [`SyncSession::apply_response`], and repeat until `next_request` returns `None`.
 pub struct SyncSession<'s> {
     store: &'s mut PhoneStore,
-    limits: Limits,
-    in_flight: HashSet<DocId>,
-    polled: bool,
-    more_news: bool,
-    report: SyncReport,
+    exchange: SyncExchange,
 }
 
 impl<'s> SyncSession<'s> {
@@ -60,23 +56,80 @@ impl<'s> SyncSession<'s> {
     pub fn new(store: &'s mut PhoneStore, limits: Limits) -> Self {
         Self {
             store,
-            limits,
-            in_flight: HashSet::new(),
-            polled: false,
-            more_news: false,
-            report: SyncReport::default(),
+            exchange: SyncExchange::new(limits),
         }
     }
 
     /// The next request to send, or `None` when the session is done.
     pub fn next_request(&mut self) -> Result<Option<SyncRequest>, SyncError> {
+        self.exchange.next_request(self.store)
+    }
+
+    /// Applies an answer: loads what the server sent, records acknowledgements, and notes what
+    /// the next request must ask.
+    pub fn apply_response(&mut self, response: SyncResponse) -> Result<(), SyncError> {
+        self.exchange.apply_response(self.store, response)
+    }
+
+    /// What the session did so far.
+    pub fn report(&self) -> &SyncReport {
+        self.exchange.report()
+    }
+
+    /// Ends the session, returning what it did.
+    pub fn finish(self) -> SyncReport {
+        self.exchange.finish()
+    }
+}
+
+/// A sync session's progress without a borrow of the store, for callers that cannot hold one
+/// across the network round trip (the mobile bindings, called back by the app after each HTTP
+/// exchange). Pass the same store to every call.
+#[derive(Debug)]
+pub struct SyncExchange {
+    limits: Limits,
+    in_flight: HashSet<DocId>,
+    polled: bool,
+    more_news: bool,
+    awaiting: bool,
+    report: SyncReport,
+}
+
+impl SyncExchange {
+    /// Starts an exchange.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            in_flight: HashSet::new(),
+            polled: false,
+            more_news: false,
+            awaiting: false,
+            report: SyncReport::default(),
+        }
+    }
+
+    /// The limits the exchange was started with (the app decodes answers with them).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Whether a request was sent and its answer not applied yet.
+    pub fn awaiting_answer(&self) -> bool {
+        self.awaiting
+    }
+
+    /// The next request to send, or `None` when the session is done.
+    pub fn next_request(
+        &mut self,
+        store: &mut PhoneStore,
+    ) -> Result<Option<SyncRequest>, SyncError> {
         if self.report.exchanges >= MAX_EXCHANGES {
             return Err(SyncError::NoProgress);
         }
         let mut docs = Vec::new();
         let mut size = 0;
         let budget = self.limits.max_body_bytes / 2;
-        for id in self.missing_from_manifest()? {
+        for id in self.missing_from_manifest(store)? {
             if docs.len() >= self.limits.max_docs {
                 break;
             }
@@ -85,13 +138,13 @@ impl<'s> SyncSession<'s> {
                 body: RequestBody::Fetch,
             });
         }
-        let ids: Vec<DocId> = self.store.document_ids().cloned().collect();
+        let ids: Vec<DocId> = store.document_ids().cloned().collect();
         for id in ids {
             if docs.len() >= self.limits.max_docs || size >= budget {
                 break;
             }
-            let state = self.store.sync_state(&id).cloned().unwrap_or_default();
-            let doc = self.store.document(&id)?;
+            let state = store.sync_state(&id).cloned().unwrap_or_default();
+            let doc = store.document(&id)?;
             if let Some(body) = request_for(doc, &state, &self.limits) {
                 if let RequestBody::Push { changes, .. } = &body {
                     size += changes.iter().map(|c| c.len()).sum::<usize>();
@@ -105,19 +158,25 @@ impl<'s> SyncSession<'s> {
         self.polled = true;
         self.in_flight = docs.iter().map(|d| d.doc.clone()).collect();
         self.report.exchanges += 1;
+        self.awaiting = true;
         Ok(Some(SyncRequest {
-            since: self.store.cursor(),
+            since: store.cursor(),
             docs,
         }))
     }
 
     /// Applies an answer: loads what the server sent, records acknowledgements, and notes what
     /// the next request must ask.
-    pub fn apply_response(&mut self, response: SyncResponse) -> Result<(), SyncError> {
+    pub fn apply_response(
+        &mut self,
+        store: &mut PhoneStore,
+        response: SyncResponse,
+    ) -> Result<(), SyncError> {
+        self.awaiting = false;
         for entry in response.docs {
             let id = entry.doc;
             let requested = self.in_flight.contains(&id);
-            if !requested && !self.store.contains(&id) {
+            if !requested && !store.contains(&id) {
                 // News about a document this device no longer holds: nothing to update.
                 continue;
             }
@@ -128,10 +187,9 @@ impl<'s> SyncSession<'s> {
                     complete,
                 } => {
                     let chunks: Vec<Vec<u8>> = chunks.into_iter().map(ByteBuf::into_vec).collect();
-                    let previous = self.store.sync_state(&id).cloned().unwrap_or_default();
+                    let previous = store.sync_state(&id).cloned().unwrap_or_default();
                     let changed = !chunks.is_empty();
-                    let acked = self
-                        .store
+                    let acked = store
                         .apply_remote(&id, &chunks, |doc| settle(doc, previous, heads, complete))?;
                     if changed {
                         self.report.changed_documents.push(id);
@@ -139,29 +197,29 @@ impl<'s> SyncSession<'s> {
                     self.report.acknowledged.extend(acked);
                 }
                 ResponseBody::Resync { heads } => {
-                    let mut state = self.store.sync_state(&id).cloned().unwrap_or_default();
+                    let mut state = store.sync_state(&id).cloned().unwrap_or_default();
                     state.need = Need::Resync {
                         server_heads: heads,
                     };
-                    self.store.set_sync_state(&id, state)?;
+                    store.set_sync_state(&id, state)?;
                 }
                 ResponseBody::Refused { code, message } => {
-                    if self.store.contains(&id) {
-                        let at_heads = self.store.document(&id)?.get_heads().into();
-                        let mut state = self.store.sync_state(&id).cloned().unwrap_or_default();
+                    if store.contains(&id) {
+                        let at_heads = store.document(&id)?.get_heads().into();
+                        let mut state = store.sync_state(&id).cloned().unwrap_or_default();
                         state.need = Need::Refused {
                             code,
                             message: message.clone(),
                             at_heads,
                         };
-                        self.store.set_sync_state(&id, state)?;
+                        store.set_sync_state(&id, state)?;
                     }
                     tracing::warn!(doc = %id, code = code.as_str(), %message, "server refused a document");
                     self.report.refused.push((id, code, message));
                 }
             }
         }
-        self.store.set_cursor(response.cursor)?;
+        store.set_cursor(response.cursor)?;
         self.more_news = response.more;
         self.in_flight.clear();
         Ok(())
@@ -177,8 +235,8 @@ impl<'s> SyncSession<'s> {
         self.report
     }
 
-    fn missing_from_manifest(&self) -> Result<Vec<DocId>, SyncError> {
-        let Some(manifest) = self.store.manifest() else {
+    fn missing_from_manifest(&self, store: &PhoneStore) -> Result<Vec<DocId>, SyncError> {
+        let Some(manifest) = store.manifest() else {
             return Ok(Vec::new());
         };
         let ids = manifest
@@ -188,7 +246,7 @@ impl<'s> SyncSession<'s> {
         let refused: HashSet<&DocId> = self.report.refused.iter().map(|(id, _, _)| id).collect();
         Ok(ids
             .into_iter()
-            .filter(|id| !self.store.contains(id) && !refused.contains(id))
+            .filter(|id| !store.contains(id) && !refused.contains(id))
             .collect())
     }
 }

@@ -21,7 +21,7 @@ mod heads;
 mod server;
 pub mod wire;
 
-pub use client::{SyncError, SyncReport, SyncSession};
+pub use client::{SyncError, SyncExchange, SyncReport, SyncSession};
 pub use heads::Heads;
 pub use server::{respond, Answer, DocOutcome, DocumentHost, MemoryHost, News};
 

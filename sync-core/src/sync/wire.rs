@@ -17,6 +17,8 @@ use crate::ids::DocId;
 
 /// The frame magic.
 pub const MAGIC: &[u8; 4] = b"TRNE";
+/// The HTTP media type of request and response frames.
+pub const MEDIA_TYPE: &str = "application/vnd.tournee.sync";
 /// The wire version this build speaks.
 pub const VERSION: u8 = 1;
 const FLAG_DEFLATE: u8 = 1;

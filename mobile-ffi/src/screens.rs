@@ -1,0 +1,220 @@
+//! What the app's screens show and send, in the words of the screens: the round, its stops, the
+//! door, the inputs of an attempt or a correction, and the interactions waiting for the server.
+
+use tournee_sync_core::model::{
+    AccessNotes, Attempt, CustomerChoice, Notice, Outcome, Position, Preferences, Proof,
+    ProposedCorrection, ReferenceAddress, Requirements, RoundManifest,
+};
+use tournee_sync_core::store::{Interaction, InteractionKind};
+use tournee_sync_core::sync::SyncReport;
+use tournee_sync_core::views::{DoorView, StopView};
+
+/// The round loaded on the phone, for the header of the stop list.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct RoundSummary {
+    /// The round's id.
+    pub round_id: String,
+    /// The day, `YYYY-MM-DD`.
+    pub date: String,
+    /// The postman it is assigned to.
+    pub postman: String,
+    /// How many stops it has.
+    pub stop_count: u32,
+}
+
+impl From<&RoundManifest> for RoundSummary {
+    fn from(m: &RoundManifest) -> Self {
+        Self {
+            round_id: m.round_id.clone(),
+            date: m.date.clone(),
+            postman: m.postman.clone(),
+            stop_count: u32::try_from(m.stops.len()).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+/// One line of the stop list.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Stop {
+    /// Position in the round, from 1.
+    pub order: u32,
+    /// The delivery point's id.
+    pub delivery_point: String,
+    /// The address, once the delivery point is synced.
+    pub address: Option<ReferenceAddress>,
+    /// Door code, floor, mailbox, once the delivery point is synced.
+    pub access: Option<AccessNotes>,
+    /// The S10 numbers of the items to present there.
+    pub items: Vec<String>,
+    /// Items whose document is not on the phone yet: sync before leaving the office.
+    pub missing_items: Vec<String>,
+}
+
+impl From<StopView> for Stop {
+    fn from(v: StopView) -> Self {
+        let (address, access) = match v.address {
+            Some((address, access)) => (Some(address), Some(access)),
+            None => (None, None),
+        };
+        Self {
+            order: v.order,
+            delivery_point: v.delivery_point,
+            address,
+            access,
+            items: v.items,
+            missing_items: v.missing_items,
+        }
+    }
+}
+
+/// One attempt already recorded on an item, with its id.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct RecordedAttempt {
+    /// The attempt id.
+    pub id: String,
+    /// The attempt.
+    pub attempt: Attempt,
+}
+
+/// The door screen for one item: what the customer asked and what the requirements forbid.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct Door {
+    /// The S10 number.
+    pub item: String,
+    /// The delivery point it is addressed to.
+    pub delivery_point: String,
+    /// What the sender paid for.
+    pub requirements: Requirements,
+    /// The customer's current choice for this item.
+    pub customer_choice: Option<CustomerChoice>,
+    /// Why that choice cannot be honoured, if it cannot.
+    pub choice_not_applicable: Option<String>,
+    /// The customer's standing preferences for the delivery point.
+    pub preferences: Option<Preferences>,
+    /// Outcome codes the requirements forbid (`delivered_to_neighbour`, …): grey them out.
+    pub forbidden_outcomes: Vec<String>,
+    /// Why, to show beside them.
+    pub forbidden_reason: Option<String>,
+    /// Whether an attempt already delivered the item.
+    pub delivered: bool,
+    /// Attempts so far, oldest first.
+    pub attempts: Vec<RecordedAttempt>,
+}
+
+impl From<DoorView> for Door {
+    fn from(v: DoorView) -> Self {
+        Self {
+            item: v.item,
+            delivery_point: v.delivery_point,
+            requirements: v.requirements,
+            customer_choice: v.choice,
+            choice_not_applicable: v.choice_not_applicable,
+            preferences: v.preferences,
+            forbidden_outcomes: v.forbidden_outcomes.into_iter().map(String::from).collect(),
+            forbidden_reason: v.forbidden_reason,
+            delivered: v.delivered,
+            attempts: v
+                .attempts
+                .into_iter()
+                .map(|(id, attempt)| RecordedAttempt { id, attempt })
+                .collect(),
+        }
+    }
+}
+
+/// What the postman enters for an attempt; the device and postman come from the store.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct AttemptInput {
+    /// What happened.
+    pub outcome: Outcome,
+    /// The device's clock at the door, Unix milliseconds.
+    pub recorded_at_ms: i64,
+    /// The GNSS fix, if any.
+    pub position: Option<Position>,
+    /// The notice left, if any.
+    pub notice: Option<Notice>,
+    /// Hashes of the signature and photos taken.
+    pub proofs: Vec<Proof>,
+}
+
+/// What the postman proposes for an address; the postman and device come from the store.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct CorrectionInput {
+    /// The fields to change.
+    pub proposed: ProposedCorrection,
+    /// The device's clock, Unix milliseconds.
+    pub proposed_at_ms: i64,
+}
+
+#[uniffi::remote(Enum)]
+pub enum InteractionKind {
+    Attempt,
+    Correction,
+    Choice,
+    Preferences,
+}
+
+/// Something done on this phone, for the "not yet sent" list.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct PendingInteraction {
+    /// The attempt, correction or choice id (a change hash for preferences).
+    pub id: String,
+    /// The document it was written to, e.g. `item:RR123456785FR`.
+    pub document: String,
+    /// What it was.
+    pub kind: InteractionKind,
+}
+
+impl From<Interaction> for PendingInteraction {
+    fn from(i: Interaction) -> Self {
+        Self {
+            id: i.id,
+            document: i.doc.to_string(),
+            kind: i.kind,
+        }
+    }
+}
+
+/// A document the server refused, with its reason.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct RefusedDocument {
+    /// The document.
+    pub document: String,
+    /// The refusal code, e.g. `forbidden_change`.
+    pub code: String,
+    /// The server's explanation.
+    pub message: String,
+}
+
+/// What one sync answer did.
+#[derive(Debug, Clone, Default, uniffi::Record)]
+pub struct SyncProgress {
+    /// Documents that received changes: refresh the screens showing them.
+    pub changed_documents: Vec<String>,
+    /// Interactions the server now stores durably.
+    pub acknowledged: Vec<PendingInteraction>,
+    /// Documents the server refused.
+    pub refused: Vec<RefusedDocument>,
+}
+
+impl From<SyncReport> for SyncProgress {
+    fn from(r: SyncReport) -> Self {
+        Self {
+            changed_documents: r
+                .changed_documents
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            acknowledged: r.acknowledged.into_iter().map(Into::into).collect(),
+            refused: r
+                .refused
+                .into_iter()
+                .map(|(doc, code, message)| RefusedDocument {
+                    document: doc.to_string(),
+                    code: code.as_str().to_string(),
+                    message,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The mobile bindings as the app uses them: `mobile-ffi/generate-bindings.sh` generates the
+//! Kotlin, Swift and Python bindings from the built library, and the Python suite
+//! (`mobile-ffi/tests/python`) works a round through them against a real server on each backend.
+//! This side then finds what the suite recorded in the server's database.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tournee_e2e::{backends, Backend, TestServer};
+use tournee_server::auth::TokenRole;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate sits in the workspace")
+        .to_owned()
+}
+
+/// Runs the documented command and checks it produced every language's files.
+fn generate_bindings(out: &Path) -> PathBuf {
+    let status = Command::new("bash")
+        .arg(workspace_root().join("mobile-ffi/generate-bindings.sh"))
+        .arg(out)
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "generate-bindings.sh failed: {status}");
+    for (file, declares) in [
+        (
+            "kotlin/org/tournee/field/tournee_mobile_ffi.kt",
+            "class FieldStore",
+        ),
+        ("swift/TourneeField.swift", "class FieldStore"),
+        ("swift/TourneeFieldFFI.h", "fieldstore_open"),
+        ("swift/TourneeFieldFFI.modulemap", "TourneeFieldFFI"),
+        ("python/tournee_mobile_ffi.py", "class FieldStore"),
+    ] {
+        let path = out.join(file);
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{} was not generated: {e}", path.display()));
+        assert!(
+            text.contains(declares),
+            "{} does not contain {declares}",
+            path.display()
+        );
+    }
+    out.join("python")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_bindings_work_a_round_against_a_real_server() {
+    let out = tempfile::tempdir().unwrap();
+    let bindings = tokio::task::spawn_blocking({
+        let out = out.path().to_owned();
+        move || generate_bindings(&out)
+    })
+    .await
+    .unwrap();
+    for backend in backends() {
+        let name = match &backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        };
+        let server = TestServer::start(&backend).await;
+        let results = out.path().join(format!("results-{name}.json"));
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut command = Command::new(&python);
+        command
+            .args(["-m", "unittest", "-v", "test_field_store"])
+            .current_dir(workspace_root().join("mobile-ffi/tests/python"))
+            .env("PYTHONPATH", &bindings)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("TOURNEE_SERVER", &server.base)
+            .env(
+                "TOURNEE_POSTMAN_TOKEN",
+                server.token(TokenRole::Postman, "pm-1", Some("dev-1")),
+            )
+            .env(
+                "TOURNEE_CUSTOMER_TOKEN",
+                server.token(TokenRole::Customer, "cust-1", None),
+            )
+            .env("TOURNEE_RESULTS", &results);
+        let status = tokio::task::spawn_blocking(move || command.status())
+            .await
+            .unwrap()
+            .unwrap_or_else(|e| panic!("{python} does not run: {e}"));
+        assert!(
+            status.success(),
+            "the Python suite failed on {name}: {status}"
+        );
+
+        let recorded: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+        let db = &server.state.db;
+        let attempts = recorded["attempts"].as_array().unwrap();
+        assert!(!attempts.is_empty(), "the suite recorded attempts");
+        for pair in attempts {
+            let (item, id) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+            let rows = db.attempts_for_item(item).await.unwrap();
+            let row = rows
+                .iter()
+                .find(|r| r.id == id)
+                .unwrap_or_else(|| panic!("attempt {id} on {item} is not in the {name} database"));
+            assert_eq!(row.outcome, "addressee_absent");
+            assert_eq!(row.device, "dev-1");
+        }
+        for pair in recorded["corrections"].as_array().unwrap() {
+            let id = pair[1].as_str().unwrap();
+            assert_eq!(
+                db.correction_status(id).await.unwrap().as_deref(),
+                Some("pending"),
+                "correction {id} waits for review in the {name} database"
+            );
+        }
+        for pair in recorded["choices"].as_array().unwrap() {
+            let (item, id) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+            let rows = db.choices_for_item(item).await.unwrap();
+            assert!(
+                rows.iter().any(|r| r.id == id),
+                "choice {id} on {item} is not in the {name} database"
+            );
+        }
+        server.stop().await;
+    }
+}
