@@ -1028,6 +1028,10 @@ mod suite {
                 decisions: vec![DecisionRow {
                     correction_id: "cor-1".into(),
                     status: "approved".into(),
+                    by: "bo-1".into(),
+                    comment: "checked on the map".into(),
+                    at_ms: 1,
+                    auto: false,
                 }],
                 ..Default::default()
             },

@@ -70,7 +70,7 @@ impl From<OperationError> for TourneeError {
     fn from(e: OperationError) -> Self {
         match e {
             OperationError::Invalid(v) => v.into(),
-            OperationError::AlreadyDelivered => Self::NotAllowed {
+            OperationError::AlreadyDelivered | OperationError::AlreadyDecided(_) => Self::NotAllowed {
                 reason: e.to_string(),
             },
             OperationError::NotFound(_) => Self::NotFound {

@@ -6,11 +6,12 @@ use tournee_sync_core::model::{
     HouseSuffix, ProposedCorrection, ReferenceAddress, Review, ReviewDecision,
 };
 use tournee_sync_core::operations::{self, OperationError};
-use tournee_sync_core::validator::{check_applied, Role, Scope, Sender};
+use tournee_sync_core::validator::{check_applied, Accepted, Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
 use crate::db::{AuditRow, DecisionRow, Projection, ReferenceRow, SyncWrite};
 use crate::error::ApiError;
+use crate::reconcile;
 use crate::scope::now_ms;
 use crate::AppState;
 
@@ -19,6 +20,28 @@ use crate::AppState;
 pub async fn write_as_back_office<F>(
     app: &AppState,
     staff: &str,
+    id: &DocId,
+    action: &str,
+    op: F,
+) -> Result<(), ApiError>
+where
+    F: FnOnce(&mut Automerge, &mut Projection) -> Result<(), OperationError>,
+{
+    let sender = Sender {
+        role: Role::BackOffice,
+        principal: staff.to_string(),
+        device: None,
+        scope: Scope::All,
+    };
+    write_as(app, &sender, id, action, op).await
+}
+
+/// Applies `op` to a document on behalf of `sender` (a customer using the API, or the back
+/// office): checked by the validator exactly as a device's change would be, projected like a
+/// synced one, and committed with its audit line in one transaction. Devices receive it as news.
+pub async fn write_as<F>(
+    app: &AppState,
+    sender: &Sender,
     id: &DocId,
     action: &str,
     op: F,
@@ -36,19 +59,16 @@ where
     op(&mut after, &mut projection).map_err(|e| match e {
         OperationError::Invalid(v) => ApiError::Unprocessable(v.to_string()),
         OperationError::NotFound(what) => ApiError::NotFound(what),
+        OperationError::AlreadyDelivered | OperationError::AlreadyDecided(_) => {
+            ApiError::Conflict(e.to_string())
+        }
         other => ApiError::Unprocessable(other.to_string()),
     })?;
     let changes = after.get_changes(&before.get_heads());
     if changes.is_empty() {
         return Ok(());
     }
-    let sender = Sender {
-        role: Role::BackOffice,
-        principal: staff.to_string(),
-        device: None,
-        scope: Scope::All,
-    };
-    check_applied(id, &before, &after, &changes, &sender)
+    let written = check_applied(id, &before, &after, &changes, sender)
         .map_err(|refusal| ApiError::Unprocessable(refusal.to_string()))?;
     let mut write = SyncWrite {
         projection,
@@ -61,15 +81,35 @@ where
             .map(|c| (c.hash().as_ref().to_vec(), c.raw_bytes().to_vec()))
             .collect(),
     ));
+    let accepted = Accepted {
+        doc: after,
+        changes,
+        written,
+    };
+    if sender.role != Role::BackOffice {
+        let rules = reconcile::Rules {
+            far_attempt_metres: app.far_attempt_metres,
+        };
+        reconcile::project(
+            &app.db,
+            rules,
+            id,
+            &accepted,
+            sender,
+            now_ms(),
+            &mut write.projection,
+        )
+        .await?;
+    }
     write.projection.audit.push(AuditRow {
         at_ms: now_ms(),
-        actor: format!("back_office:{staff}"),
+        actor: format!("{}:{}", sender.role.as_str(), sender.principal),
         action: action.to_string(),
         subject: id.to_string(),
-        detail: format!("{} change(s)", changes.len()),
+        detail: format!("{} change(s)", accepted.changes.len()),
     });
     app.db.commit_sync(&write).await?;
-    app.docs.store(id, after);
+    app.docs.store(id, accepted.doc);
     Ok(())
 }
 
@@ -82,42 +122,71 @@ pub async fn approve_correction(
     correction_id: &str,
     reason: &str,
 ) -> Result<(), ApiError> {
+    decide_correction(app, staff, point, correction_id, ReviewDecision::Approved, reason, false)
+        .await
+}
+
+/// Records the back office's decision on a correction in the delivery point's document; an
+/// approval also publishes the corrected fields as reference data. `auto` marks an approval by
+/// corroboration rather than by a person.
+pub async fn decide_correction(
+    app: &AppState,
+    staff: &str,
+    point: &DocId,
+    correction_id: &str,
+    decision: ReviewDecision,
+    reason: &str,
+    auto: bool,
+) -> Result<(), ApiError> {
+    let at_ms = now_ms();
     let review = Review {
-        decision: ReviewDecision::Approved,
+        decision,
         by: staff.to_string(),
         reason: reason.to_string(),
-        at_ms: now_ms(),
+        at_ms,
     };
     let correction_id = correction_id.to_string();
     let point_id = point.key().to_string();
-    write_as_back_office(
-        app,
-        staff,
-        point,
-        "correction.approved",
-        move |doc, projection| {
-            let current = operations::read_delivery_point(doc)?;
-            let correction = current
-                .corrections
-                .get(&correction_id)
-                .ok_or_else(|| OperationError::NotFound(format!("correction {correction_id}")))?;
+    let (action, status) = match (decision, auto) {
+        (ReviewDecision::Approved, false) => ("correction.approved", "approved"),
+        (ReviewDecision::Approved, true) => ("correction.auto_approved", "approved"),
+        (ReviewDecision::Rejected, _) => ("correction.rejected", "rejected"),
+    };
+    let comment = reason.to_string();
+    let by = staff.to_string();
+    write_as_back_office(app, staff, point, action, move |doc, projection| {
+        let current = operations::read_delivery_point(doc)?;
+        let correction = current
+            .corrections
+            .get(&correction_id)
+            .ok_or_else(|| OperationError::NotFound(format!("correction {correction_id}")))?;
+        if current.reviews.contains_key(&correction_id) {
+            return Err(OperationError::AlreadyDecided(format!(
+                "correction {correction_id}"
+            )));
+        }
+        operations::review_correction(doc, &correction_id, &review)?;
+        if decision == ReviewDecision::Approved {
             let (reference, access) =
                 corrected(&current.reference, &current.access, &correction.proposed);
-            operations::review_correction(doc, &correction_id, &review)?;
             operations::publish_reference(doc, &reference, &access)?;
-            projection.decisions.push(DecisionRow {
-                correction_id: correction_id.clone(),
-                status: "approved".into(),
-            });
             projection.references.push(ReferenceRow {
                 delivery_point_id: point_id,
                 lines: reference.lines.clone(),
                 pin: reference.pin.map(|p| (p.lat, p.lon)),
                 version: i64::try_from(reference.version).unwrap_or(i64::MAX),
             });
-            Ok(())
-        },
-    )
+        }
+        projection.decisions.push(DecisionRow {
+            correction_id: correction_id.clone(),
+            status: status.into(),
+            by,
+            comment,
+            at_ms,
+            auto,
+        });
+        Ok(())
+    })
     .await
 }
 

@@ -24,6 +24,9 @@ pub enum ApiError {
     /// Nothing there.
     #[error("{0}")]
     NotFound(String),
+    /// The request conflicts with the current state (e.g. a choice for a delivered item).
+    #[error("{0}")]
+    Conflict(String),
     /// Storage failed; the client may retry, nothing was acknowledged.
     #[error("internal error")]
     Internal(String),
@@ -37,6 +40,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }

@@ -6,11 +6,17 @@
 
 pub mod auth;
 pub mod backoffice;
+pub mod backoffice_api;
 pub mod compaction;
+pub mod customer_api;
 pub mod db;
 pub mod demo;
 pub mod documents;
 pub mod error;
+pub mod item_view;
+pub mod json_body;
+pub mod review;
+pub mod routes;
 pub mod metrics;
 pub mod reconcile;
 pub mod scope;
@@ -23,7 +29,6 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tournee_sync_core::sync::wire::Limits;
@@ -50,6 +55,10 @@ pub struct AppState {
     pub limits: Limits,
     /// Reconciliation's distance threshold.
     pub far_attempt_metres: f64,
+    /// Days an item waits at the office when its notice names no last day.
+    pub holding_days: u32,
+    /// Independent identical proposals that approve a correction automatically (0: never).
+    pub corroboration: u32,
 }
 
 /// Why the server could not start.
@@ -82,6 +91,8 @@ impl AppState {
             metrics: Metrics::new(),
             limits,
             far_attempt_metres: settings.far_attempt_metres,
+            holding_days: settings.holding_days,
+            corroboration: settings.corroboration,
         }))
     }
 }
@@ -89,16 +100,18 @@ impl AppState {
 /// Every route of the server.
 pub fn router(state: Arc<AppState>) -> Router {
     let body_limit = state.limits.max_frame_bytes;
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/v1/sync", post(sync_api::sync))
-        .route("/v1/rounds", get(sync_api::rounds))
+    let router = routes::endpoints()
+        .into_iter()
+        .fold(Router::new(), |router, e| router.route(e.path, e.handler));
+    router
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+async fn openapi() -> impl IntoResponse {
+    axum::Json(routes::openapi())
 }
 
 async fn ready(State(app): State<Arc<AppState>>) -> impl IntoResponse {

@@ -29,6 +29,14 @@ pub struct Settings {
     /// Documents kept in memory.
     #[arg(long, env = "TOURNEE_DOCUMENT_CACHE", default_value_t = 20_000)]
     pub document_cache: usize,
+    /// How many days an item waits at the office when its notice names no last day; a
+    /// redelivery date later than that is refused.
+    #[arg(long, env = "TOURNEE_HOLDING_DAYS", default_value_t = 15)]
+    pub holding_days: u32,
+    /// How many postmen must propose the same correction, independently, for it to be approved
+    /// without a reviewer; 0 turns automatic approval off.
+    #[arg(long, env = "TOURNEE_CORROBORATION", default_value_t = 2)]
+    pub corroboration: u32,
 }
 
 /// How tokens are checked (and, for development, minted).

@@ -132,6 +132,13 @@ pub async fn sync(
         for (id, accepted) in host.accepted {
             app.docs.store(&id, accepted.doc);
         }
+        if !write.projection.corrections.is_empty() {
+            // The sync is committed and its answer stands; a failed automatic approval leaves
+            // the corrections in the queue for a reviewer.
+            if let Err(e) = crate::review::corroborate(&app, &write.projection.corrections).await {
+                tracing::warn!(error = %e, "corroboration check failed");
+            }
+        }
     }
 
     app.metrics.syncs.inc();

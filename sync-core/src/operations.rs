@@ -27,6 +27,9 @@ pub enum OperationError {
     /// The item was delivered already; a new choice cannot apply.
     #[error("the item has already been delivered")]
     AlreadyDelivered,
+    /// The entry was decided already (e.g. a correction reviewed twice).
+    #[error("{0} has already been decided")]
+    AlreadyDecided(String),
     /// The id names no entry of the document (e.g. reviewing an unknown correction).
     #[error("{0} not found in this document")]
     NotFound(String),

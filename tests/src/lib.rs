@@ -63,6 +63,8 @@ pub fn settings(database_url: &str) -> Settings {
         max_body_bytes: 4 * 1024 * 1024,
         far_attempt_metres: 150.0,
         document_cache: 1_000,
+        holding_days: 15,
+        corroboration: 2,
     }
 }
 

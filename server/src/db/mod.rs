@@ -21,7 +21,7 @@ use tournee_sync_core::DocId;
 
 pub use rows::{
     AttemptRow, AuditRow, ChoiceRow, CorrectionRow, DecisionRow, EventRow, PreferencesRow,
-    Projection, QueueRow, ReferenceRow,
+    Projection, QueueEntryRow, QueueRow, ReferenceRow, SearchFilter, SearchRow,
 };
 
 /// The central store.
@@ -291,8 +291,8 @@ impl Database {
                 sqlx::query("UPDATE corrections SET status = $2 WHERE id = $1")
                     .bind(&d.correction_id).bind(&d.status)
                     .execute(&mut *tx).await?;
-                sqlx::query("UPDATE review_queue SET status = 'closed' WHERE kind = 'correction' AND subject_id = $1")
-                    .bind(&d.correction_id)
+                sqlx::query("UPDATE review_queue SET status = $2, decided_by = $3, decision_comment = $4, decided_at_ms = $5, auto_approved = $6 WHERE kind = 'correction' AND subject_id = $1 AND status = 'open'")
+                    .bind(&d.correction_id).bind(&d.status).bind(&d.by).bind(&d.comment).bind(d.at_ms).bind(d.auto)
                     .execute(&mut *tx).await?;
             }
             for r in &p.references {
@@ -573,6 +573,147 @@ impl Database {
         })
     }
 
+    /// Review-queue entries, newest first, filtered by kind and status (`open`, `closed` for
+    /// every decided entry, or all when `None`).
+    pub async fn queue(
+        &self,
+        kind: Option<&str>,
+        status: Option<&str>,
+    ) -> Result<Vec<QueueEntryRow>, sqlx::Error> {
+        let status_clause = match status {
+            Some("open") => "status = 'open'",
+            Some(_) => "status <> 'open'",
+            None => "TRUE",
+        };
+        let sql = format!("SELECT * FROM review_queue WHERE ($1 IS NULL OR kind = $1) AND {status_clause} ORDER BY id DESC");
+        with_pool!(self, pool => {
+            sqlx::query(&sql).bind(kind).fetch_all(pool).await?
+                .into_iter().map(|r| queue_entry(&r)).collect()
+        })
+    }
+
+    /// One review-queue entry.
+    pub async fn queue_entry(&self, id: i64) -> Result<Option<QueueEntryRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT * FROM review_queue WHERE id = $1").bind(id).fetch_optional(pool).await?
+                .map(|r| queue_entry(&r)).transpose()
+        })
+    }
+
+    /// Decides an open entry that no document write carries (a flagged attempt, a dispute),
+    /// with its audit line, in one transaction. `false` if it was decided already.
+    pub async fn decide_entry(
+        &self,
+        id: i64,
+        status: &str,
+        by: &str,
+        comment: &str,
+        audit: &AuditRow,
+    ) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query("UPDATE review_queue SET status = $2, decided_by = $3, decision_comment = $4, decided_at_ms = $5 WHERE id = $1 AND status = 'open'")
+                .bind(id).bind(status).bind(by).bind(comment).bind(audit.at_ms)
+                .execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
+                .bind(audit.at_ms).bind(&audit.actor).bind(&audit.action).bind(&audit.subject).bind(&audit.detail)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    /// Queues a customer's dispute of an attempt with its evidence; `None` if this customer
+    /// already disputed it.
+    pub async fn add_dispute(
+        &self,
+        attempt_id: &str,
+        customer: &str,
+        detail: &str,
+        audit: &AuditRow,
+    ) -> Result<Option<i64>, sqlx::Error> {
+        let reason = format!("disputed by customer {customer}");
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query("INSERT INTO review_queue (kind, subject_id, reason, status, created_ms, detail) VALUES ('dispute', $1, $2, 'open', $3, $4) ON CONFLICT (kind, subject_id, reason) DO NOTHING RETURNING id")
+                .bind(attempt_id).bind(&reason).bind(audit.at_ms).bind(detail)
+                .fetch_optional(&mut *tx).await?;
+            let Some(row) = row else { return Ok(None) };
+            sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
+                .bind(audit.at_ms).bind(&audit.actor).bind(&audit.action).bind(&audit.subject).bind(&audit.detail)
+                .execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(Some(row.try_get("id")?))
+        })
+    }
+
+    /// The corrections proposed for a delivery point, with their status.
+    pub async fn corrections_for_point(
+        &self,
+        delivery_point: &str,
+    ) -> Result<Vec<(CorrectionRow, String)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT * FROM corrections WHERE delivery_point_id = $1 ORDER BY proposed_at_ms, id")
+                .bind(delivery_point).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok((correction_row(&r)?, r.try_get("status")?)))
+                .collect()
+        })
+    }
+
+    /// A correction with its status.
+    pub async fn correction(&self, id: &str) -> Result<Option<(CorrectionRow, String)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT * FROM corrections WHERE id = $1").bind(id).fetch_optional(pool).await?
+                .map(|r| Ok((correction_row(&r)?, r.try_get("status")?)))
+                .transpose()
+        })
+    }
+
+    /// The attempt with this id.
+    pub async fn attempt(&self, id: &str) -> Result<Option<AttemptRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT * FROM attempts WHERE id = $1").bind(id).fetch_optional(pool).await?
+                .map(|r| <AttemptRow as sqlx::FromRow<_>>::from_row(&r)).transpose()
+        })
+    }
+
+    /// The customer an item or delivery point belongs to.
+    pub async fn owner_of_item(&self, item: &str) -> Result<Option<String>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let row = sqlx::query("SELECT d.customer_id AS customer FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id WHERE i.id = $1")
+                .bind(item).fetch_optional(pool).await?;
+            Ok(row.map(|r| r.try_get::<Option<String>, _>("customer")).transpose()?.flatten())
+        })
+    }
+
+    /// Items matching every given filter, at most 200.
+    pub async fn search(&self, f: &SearchFilter) -> Result<Vec<SearchRow>, sqlx::Error> {
+        let address = f.address.as_ref().map(|a| format!("%{}%", a.to_lowercase()));
+        with_pool!(self, pool => {
+            sqlx::query("SELECT i.id AS item_id, i.delivery_point_id AS dp, d.lines AS lines, i.status AS status, r.postman AS postman, r.id AS round_id, r.day AS day FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id LEFT JOIN round_stops s ON s.delivery_point_id = i.delivery_point_id AND s.items LIKE '%\"' || i.id || '\"%' LEFT JOIN rounds r ON r.id = s.round_id WHERE ($1 IS NULL OR i.id = $1) AND ($2 IS NULL OR LOWER(d.lines) LIKE $2) AND ($3 IS NULL OR r.postman = $3) AND ($4 IS NULL OR r.id = $4) AND ($5 IS NULL OR r.day = $5) ORDER BY i.id, r.day DESC LIMIT 200")
+                .bind(&f.s10).bind(&address).bind(&f.postman).bind(&f.round).bind(&f.date)
+                .fetch_all(pool).await?
+                .into_iter()
+                .map(|r| {
+                    let lines: String = r.try_get("lines")?;
+                    Ok(SearchRow {
+                        item_id: r.try_get("item_id")?,
+                        delivery_point_id: r.try_get("dp")?,
+                        address: lines.replace('\n', ", "),
+                        status: r.try_get("status")?,
+                        postman: r.try_get("postman")?,
+                        round_id: r.try_get("round_id")?,
+                        date: r.try_get("day")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// How many rows a table has (tests and the load generator's checks).
     pub async fn count(&self, table: Table) -> Result<i64, sqlx::Error> {
         let sql = format!("SELECT COUNT(*) AS n FROM {}", table.name());
@@ -606,4 +747,46 @@ impl Table {
             Table::AuditLog => "audit_log",
         }
     }
+}
+
+fn queue_entry<R: Row>(r: &R) -> Result<QueueEntryRow, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<String>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Option<i64>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(QueueEntryRow {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        subject_id: r.try_get("subject_id")?,
+        reason: r.try_get("reason")?,
+        status: r.try_get("status")?,
+        created_ms: r.try_get("created_ms")?,
+        detail: r.try_get("detail")?,
+        decided_by: r.try_get("decided_by")?,
+        decision_comment: r.try_get("decision_comment")?,
+        decided_at_ms: r.try_get("decided_at_ms")?,
+        auto_approved: r.try_get("auto_approved")?,
+    })
+}
+
+fn correction_row<R: Row>(r: &R) -> Result<CorrectionRow, sqlx::Error>
+where
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> Vec<u8>: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(CorrectionRow {
+        id: r.try_get("id")?,
+        delivery_point_id: r.try_get("delivery_point_id")?,
+        change_hash: r.try_get("change_hash")?,
+        proposed_by: r.try_get("proposed_by")?,
+        device: r.try_get("device")?,
+        proposed_at_ms: r.try_get("proposed_at_ms")?,
+        record: r.try_get("record")?,
+    })
 }

@@ -144,6 +144,14 @@ pub struct DecisionRow {
     pub correction_id: String,
     /// `approved` or `rejected`.
     pub status: String,
+    /// Who decided (`corroboration` for an automatic approval).
+    pub by: String,
+    /// The reviewer's comment.
+    pub comment: String,
+    /// When.
+    pub at_ms: i64,
+    /// Approved automatically because postmen corroborated it.
+    pub auto: bool,
 }
 
 /// Reference data of a delivery point as published.
@@ -180,4 +188,65 @@ pub struct Projection {
     pub decisions: Vec<DecisionRow>,
     /// Reference data published.
     pub references: Vec<ReferenceRow>,
+}
+
+/// A review-queue entry with its decision, as the back office lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueEntryRow {
+    /// The entry's id.
+    pub id: i64,
+    /// `correction`, `attempt`, `dispute`.
+    pub kind: String,
+    /// The correction or attempt id.
+    pub subject_id: String,
+    /// Why it is there.
+    pub reason: String,
+    /// `open`, `approved`, `rejected` (`closed` for entries a decision elsewhere closed).
+    pub status: String,
+    /// When it was queued.
+    pub created_ms: i64,
+    /// Evidence as JSON (a dispute's customer and comment).
+    pub detail: Option<String>,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// The reviewer's comment.
+    pub decision_comment: Option<String>,
+    /// When it was decided.
+    pub decided_at_ms: Option<i64>,
+    /// Approved automatically because postmen corroborated it.
+    pub auto_approved: bool,
+}
+
+/// What search finds: an item with where and by whom it is delivered.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchRow {
+    /// The S10 number.
+    pub item_id: String,
+    /// Its delivery point.
+    pub delivery_point_id: String,
+    /// The address, one line.
+    pub address: String,
+    /// The item's last UPU status.
+    pub status: String,
+    /// The postman of the latest round that carries it.
+    pub postman: Option<String>,
+    /// That round.
+    pub round_id: Option<String>,
+    /// Its day.
+    pub date: Option<String>,
+}
+
+/// The filters of a back-office search; each given one must match.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    /// An S10 number, exact.
+    pub s10: Option<String>,
+    /// Part of the address, case-insensitive.
+    pub address: Option<String>,
+    /// A postman id.
+    pub postman: Option<String>,
+    /// A round id.
+    pub round: Option<String>,
+    /// A round day, `YYYY-MM-DD`.
+    pub date: Option<String>,
 }

@@ -1,0 +1,310 @@
+//! The customer's API: their parcels and where they stand, delivery choices and standing
+//! preferences written into the documents as the customer's own changes (so the postman's
+//! phone receives them at its next sync), and disputes of an attempt.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tournee_sync_core::model::{
+    AccessNotes, Choice, CustomerChoice, DeliveryPointDoc, Preferences, ReferenceAddress,
+};
+use tournee_sync_core::{operations, rules, DocId, DocKind, S10};
+
+use crate::auth::{AuthUser, Claims, TokenRole};
+use crate::backoffice::write_as;
+use crate::db::AuditRow;
+use crate::error::ApiError;
+use crate::item_view::{item_view, AttemptView, ItemView};
+use crate::json_body::JsonBody;
+use crate::scope::{self, civil_date, days_since_epoch, now_ms};
+use crate::AppState;
+
+/// A delivery point of the customer.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryPointView {
+    /// Its id.
+    pub id: String,
+    /// The reference address.
+    pub address: ReferenceAddress,
+    /// Door code, floor, mailbox.
+    pub access: AccessNotes,
+    /// The customer's standing preferences.
+    pub preferences: Preferences,
+}
+
+/// Everything of one customer.
+#[derive(Debug, Clone, Serialize)]
+pub struct MyParcels {
+    /// Their delivery points.
+    pub delivery_points: Vec<DeliveryPointView>,
+    /// The items addressed there.
+    pub items: Vec<ItemView>,
+}
+
+/// Where and when the customer wants an item, tagged by `kind`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ChoiceRequest {
+    /// Present it again on `date` (`YYYY-MM-DD`).
+    RedeliverOn {
+        /// The day.
+        date: String,
+    },
+    /// Take it to a pickup point.
+    PickupPoint {
+        /// The pickup point's id.
+        pickup_point: String,
+    },
+    /// Leave it with a neighbour.
+    Neighbour {
+        /// Who and where.
+        neighbour: String,
+    },
+    /// Leave it in a safe place.
+    SafePlace {
+        /// Where.
+        place: String,
+    },
+    /// Keep it at the office.
+    Hold,
+}
+
+impl From<ChoiceRequest> for Choice {
+    fn from(c: ChoiceRequest) -> Self {
+        match c {
+            ChoiceRequest::RedeliverOn { date } => Choice::RedeliverOn { date },
+            ChoiceRequest::PickupPoint { pickup_point } => Choice::PickupPoint { pickup_point },
+            ChoiceRequest::Neighbour { neighbour } => Choice::Neighbour { neighbour },
+            ChoiceRequest::SafePlace { place } => Choice::SafePlace { place },
+            ChoiceRequest::Hold => Choice::Hold,
+        }
+    }
+}
+
+/// The answer to a choice.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChoiceMade {
+    /// The new choice's id.
+    pub choice_id: String,
+    /// The item as it stands now.
+    pub item: ItemView,
+}
+
+/// "I was at home."
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisputeRequest {
+    /// What the customer says happened.
+    pub comment: String,
+}
+
+/// The queued dispute.
+#[derive(Debug, Clone, Serialize)]
+pub struct DisputeQueued {
+    /// Its review-queue entry.
+    pub queue_id: i64,
+}
+
+fn customer(claims: &Claims) -> Result<&str, ApiError> {
+    if claims.role != TokenRole::Customer {
+        return Err(ApiError::Forbidden("this route is for customers".into()));
+    }
+    Ok(&claims.sub)
+}
+
+async fn owned_item(app: &AppState, customer: &str, raw: &str) -> Result<S10, ApiError> {
+    let item = S10::parse(raw).map_err(|v| ApiError::NotFound(format!("item {raw}: {v}")))?;
+    match app.db.owner_of_item(raw).await? {
+        Some(owner) if owner == customer => Ok(item),
+        // Someone else's item is reported like a missing one: S10 numbers are not secrets,
+        // but whose parcel it is must not leak.
+        _ => Err(ApiError::NotFound(format!("item {raw} not found"))),
+    }
+}
+
+async fn point_view(app: &AppState, id: &DocId) -> Result<DeliveryPointView, ApiError> {
+    let doc = app
+        .docs
+        .load(&app.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("{id} not found")))?;
+    let point: DeliveryPointDoc = operations::read_delivery_point(&doc)
+        .map_err(|e| ApiError::Internal(format!("{id}: {e}")))?;
+    Ok(DeliveryPointView {
+        id: point.id,
+        address: point.reference,
+        access: point.access,
+        preferences: point.preferences,
+    })
+}
+
+/// `GET /v1/customer/items`: the customer's delivery points and items.
+pub async fn my_parcels(
+    State(app): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+) -> Result<Json<MyParcels>, ApiError> {
+    let customer = customer(&claims)?;
+    let mut docs = app.db.customer_documents(customer).await?;
+    docs.sort();
+    let mut parcels = MyParcels {
+        delivery_points: Vec::new(),
+        items: Vec::new(),
+    };
+    for id in docs {
+        match id.kind() {
+            DocKind::DeliveryPoint => parcels.delivery_points.push(point_view(&app, &id).await?),
+            DocKind::Item => {
+                let s10 = S10::parse(id.key())
+                    .map_err(|v| ApiError::Internal(format!("{id}: {v}")))?;
+                parcels.items.push(item_view(&app, &s10).await?);
+            }
+        }
+    }
+    Ok(Json(parcels))
+}
+
+/// `GET /v1/customer/items/{s10}`: one item, its status and history.
+pub async fn my_item(
+    State(app): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+    Path(s10): Path<String>,
+) -> Result<Json<ItemView>, ApiError> {
+    let item = owned_item(&app, customer(&claims)?, &s10).await?;
+    Ok(Json(item_view(&app, &item).await?))
+}
+
+/// `POST /v1/customer/items/{s10}/choice`: where and when the customer wants the item.
+pub async fn choose(
+    State(app): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+    Path(s10): Path<String>,
+    JsonBody(request): JsonBody<ChoiceRequest>,
+) -> Result<(StatusCode, Json<ChoiceMade>), ApiError> {
+    let customer = customer(&claims)?;
+    let item = owned_item(&app, customer, &s10).await?;
+    let view = item_view(&app, &item).await?;
+    if view.status_code == "EMI" {
+        return Err(ApiError::Conflict(format!(
+            "item {item} has already been delivered"
+        )));
+    }
+    let choice = Choice::from(request);
+    if let Choice::RedeliverOn { date } = &choice {
+        check_redelivery_date(&app, &view, date)?;
+    }
+    let choice_id = operations::new_entry_id();
+    let record = CustomerChoice {
+        choice,
+        made_at_ms: now_ms(),
+        made_by: customer.to_string(),
+    };
+    let sender = scope::sender(&app.db, &claims).await?;
+    let entry = choice_id.clone();
+    write_as(&app, &sender, &DocId::item(&item), "choice.made", move |doc, _| {
+        operations::choose_for_item(doc, &entry, &record).map(|_| ())
+    })
+    .await?;
+    let item = item_view(&app, &item).await?;
+    Ok((StatusCode::CREATED, Json(ChoiceMade { choice_id, item })))
+}
+
+/// A redelivery day must be today or later, and within the item's holding period: until the
+/// day the notice says it waits, or the configured number of days from today.
+fn check_redelivery_date(app: &AppState, item: &ItemView, date: &str) -> Result<(), ApiError> {
+    rules::date(rules::Field::Date, date).map_err(|v| ApiError::Unprocessable(v.to_string()))?;
+    let today = civil_date(days_since_epoch());
+    if date < today.as_str() {
+        return Err(ApiError::Unprocessable(format!(
+            "date: {date} is in the past (today is {today})"
+        )));
+    }
+    let last = item
+        .waits_at
+        .as_ref()
+        .and_then(|w| w.get("until"))
+        .and_then(|u| u.as_str())
+        .map(str::to_string)
+        .unwrap_or_else(|| civil_date(days_since_epoch() + i64::from(app.holding_days)));
+    if date > last.as_str() {
+        return Err(ApiError::Unprocessable(format!(
+            "date: {date} is beyond the holding period, which ends on {last}"
+        )));
+    }
+    Ok(())
+}
+
+/// `PUT /v1/customer/delivery-points/{id}/preferences`: standing preferences.
+pub async fn set_preferences(
+    State(app): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+    Path(point): Path<String>,
+    JsonBody(preferences): JsonBody<Preferences>,
+) -> Result<Json<DeliveryPointView>, ApiError> {
+    let customer = customer(&claims)?;
+    let id = DocId::delivery_point(&point)
+        .map_err(|v| ApiError::NotFound(format!("delivery point {point}: {v}")))?;
+    let sender = scope::sender(&app.db, &claims).await?;
+    if !sender.scope.contains(&id) {
+        return Err(ApiError::NotFound(format!(
+            "delivery point {point} not found for {customer}"
+        )));
+    }
+    write_as(&app, &sender, &id, "preferences.set", move |doc, _| {
+        operations::set_preferences(doc, &preferences).map(|_| ())
+    })
+    .await?;
+    Ok(Json(point_view(&app, &id).await?))
+}
+
+/// `POST /v1/customer/items/{s10}/attempts/{attempt}/dispute`: "I was at home".
+pub async fn dispute(
+    State(app): State<Arc<AppState>>,
+    AuthUser(claims): AuthUser,
+    Path((s10, attempt_id)): Path<(String, String)>,
+    JsonBody(request): JsonBody<DisputeRequest>,
+) -> Result<(StatusCode, Json<DisputeQueued>), ApiError> {
+    let customer = customer(&claims)?;
+    let item = owned_item(&app, customer, &s10).await?;
+    rules::optional_text(
+        rules::Field::Note,
+        Some(request.comment.as_str()),
+        rules::MAX_FREE_TEXT_CHARS,
+    )
+    .map_err(|v| ApiError::Unprocessable(v.to_string()))?;
+    if request.comment.trim().is_empty() {
+        return Err(ApiError::Unprocessable(
+            "comment: say what happened, e.g. \"I was at home\"".into(),
+        ));
+    }
+    let attempt = app
+        .db
+        .attempt(&attempt_id)
+        .await?
+        .filter(|a| a.item_id == item.to_string())
+        .ok_or_else(|| ApiError::NotFound(format!("attempt {attempt_id} of {item} not found")))?;
+    let detail = json!({
+        "customer": customer,
+        "comment": request.comment,
+        "item_id": item.to_string(),
+        "attempt": AttemptView::from(&attempt),
+    });
+    let audit = AuditRow {
+        at_ms: now_ms(),
+        actor: format!("customer:{customer}"),
+        action: "attempt.disputed".into(),
+        subject: format!("attempt:{attempt_id}"),
+        detail: detail.to_string(),
+    };
+    let queue_id = app
+        .db
+        .add_dispute(&attempt_id, customer, &detail.to_string(), &audit)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(format!("attempt {attempt_id} is already disputed"))
+        })?;
+    Ok((StatusCode::CREATED, Json(DisputeQueued { queue_id })))
+}

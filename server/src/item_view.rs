@@ -1,0 +1,189 @@
+//! An item as customers and the back office see it: its status and UPU events, its attempts with
+//! their evidence, where it waits, and the customer's current choice.
+
+use serde::Serialize;
+use serde_json::Value;
+use tournee_sync_core::model::{Attempt, Notice, Requirements};
+use tournee_sync_core::{operations, DocId, S10};
+
+use crate::db::{AttemptRow, ChoiceRow, EventRow};
+use crate::error::ApiError;
+use crate::AppState;
+
+/// One UPU EMSEVT event.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    /// `EMG`, `EDG`, `EMH`, `EDH` or `EMI`.
+    pub code: String,
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// The non-delivery reason (EMH).
+    pub reason: Option<String>,
+    /// The action taken (EMH), or what happened.
+    pub action: Option<String>,
+}
+
+/// An attempt with the evidence the back office weighs.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttemptView {
+    /// The attempt id.
+    pub id: String,
+    /// The outcome code.
+    pub outcome: String,
+    /// The device's clock at the door.
+    pub recorded_at_ms: i64,
+    /// The postman.
+    pub postman: String,
+    /// The device.
+    pub device: String,
+    /// The GNSS fix, if any.
+    pub position: Option<PositionView>,
+    /// Metres from the delivery point's pin, when both are known.
+    pub distance_m: Option<f64>,
+    /// The notice left at the door.
+    pub notice: Option<Notice>,
+}
+
+/// A GNSS fix.
+#[derive(Debug, Clone, Serialize)]
+pub struct PositionView {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+    /// Accuracy radius, metres.
+    pub accuracy_m: Option<f64>,
+}
+
+/// The customer's current choice.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChoiceView {
+    /// The choice id.
+    pub id: String,
+    /// `redeliver_on`, `pickup_point`, `neighbour`, `safe_place`, `hold`.
+    pub kind: String,
+    /// When it was made.
+    pub made_at_ms: i64,
+    /// Whether it can be honoured.
+    pub applicable: bool,
+    /// Why not.
+    pub reason: Option<String>,
+    /// The whole choice.
+    pub record: Value,
+}
+
+/// An item for its customer or the back office.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemView {
+    /// The S10 number.
+    pub id: String,
+    /// Its delivery point.
+    pub delivery_point: String,
+    /// `arrived_at_office`, `out_for_delivery`, `attempted`, `at_pickup_point`, `delivered`.
+    pub status: String,
+    /// The last UPU event code.
+    pub status_code: String,
+    /// What the sender paid for.
+    pub requirements: Requirements,
+    /// Every UPU event, oldest first.
+    pub events: Vec<EventView>,
+    /// The latest attempt.
+    pub latest_attempt: Option<AttemptView>,
+    /// Where the item waits for collection, and until when.
+    pub waits_at: Option<Value>,
+    /// The customer's current choice.
+    pub choice: Option<ChoiceView>,
+}
+
+/// A human status for a UPU event code.
+pub fn status_name(code: &str) -> &'static str {
+    match code {
+        "EDG" => "out_for_delivery",
+        "EMH" => "attempted",
+        "EDH" => "at_pickup_point",
+        "EMI" => "delivered",
+        _ => "arrived_at_office",
+    }
+}
+
+impl From<&EventRow> for EventView {
+    fn from(e: &EventRow) -> Self {
+        Self {
+            code: e.code.clone(),
+            at_ms: e.at_ms,
+            reason: e.reason.clone(),
+            action: e.action.clone(),
+        }
+    }
+}
+
+impl From<&AttemptRow> for AttemptView {
+    fn from(a: &AttemptRow) -> Self {
+        let recorded: Option<Attempt> = serde_json::from_str(&a.record).ok();
+        Self {
+            id: a.id.clone(),
+            outcome: a.outcome.clone(),
+            recorded_at_ms: a.recorded_at_ms,
+            postman: a.postman.clone(),
+            device: a.device.clone(),
+            position: a.lat.zip(a.lon).map(|(lat, lon)| PositionView {
+                lat,
+                lon,
+                accuracy_m: a.accuracy_m,
+            }),
+            distance_m: a.distance_m,
+            notice: recorded.and_then(|r| r.notice),
+        }
+    }
+}
+
+impl From<&ChoiceRow> for ChoiceView {
+    fn from(c: &ChoiceRow) -> Self {
+        Self {
+            id: c.id.clone(),
+            kind: c.kind.clone(),
+            made_at_ms: c.made_at_ms,
+            applicable: c.applicable,
+            reason: c.reason.clone(),
+            record: serde_json::from_str(&c.record).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// Builds the view of an item; `NotFound` if there is no such item.
+pub async fn item_view(app: &AppState, item: &S10) -> Result<ItemView, ApiError> {
+    let id = item.to_string();
+    let info = app
+        .db
+        .item_info(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("item {id} not found")))?;
+    let doc = app
+        .docs
+        .load(&app.db, &DocId::item(item))
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("item {id} not found")))?;
+    let requirements = operations::requirements(&doc)
+        .map_err(|e| ApiError::Internal(format!("item {id}: {e}")))?;
+    let events = app.db.item_events(&id).await?;
+    let attempts = app.db.attempts_for_item(&id).await?;
+    let choices = app.db.choices_for_item(&id).await?;
+    let latest_attempt = attempts.last().map(AttemptView::from);
+    let waits_at = latest_attempt
+        .as_ref()
+        .filter(|_| info.status == "EMH" || info.status == "EDH")
+        .and_then(|a| a.notice.as_ref())
+        .and_then(|n| n.waits_at.as_ref())
+        .and_then(|w| serde_json::to_value(w).ok());
+    Ok(ItemView {
+        id,
+        delivery_point: info.delivery_point,
+        status: status_name(&info.status).to_string(),
+        status_code: info.status,
+        requirements,
+        events: events.iter().map(EventView::from).collect(),
+        latest_attempt,
+        waits_at,
+        choice: choices.last().map(ChoiceView::from),
+    })
+}

@@ -1,0 +1,137 @@
+//! The back office's review of field updates: deciding a queue entry, and approving a correction
+//! that enough postmen proposed identically without waiting for a reviewer.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+use tournee_sync_core::model::ReviewDecision;
+use tournee_sync_core::{rules, DocId};
+
+use crate::backoffice::decide_correction;
+use crate::db::{AuditRow, CorrectionRow, QueueEntryRow};
+use crate::error::ApiError;
+use crate::scope::now_ms;
+use crate::AppState;
+
+/// The reviewer's name on automatic approvals.
+pub const CORROBORATION: &str = "corroboration";
+
+/// The proposed fields of a projected correction (its record without who, when and where).
+pub fn proposed_fields(record: &str) -> Value {
+    serde_json::from_str::<Value>(record)
+        .ok()
+        .and_then(|mut v| v.get_mut("proposed").map(Value::take))
+        .unwrap_or(Value::Null)
+}
+
+/// The pending corrections of the same delivery point proposing exactly the same fields, and
+/// the distinct postmen who proposed them.
+pub async fn same_proposals(
+    app: &AppState,
+    correction: &CorrectionRow,
+) -> Result<(Vec<CorrectionRow>, BTreeSet<String>), ApiError> {
+    let proposed = proposed_fields(&correction.record);
+    let same: Vec<CorrectionRow> = app
+        .db
+        .corrections_for_point(&correction.delivery_point_id)
+        .await?
+        .into_iter()
+        .filter(|(row, status)| status == "pending" && proposed_fields(&row.record) == proposed)
+        .map(|(row, _)| row)
+        .collect();
+    let postmen = same.iter().map(|r| r.proposed_by.clone()).collect();
+    Ok((same, postmen))
+}
+
+/// After a sync stored new corrections: approves those that `app.corroboration` different
+/// postmen proposed identically, recorded as automatic in the documents and the audit log.
+pub async fn corroborate(app: &AppState, new: &[CorrectionRow]) -> Result<(), ApiError> {
+    if app.corroboration == 0 {
+        return Ok(());
+    }
+    for correction in new {
+        let (same, postmen) = same_proposals(app, correction).await?;
+        if postmen.len() < app.corroboration as usize {
+            continue;
+        }
+        let point = DocId::delivery_point(&correction.delivery_point_id)
+            .map_err(|v| ApiError::Internal(v.to_string()))?;
+        let reason = format!(
+            "proposed identically by {} postmen ({})",
+            postmen.len(),
+            postmen.iter().cloned().collect::<Vec<_>>().join(", ")
+        );
+        for row in same {
+            match decide_correction(
+                app,
+                CORROBORATION,
+                &point,
+                &row.id,
+                ReviewDecision::Approved,
+                &reason,
+                true,
+            )
+            .await
+            {
+                Ok(()) | Err(ApiError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decides an open queue entry. A correction's decision is written into its delivery point's
+/// document (an approval publishes the corrected address); a flagged attempt's or a dispute's
+/// is recorded in the queue and the audit log.
+pub async fn decide(
+    app: &AppState,
+    staff: &str,
+    entry: &QueueEntryRow,
+    approve: bool,
+    comment: &str,
+) -> Result<(), ApiError> {
+    rules::required_text(rules::Field::ReviewReason, comment, rules::MAX_FREE_TEXT_CHARS)
+        .map_err(|v| ApiError::Unprocessable(v.to_string()))?;
+    if entry.status != "open" {
+        return Err(ApiError::Conflict(format!(
+            "queue entry {} is already {}",
+            entry.id, entry.status
+        )));
+    }
+    let status = if approve { "approved" } else { "rejected" };
+    if entry.kind == "correction" {
+        let (correction, _) = app
+            .db
+            .correction(&entry.subject_id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("correction {}", entry.subject_id)))?;
+        let point = DocId::delivery_point(&correction.delivery_point_id)
+            .map_err(|v| ApiError::Internal(v.to_string()))?;
+        let decision = if approve {
+            ReviewDecision::Approved
+        } else {
+            ReviewDecision::Rejected
+        };
+        return decide_correction(app, staff, &point, &correction.id, decision, comment, false)
+            .await;
+    }
+    let audit = AuditRow {
+        at_ms: now_ms(),
+        actor: format!("back_office:{staff}"),
+        action: format!("{}.{status}", entry.kind),
+        subject: format!("attempt:{}", entry.subject_id),
+        detail: serde_json::json!({ "queue_id": entry.id, "comment": comment }).to_string(),
+    };
+    if !app
+        .db
+        .decide_entry(entry.id, status, staff, comment, &audit)
+        .await?
+    {
+        return Err(ApiError::Conflict(format!(
+            "queue entry {} was decided meanwhile",
+            entry.id
+        )));
+    }
+    Ok(())
+}
