@@ -122,8 +122,16 @@ pub async fn approve_correction(
     correction_id: &str,
     reason: &str,
 ) -> Result<(), ApiError> {
-    decide_correction(app, staff, point, correction_id, ReviewDecision::Approved, reason, false)
-        .await
+    decide_correction(
+        app,
+        staff,
+        point,
+        correction_id,
+        ReviewDecision::Approved,
+        reason,
+        false,
+    )
+    .await
 }
 
 /// Records the back office's decision on a correction in the delivery point's document; an

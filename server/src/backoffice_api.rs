@@ -144,7 +144,9 @@ pub struct SearchQuery {
 
 fn staff(claims: &Claims) -> Result<&str, ApiError> {
     if claims.role != TokenRole::BackOffice {
-        return Err(ApiError::Forbidden("this route is for the back office".into()));
+        return Err(ApiError::Forbidden(
+            "this route is for the back office".into(),
+        ));
     }
     Ok(&claims.sub)
 }
@@ -156,7 +158,9 @@ async fn address_of(app: &AppState, point: &str) -> Result<Option<ReferenceAddre
     let Some(doc) = app.docs.load(&app.db, &id).await? else {
         return Ok(None);
     };
-    Ok(operations::read_delivery_point(&doc).ok().map(|d| d.reference))
+    Ok(operations::read_delivery_point(&doc)
+        .ok()
+        .map(|d| d.reference))
 }
 
 async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, ApiError> {

@@ -158,8 +158,8 @@ pub async fn my_parcels(
         match id.kind() {
             DocKind::DeliveryPoint => parcels.delivery_points.push(point_view(&app, &id).await?),
             DocKind::Item => {
-                let s10 = S10::parse(id.key())
-                    .map_err(|v| ApiError::Internal(format!("{id}: {v}")))?;
+                let s10 =
+                    S10::parse(id.key()).map_err(|v| ApiError::Internal(format!("{id}: {v}")))?;
                 parcels.items.push(item_view(&app, &s10).await?);
             }
         }
@@ -204,9 +204,13 @@ pub async fn choose(
     };
     let sender = scope::sender(&app.db, &claims).await?;
     let entry = choice_id.clone();
-    write_as(&app, &sender, &DocId::item(&item), "choice.made", move |doc, _| {
-        operations::choose_for_item(doc, &entry, &record).map(|_| ())
-    })
+    write_as(
+        &app,
+        &sender,
+        &DocId::item(&item),
+        "choice.made",
+        move |doc, _| operations::choose_for_item(doc, &entry, &record).map(|_| ()),
+    )
     .await?;
     let item = item_view(&app, &item).await?;
     Ok((StatusCode::CREATED, Json(ChoiceMade { choice_id, item })))
@@ -303,8 +307,6 @@ pub async fn dispute(
         .db
         .add_dispute(&attempt_id, customer, &detail.to_string(), &audit)
         .await?
-        .ok_or_else(|| {
-            ApiError::Conflict(format!("attempt {attempt_id} is already disputed"))
-        })?;
+        .ok_or_else(|| ApiError::Conflict(format!("attempt {attempt_id} is already disputed")))?;
     Ok((StatusCode::CREATED, Json(DisputeQueued { queue_id })))
 }

@@ -15,13 +15,14 @@ pub mod documents;
 pub mod error;
 pub mod item_view;
 pub mod json_body;
-pub mod review;
-pub mod routes;
 pub mod metrics;
 pub mod reconcile;
+pub mod review;
+pub mod routes;
 pub mod scope;
 pub mod settings;
 pub mod sync_api;
+pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -140,7 +141,11 @@ pub async fn launch_with_tcp_listener(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), StartError> {
-    tracing::info!(address = %listener.local_addr()?, backend = state.db.backend(), "listening");
+    let address = listener.local_addr()?;
+    tracing::info!(%address, backend = state.db.backend(), "listening");
+    tracing::info!(
+        "back-office page at http://{address}/backoffice, API at http://{address}/openapi.json"
+    );
     let compactor = tokio::spawn(compaction::run(state.clone()));
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)

@@ -91,8 +91,12 @@ pub async fn decide(
     approve: bool,
     comment: &str,
 ) -> Result<(), ApiError> {
-    rules::required_text(rules::Field::ReviewReason, comment, rules::MAX_FREE_TEXT_CHARS)
-        .map_err(|v| ApiError::Unprocessable(v.to_string()))?;
+    rules::required_text(
+        rules::Field::ReviewReason,
+        comment,
+        rules::MAX_FREE_TEXT_CHARS,
+    )
+    .map_err(|v| ApiError::Unprocessable(v.to_string()))?;
     if entry.status != "open" {
         return Err(ApiError::Conflict(format!(
             "queue entry {} is already {}",

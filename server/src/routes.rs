@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::routing::{get, post, put, MethodRouter};
 use serde_json::{json, Map, Value};
 
-use crate::{backoffice_api, customer_api, sync_api, AppState};
+use crate::{backoffice_api, customer_api, sync_api, web, AppState};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,9 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("GET", "/v1/backoffice/queue/{id}", "One queue entry with its evidence.", BackOffice, None, &[(200, "QueueEntry"), (404, "no such entry")], get(backoffice_api::queue_entry)),
         e("POST", "/v1/backoffice/queue/{id}/decision", "Approve or reject an entry with a comment; an approved correction is published into its delivery point's document.", BackOffice, Some((JSON, "{decision: approve|reject, comment}")), &[(200, "QueueEntry"), (404, "no such entry"), (409, "already decided"), (422, "missing comment or bad decision")], post(backoffice_api::decide)),
         e("GET", "/v1/backoffice/items/{s10}", "An item's timeline: events, attempts with positions, choices.", BackOffice, None, &[(200, "ItemTimeline"), (404, "no such item")], get(backoffice_api::item_timeline)),
+        e("GET", "/backoffice", "The back-office page.", Public, None, &[(200, "HTML")], get(web::page)),
+        e("GET", "/backoffice/app.js", "The page's script.", Public, None, &[(200, "JavaScript")], get(web::script)),
+        e("GET", "/backoffice/app.css", "The page's style sheet.", Public, None, &[(200, "CSS")], get(web::style)),
         e("GET", "/v1/backoffice/search", "Find items by s10, address, postman, round and date (query parameters).", BackOffice, None, &[(200, "[SearchRow]"), (400, "no filter given")], get(backoffice_api::search)),
     ]
 }
@@ -82,8 +85,14 @@ pub fn openapi() -> Value {
             responses.insert(code.to_string(), json!({ "description": meaning }));
         }
         if endpoint.access != Access::Public {
-            responses.insert("401".into(), json!({ "description": "no token, or a token that does not verify" }));
-            responses.insert("403".into(), json!({ "description": "a token of another role, or a revoked device" }));
+            responses.insert(
+                "401".into(),
+                json!({ "description": "no token, or a token that does not verify" }),
+            );
+            responses.insert(
+                "403".into(),
+                json!({ "description": "a token of another role, or a revoked device" }),
+            );
         }
         let parameters: Vec<Value> = endpoint
             .path

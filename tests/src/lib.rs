@@ -164,8 +164,13 @@ pub async fn drop_postgres(admin: &str, name: &str) {
 
 /// The rounds a postman's token gets from `GET /v1/rounds` at `base`.
 pub async fn rounds(base: &str, token: &str) -> Vec<RoundManifest> {
+    get_json(base, token, "/v1/rounds").await
+}
+
+/// `GET base + path` with a bearer token; panics unless it succeeds with JSON of type `T`.
+pub async fn get_json<T: serde::de::DeserializeOwned>(base: &str, token: &str, path: &str) -> T {
     reqwest::Client::new()
-        .get(format!("{base}/v1/rounds"))
+        .get(format!("{base}{path}"))
         .bearer_auth(token)
         .send()
         .await

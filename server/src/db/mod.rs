@@ -283,7 +283,9 @@ impl Database {
                 sqlx::query("INSERT INTO item_events (item_id, code, at_ms, reason, action, source) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (item_id, code, source) DO NOTHING")
                     .bind(&e.item_id).bind(&e.code).bind(e.at_ms).bind(&e.reason).bind(&e.action).bind(&e.source)
                     .execute(&mut *tx).await?;
-                sqlx::query("UPDATE items SET status = $2, updated_at_ms = $3 WHERE id = $1 AND updated_at_ms <= $3")
+                // The latest event sets the status, but final delivery (EMI) is final: it wins
+                // whatever the device clocks say, and nothing after it reopens the item.
+                sqlx::query("UPDATE items SET status = $2, updated_at_ms = $3 WHERE id = $1 AND status <> 'EMI' AND (updated_at_ms <= $3 OR $2 = 'EMI')")
                     .bind(&e.item_id).bind(&e.code).bind(e.at_ms)
                     .execute(&mut *tx).await?;
             }
@@ -665,7 +667,10 @@ impl Database {
     }
 
     /// A correction with its status.
-    pub async fn correction(&self, id: &str) -> Result<Option<(CorrectionRow, String)>, sqlx::Error> {
+    pub async fn correction(
+        &self,
+        id: &str,
+    ) -> Result<Option<(CorrectionRow, String)>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query("SELECT * FROM corrections WHERE id = $1").bind(id).fetch_optional(pool).await?
                 .map(|r| Ok((correction_row(&r)?, r.try_get("status")?)))
@@ -692,7 +697,10 @@ impl Database {
 
     /// Items matching every given filter, at most 200.
     pub async fn search(&self, f: &SearchFilter) -> Result<Vec<SearchRow>, sqlx::Error> {
-        let address = f.address.as_ref().map(|a| format!("%{}%", a.to_lowercase()));
+        let address = f
+            .address
+            .as_ref()
+            .map(|a| format!("%{}%", a.to_lowercase()));
         with_pool!(self, pool => {
             sqlx::query("SELECT i.id AS item_id, i.delivery_point_id AS dp, d.lines AS lines, i.status AS status, r.postman AS postman, r.id AS round_id, r.day AS day FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id LEFT JOIN round_stops s ON s.delivery_point_id = i.delivery_point_id AND s.items LIKE '%\"' || i.id || '\"%' LEFT JOIN rounds r ON r.id = s.round_id WHERE ($1 IS NULL OR i.id = $1) AND ($2 IS NULL OR LOWER(d.lines) LIKE $2) AND ($3 IS NULL OR r.postman = $3) AND ($4 IS NULL OR r.id = $4) AND ($5 IS NULL OR r.day = $5) ORDER BY i.id, r.day DESC LIMIT 200")
                 .bind(&f.s10).bind(&address).bind(&f.postman).bind(&f.round).bind(&f.date)
