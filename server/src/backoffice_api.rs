@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tournee_sync_core::model::{GeoPoint, ReferenceAddress};
@@ -19,7 +20,7 @@ use crate::review::{self, proposed_fields};
 use crate::AppState;
 
 /// Query of the queue list.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueQuery {
     /// `correction`, `attempt` or `dispute`; all when absent.
@@ -29,7 +30,7 @@ pub struct QueueQuery {
 }
 
 /// A proposed correction with who proposed it and how many agree.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct CorrectionEvidence {
     /// The proposed fields.
     pub proposed: Value,
@@ -48,7 +49,7 @@ pub struct CorrectionEvidence {
 }
 
 /// A customer's dispute.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DisputeEvidence {
     /// The customer.
     pub customer: String,
@@ -57,7 +58,7 @@ pub struct DisputeEvidence {
 }
 
 /// One review-queue entry with everything needed to decide it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct QueueEntry {
     /// Its id.
     pub id: i64,
@@ -94,7 +95,7 @@ pub struct QueueEntry {
 }
 
 /// A decision on a queue entry.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionRequest {
     /// `approve` or `reject`.
@@ -104,7 +105,7 @@ pub struct DecisionRequest {
 }
 
 /// Approve or reject.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
     /// Accept the field update.
@@ -114,7 +115,7 @@ pub enum Decision {
 }
 
 /// An item's whole story for a reviewer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ItemTimeline {
     /// The item, its status and events.
     pub item: ItemView,
@@ -127,7 +128,7 @@ pub struct ItemTimeline {
 }
 
 /// Search parameters; at least one.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// S10 number.

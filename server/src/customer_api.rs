@@ -7,6 +7,7 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tournee_sync_core::model::{
@@ -24,7 +25,7 @@ use crate::scope::{self, civil_date, days_since_epoch, now_ms};
 use crate::AppState;
 
 /// A delivery point of the customer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DeliveryPointView {
     /// Its id.
     pub id: String,
@@ -37,7 +38,7 @@ pub struct DeliveryPointView {
 }
 
 /// Everything of one customer.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MyParcels {
     /// Their delivery points.
     pub delivery_points: Vec<DeliveryPointView>,
@@ -46,7 +47,7 @@ pub struct MyParcels {
 }
 
 /// Where and when the customer wants an item, tagged by `kind`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ChoiceRequest {
     /// Present it again on `date` (`YYYY-MM-DD`).
@@ -86,7 +87,7 @@ impl From<ChoiceRequest> for Choice {
 }
 
 /// The answer to a choice.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ChoiceMade {
     /// The new choice's id.
     pub choice_id: String,
@@ -95,7 +96,7 @@ pub struct ChoiceMade {
 }
 
 /// "I was at home."
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisputeRequest {
     /// What the customer says happened.
@@ -103,7 +104,7 @@ pub struct DisputeRequest {
 }
 
 /// The queued dispute.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct DisputeQueued {
     /// Its review-queue entry.
     pub queue_id: i64,

@@ -4,7 +4,15 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// The body of every error answer, so a client reads one shape whatever failed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ErrorBody {
+    /// What was wrong, for a person: names the field or the rule.
+    pub error: String,
+}
 
 /// What an endpoint answers when it cannot do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -62,7 +70,7 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        let mut response = (self.status(), Json(json!({ "error": message }))).into_response();
+        let mut response = (self.status(), Json(ErrorBody { error: message })).into_response();
         if matches!(self, ApiError::Unauthorized(_)) {
             // RFC 6750 §3: a 401 names the scheme the client must use.
             response.headers_mut().insert(

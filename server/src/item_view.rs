@@ -1,6 +1,7 @@
 //! An item as customers and the back office see it: its status and UPU events, its attempts with
 //! their evidence, where it waits, and the customer's current choice.
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 use tournee_sync_core::model::{Attempt, Notice, Requirements};
@@ -11,7 +12,7 @@ use crate::error::ApiError;
 use crate::AppState;
 
 /// One UPU EMSEVT event.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct EventView {
     /// `EMG`, `EDG`, `EMH`, `EDH` or `EMI`.
     pub code: String,
@@ -24,7 +25,7 @@ pub struct EventView {
 }
 
 /// An attempt with the evidence the back office weighs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct AttemptView {
     /// The attempt id.
     pub id: String,
@@ -45,7 +46,7 @@ pub struct AttemptView {
 }
 
 /// A GNSS fix.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct PositionView {
     /// Latitude.
     pub lat: f64,
@@ -56,7 +57,7 @@ pub struct PositionView {
 }
 
 /// The customer's current choice.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ChoiceView {
     /// The choice id.
     pub id: String,
@@ -73,7 +74,7 @@ pub struct ChoiceView {
 }
 
 /// An item for its customer or the back office.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct ItemView {
     /// The S10 number.
     pub id: String,

@@ -218,7 +218,7 @@ pub struct QueueEntryRow {
 }
 
 /// What search finds: an item with where and by whom it is delivered.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct SearchRow {
     /// The S10 number.
     pub item_id: String,

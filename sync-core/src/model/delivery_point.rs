@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// The whole delivery-point document as it hydrates from Automerge.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct DeliveryPointDoc {
     /// [`super::SCHEMA_VERSION`] at creation.
     pub schema: u64,
@@ -29,6 +30,7 @@ pub struct DeliveryPointDoc {
 
 /// A WGS 84 position.
 #[derive(Debug, Clone, Copy, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct GeoPoint {
     /// Latitude in degrees.
     pub lat: f64,
@@ -38,6 +40,7 @@ pub struct GeoPoint {
 
 /// The reference address (NF Z10-011: at most 6 lines of 38 characters).
 #[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ReferenceAddress {
     /// The printed address lines.
     pub lines: Vec<String>,
@@ -61,6 +64,7 @@ pub struct ReferenceAddress {
 
 /// Repetition suffixes of French house numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub enum HouseSuffix {
     /// "bis"
     #[autosurgeon(rename = "bis")]
@@ -78,6 +82,7 @@ pub enum HouseSuffix {
 
 /// Access notes the reference system publishes.
 #[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct AccessNotes {
     /// The door code.
     pub door_code: Option<String>,
@@ -91,6 +96,7 @@ pub struct AccessNotes {
 
 /// The customer's standing preferences for this delivery point.
 #[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Preferences {
     /// Where parcels may be left when nobody answers.
     pub safe_place: Option<String>,
@@ -104,6 +110,7 @@ pub struct Preferences {
 
 /// A correction a postman proposed at the door.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Correction {
     /// What the postman says is right.
     pub proposed: ProposedCorrection,
@@ -117,6 +124,7 @@ pub struct Correction {
 
 /// The fields a correction may change; `None` means "no change proposed".
 #[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ProposedCorrection {
     /// The house number, e.g. "35".
     pub house_number: Option<String>,
@@ -147,6 +155,7 @@ impl ProposedCorrection {
 
 /// The back office's decision on a correction.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Review {
     /// Approved or rejected.
     pub decision: ReviewDecision,
@@ -160,6 +169,7 @@ pub struct Review {
 
 /// A review decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub enum ReviewDecision {
     /// The correction becomes reference data.
     #[autosurgeon(rename = "approved")]

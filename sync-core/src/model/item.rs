@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// The whole item document as it hydrates from Automerge.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct ItemDoc {
     /// [`super::SCHEMA_VERSION`] at creation.
     pub schema: u64,
@@ -49,6 +50,7 @@ impl ItemDoc {
 
 /// The service requirements of an item, set by the sender's product.
 #[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Requirements {
     /// The recipient must sign.
     pub signature: bool,
@@ -69,6 +71,7 @@ impl Requirements {
 
 /// One customer choice for an item, as the customer made it.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct CustomerChoice {
     /// What the customer asked for.
     pub choice: Choice,
@@ -80,6 +83,7 @@ pub struct CustomerChoice {
 
 /// Where and when the customer wants this item.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub enum Choice {
     /// Present it again on this date (`YYYY-MM-DD`).
     #[autosurgeon(rename = "redeliver_on")]
@@ -117,6 +121,7 @@ pub enum Choice {
 
 /// What happened at the door.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub enum Outcome {
     /// Handed to the addressee.
     #[autosurgeon(rename = "delivered_to_addressee")]
@@ -209,6 +214,7 @@ impl Outcome {
 
 /// One delivery attempt as the postman's device recorded it.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Attempt {
     /// What happened.
     pub outcome: Outcome,
@@ -228,6 +234,7 @@ pub struct Attempt {
 
 /// A GNSS fix.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Position {
     /// Latitude, WGS 84 degrees.
     pub lat: f64,
@@ -239,6 +246,7 @@ pub struct Position {
 
 /// The notice card left when the item could not be delivered.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Notice {
     /// The number printed on the card, which the customer quotes to collect.
     pub number: Option<String>,
@@ -248,6 +256,7 @@ pub struct Notice {
 
 /// Where a notified item waits for the customer.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct WaitingPlace {
     /// What kind of place.
     pub kind: WaitingPlaceKind,
@@ -259,6 +268,7 @@ pub struct WaitingPlace {
 
 /// The kinds of places an item can wait at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub enum WaitingPlaceKind {
     /// A post office counter.
     #[autosurgeon(rename = "post_office")]
@@ -276,6 +286,7 @@ pub enum WaitingPlaceKind {
 
 /// A reference to evidence captured at the door.
 #[derive(Debug, Clone, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Proof {
     /// What the evidence is.
     pub kind: ProofKind,
@@ -285,6 +296,7 @@ pub struct Proof {
 
 /// The kinds of evidence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Reconcile, Hydrate, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub enum ProofKind {
     /// A captured signature.
     #[autosurgeon(rename = "signature")]

@@ -8,6 +8,7 @@ use crate::s10::S10;
 
 /// A round as published to one device for one day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct RoundManifest {
     /// The round's id.
     pub round_id: String,
@@ -23,6 +24,7 @@ pub struct RoundManifest {
 
 /// One stop of a round: a delivery point and the items for it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
 pub struct Stop {
     /// Position in the round, from 1.
     pub order: u32,
