@@ -141,10 +141,14 @@ fn print_demo_help(address: &str, keys: &Keys) {
     let token = keys
         .mint("pm-1", TokenRole::Postman, Some("dev-1"), 12 * 3600)
         .unwrap_or_default();
+    let staff = keys
+        .mint("bo-1", TokenRole::BackOffice, None, 12 * 3600)
+        .unwrap_or_default();
     println!(
         "\nTournée demo is running on http://{address}\n\
          \n  A postman token (pm-1 on dev-1), valid 12 hours:\n    {token}\n\
-         \n  Try:\n    curl -H \"Authorization: Bearer $TOKEN\" http://{address}/v1/rounds\n    curl http://{address}/metrics\n\
+         \n  The back-office page: http://{address}/backoffice\n  sign in with this back-office token (bo-1), valid 12 hours:\n    {staff}\n\
+         \n  Try:\n    curl -H \"Authorization: Bearer $TOKEN\" http://{address}/v1/rounds\n    curl http://{address}/metrics\n    curl http://{address}/openapi.json\n\
          \n  More tokens: cargo run -p tournee-server -- token --role customer --subject cust-1\n"
     );
 }
