@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -16,6 +16,7 @@ use crate::db::{QueueEntryRow, SearchFilter, SearchRow};
 use crate::error::ApiError;
 use crate::item_view::{item_view, AttemptView, ChoiceView, ItemView};
 use crate::json_body::JsonBody;
+use crate::query_params::QueryParams;
 use crate::review::{self, proposed_fields};
 use crate::AppState;
 
@@ -227,7 +228,7 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
 pub async fn queue(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Query(query): Query<QueueQuery>,
+    QueryParams(query): QueryParams<QueueQuery>,
 ) -> Result<Json<Vec<QueueEntry>>, ApiError> {
     staff(&claims)?;
     if let Some(kind) = query.kind.as_deref() {
@@ -317,7 +318,7 @@ pub async fn item_timeline(
 pub async fn search(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Query(query): Query<SearchQuery>,
+    QueryParams(query): QueryParams<SearchQuery>,
 ) -> Result<Json<Vec<SearchRow>>, ApiError> {
     staff(&claims)?;
     let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());

@@ -22,12 +22,22 @@ where
         let bytes = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
-            use serde_json::error::Category;
-            match e.classify() {
-                Category::Data => ApiError::Unprocessable(format!("invalid body: {e}")),
-                _ => ApiError::BadRequest(format!("the body is not JSON: {e}")),
-            }
-        })
+        let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
+        let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+            let field = e.path().to_string();
+            refusal(e.into_inner(), &field)
+        })?;
+        deserializer.end().map_err(|e| refusal(e, "."))?;
+        Ok(JsonBody(value))
+    }
+}
+
+/// 422 naming the field for JSON of the wrong shape, 400 for what is not JSON.
+fn refusal(e: serde_json::Error, field: &str) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data if field == "." => ApiError::Unprocessable(format!("invalid body: {e}")),
+        Category::Data => ApiError::Unprocessable(format!("{field}: {e}")),
+        _ => ApiError::BadRequest(format!("the body is not JSON: {e}")),
     }
 }
