@@ -837,6 +837,9 @@ async fn search_finds_items_by_each_criterion_and_timelines_tell_their_story() {
         assert_eq!(ids(&rows), std::slice::from_ref(&s10), "{backend:?}");
         assert_eq!(rows[0]["postman"], "pm-1");
         assert_eq!(rows[0]["delivery_point_id"], "dp-00000");
+        // The phone's clock put the absence before the download (EDG, server time): a doorstep
+        // event still supersedes it.
+        assert_eq!(rows[0]["status"], "EMH");
         assert_eq!(ids(&search("address=ROQUETTE".into()).await).len(), 24);
         let pm2 = search("postman=pm-2".into()).await;
         assert_eq!(ids(&pm2).len(), 12);
@@ -891,6 +894,49 @@ async fn search_finds_items_by_each_criterion_and_timelines_tell_their_story() {
             StatusCode::NOT_FOUND,
             "RR999999999FR",
         );
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_demo_starts_with_field_work_to_review() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        tournee_server::demo::field_work(&server.state)
+            .await
+            .unwrap();
+        let api = Api::new(&server);
+        let (customer, staff) = tokens(&server);
+        let (_, open) = api.get("/v1/backoffice/queue", &staff).await;
+        let subjects: Vec<(&str, &str)> = open
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap(),
+                    e["subject_id"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            subjects,
+            [
+                ("attempt", tournee_server::demo::DEMO_FAR_DELIVERY),
+                ("correction", tournee_server::demo::DEMO_CORRECTION)
+            ],
+            "{backend:?}"
+        );
+        // The README's commands name these.
+        assert_eq!(open[1]["id"], 1);
+        assert_eq!(fixtures::s10(1).as_str(), "RR000000014FR");
+        let (_, item) = api.get(&item_path(1), &customer).await;
+        assert_eq!(item["status"], "attempted", "{item}");
+        assert_eq!(
+            item["latest_attempt"]["id"],
+            tournee_server::demo::DEMO_ABSENCE
+        );
+        assert_eq!(item["waits_at"]["until"], day(14));
         server.stop().await;
     }
 }

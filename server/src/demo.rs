@@ -3,11 +3,24 @@
 
 use tournee_sync_core::automerge::Automerge;
 use tournee_sync_core::fixtures;
-use tournee_sync_core::model::{RoundManifest, Stop};
+use tournee_sync_core::model::{GeoPoint, Position, RoundManifest, Stop};
+use tournee_sync_core::operations;
+use tournee_sync_core::validator::{Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
+use crate::backoffice::write_as;
 use crate::db::Database;
+use crate::error::ApiError;
 use crate::scope::{civil_date, days_since_epoch, now_ms};
+use crate::AppState;
+
+/// The demo's first field work, with fixed ids so the README's commands can name them: pm-1
+/// proposed this correction of dp-00001…
+pub const DEMO_CORRECTION: &str = "demo-correction-1";
+/// …found nobody at cust-1's door for item `fixtures::s10(1)` and left this notice…
+pub const DEMO_ABSENCE: &str = "demo-absence-1";
+/// …and recorded this delivery of `fixtures::s10(4)` 440 m from the pin.
+pub const DEMO_FAR_DELIVERY: &str = "demo-delivery-4";
 
 /// Delivery points in the demo town.
 pub const POINTS: u32 = 12;
@@ -101,6 +114,64 @@ pub async fn seed(db: &Database) -> Result<bool, sqlx::Error> {
         db.insert_round(&round).await?;
     }
     Ok(true)
+}
+
+/// This morning's work on pm-1's round, as if pm-1's phone had synced it: a proposed correction,
+/// an absence with a notice, a delivery far from the pin. So a new user finds the back-office
+/// queue and the customer's parcels with something in them. Written through the same path as
+/// the API's writes: validated, projected, audited.
+pub async fn field_work(app: &AppState) -> Result<(), ApiError> {
+    let postman = Sender {
+        role: Role::Postman,
+        principal: "pm-1".into(),
+        device: Some("dev-1".into()),
+        scope: Scope::All,
+    };
+    let minutes_ago = |m: i64| now_ms() - m * 60_000;
+    let near = |pin: GeoPoint, north: f64| Position {
+        lat: pin.lat + north,
+        lon: pin.lon,
+        accuracy_m: 6.0,
+    };
+    let point = |p: u32| DocId::delivery_point(&fixtures::delivery_point_id(p)).map_err(invalid_id);
+
+    let mut correction = fixtures::number_correction("dev-1", "pm-1");
+    correction.proposed_at_ms = minutes_ago(50);
+    write_as(app, &postman, &point(1)?, "demo.correction", |doc, _| {
+        operations::propose_correction(doc, DEMO_CORRECTION, &correction).map(|_| ())
+    })
+    .await?;
+
+    let mut absence = fixtures::absent_attempt("dev-1", "pm-1", 1);
+    absence.recorded_at_ms = minutes_ago(40);
+    absence.position = Some(near(fixtures::pin(0), 0.00004));
+    if let Some(place) = absence.notice.as_mut().and_then(|n| n.waits_at.as_mut()) {
+        place.until = Some(civil_date(days_since_epoch() + 14));
+    }
+    write_as(
+        app,
+        &postman,
+        &DocId::item(&fixtures::s10(1)),
+        "demo.attempt",
+        |doc, _| operations::record_attempt(doc, DEMO_ABSENCE, &absence).map(|_| ()),
+    )
+    .await?;
+
+    let mut far = fixtures::delivered_attempt("dev-1", "pm-1", 4);
+    far.recorded_at_ms = minutes_ago(30);
+    far.position = Some(near(fixtures::pin(2), 0.004));
+    write_as(
+        app,
+        &postman,
+        &DocId::item(&fixtures::s10(4)),
+        "demo.attempt",
+        |doc, _| operations::record_attempt(doc, DEMO_FAR_DELIVERY, &far).map(|_| ()),
+    )
+    .await
+}
+
+fn invalid_id(e: impl std::fmt::Display) -> ApiError {
+    ApiError::Internal(format!("demo data: {e}"))
 }
 
 async fn insert(db: &Database, id: &DocId, doc: Automerge) -> Result<(), sqlx::Error> {

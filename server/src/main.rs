@@ -86,7 +86,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve { settings, demo } => {
             let state = AppState::new(&settings).await.map_err(|e| e.to_string())?;
             if demo && demo::seed(&state.db).await.map_err(|e| e.to_string())? {
-                tracing::info!("created the demo town and today's rounds");
+                demo::field_work(&state)
+                    .await
+                    .map_err(|e| format!("demo: {e}"))?;
+                tracing::info!(
+                    "created the demo town, today's rounds and some field work to review"
+                );
             }
             let listener = TcpListener::bind(settings.listen)
                 .await

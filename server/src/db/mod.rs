@@ -283,9 +283,11 @@ impl Database {
                 sqlx::query("INSERT INTO item_events (item_id, code, at_ms, reason, action, source) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (item_id, code, source) DO NOTHING")
                     .bind(&e.item_id).bind(&e.code).bind(e.at_ms).bind(&e.reason).bind(&e.action).bind(&e.source)
                     .execute(&mut *tx).await?;
-                // The latest event sets the status, but final delivery (EMI) is final: it wins
-                // whatever the device clocks say, and nothing after it reopens the item.
-                sqlx::query("UPDATE items SET status = $2, updated_at_ms = $3 WHERE id = $1 AND status <> 'EMI' AND (updated_at_ms <= $3 OR $2 = 'EMI')")
+                // The latest event sets the status, with two rules that hold whatever the clocks
+                // say (arrival and EDG are stamped by the server, doorstep events by the phone):
+                // final delivery (EMI) is final, and a doorstep event (EMH, EDH) supersedes
+                // arrival and departure for delivery.
+                sqlx::query("UPDATE items SET status = $2, updated_at_ms = $3 WHERE id = $1 AND status <> 'EMI' AND (updated_at_ms <= $3 OR $2 = 'EMI' OR (status IN ('EMG', 'EDG') AND $2 IN ('EMH', 'EDH')))")
                     .bind(&e.item_id).bind(&e.code).bind(e.at_ms)
                     .execute(&mut *tx).await?;
             }
