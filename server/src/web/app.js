@@ -216,7 +216,7 @@ async function renderEntry(entry) {
 
   if (entry.status === "open") {
     const form = $("decision-template").content.firstElementChild.cloneNode(true);
-    detail.append(el("h3", { text: "Decision" }), form);
+    detail.append(el("h3", { text: "Decision" }), el("p", { class: "hint", id: "decision-hint", text: DECISION_HINT[entry.kind] || "" }), form);
     form.querySelector("#approve").addEventListener("click", () => decide(entry.id, "approve"));
     form.querySelector("#reject").addEventListener("click", () => decide(entry.id, "reject"));
   } else {
@@ -236,6 +236,12 @@ async function renderEntry(entry) {
     await appendTimeline(detail, entry.item_id);
   }
 }
+
+const DECISION_HINT = {
+  correction: "Approve to publish the proposed fields as the delivery point's reference data; every phone gets them at its next sync. The postman sees your comment either way.",
+  attempt: "Approve if the attempt stands as recorded; reject if it should not have been recorded there.",
+  dispute: "Approve if the customer is right and the attempt was not made as recorded; reject if the attempt stands.",
+};
 
 function facts(rows) {
   const list = el("dl", { class: "facts" });
