@@ -612,6 +612,13 @@ async fn reviewers_approve_and_reject_with_a_comment_and_every_decision_is_audit
                 "maybe",
             ),
             (
+                "/v1/backoffice/queue/first/decision".to_string(),
+                &staff,
+                json!({ "decision": "approve", "comment": "ok" }),
+                StatusCode::BAD_REQUEST,
+                "first",
+            ),
+            (
                 unknown,
                 &staff,
                 json!({ "decision": "approve", "comment": "ok" }),
@@ -945,7 +952,8 @@ async fn the_demo_starts_with_field_work_to_review() {
 fn concrete(template: &str) -> String {
     template
         .replace("{s10}", fixtures::s10(0).as_str())
-        .replace("{id}", "1")
+        .replace("{id}", "dp-00000")
+        .replace("{entry}", "1")
         .replace("{attempt}", "att-1")
 }
 

@@ -285,8 +285,8 @@ async fn every_json_answer_matches_the_documented_schema() {
 
         // The back office.
         let queue = "/v1/backoffice/queue";
-        let entry = "/v1/backoffice/queue/{id}";
-        let decision = "/v1/backoffice/queue/{id}/decision";
+        let entry = "/v1/backoffice/queue/{entry}";
+        let decision = "/v1/backoffice/queue/{entry}/decision";
         let (status, open) = api
             .call(Method::GET, queue, queue, Some(&staff), None)
             .await;
@@ -317,6 +317,18 @@ async fn every_json_answer_matches_the_documented_schema() {
                 Method::GET,
                 queue,
                 &format!("{queue}?status=sideways"),
+                Some(&staff),
+                None
+            )
+            .await
+            .0,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            api.call(
+                Method::GET,
+                entry,
+                &format!("{queue}/first"),
                 Some(&staff),
                 None
             )

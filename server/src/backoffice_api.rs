@@ -16,7 +16,7 @@ use crate::db::{QueueEntryRow, SearchFilter, SearchRow};
 use crate::error::ApiError;
 use crate::item_view::{item_view, AttemptView, ChoiceView, ItemView};
 use crate::json_body::JsonBody;
-use crate::query_params::QueryParams;
+use crate::params::{PathParams, QueryParams};
 use crate::review::{self, proposed_fields};
 use crate::AppState;
 
@@ -24,10 +24,44 @@ use crate::AppState;
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueQuery {
-    /// `correction`, `attempt` or `dispute`; all when absent.
-    pub kind: Option<String>,
-    /// `open` (default), `closed` or `all`.
-    pub status: Option<String>,
+    /// One kind only; all when absent.
+    pub kind: Option<QueueKind>,
+    /// `open` when absent.
+    pub status: Option<QueueStatus>,
+}
+
+/// What a queue entry is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueKind {
+    /// A postman's proposed correction.
+    Correction,
+    /// An attempt flagged by reconciliation.
+    Attempt,
+    /// A customer's dispute of an attempt.
+    Dispute,
+}
+
+impl QueueKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            QueueKind::Correction => "correction",
+            QueueKind::Attempt => "attempt",
+            QueueKind::Dispute => "dispute",
+        }
+    }
+}
+
+/// Which entries to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum QueueStatus {
+    /// Waiting for a decision.
+    Open,
+    /// Decided (approved, rejected or closed).
+    Closed,
+    /// Both.
+    All,
 }
 
 /// A proposed correction with who proposed it and how many agree.
@@ -102,6 +136,7 @@ pub struct DecisionRequest {
     /// `approve` or `reject`.
     pub decision: Decision,
     /// Why; shown to the postman for a correction.
+    #[schemars(length(min = 1))]
     pub comment: String,
 }
 
@@ -133,14 +168,19 @@ pub struct ItemTimeline {
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// S10 number.
+    #[schemars(length(min = 1))]
     pub s10: Option<String>,
     /// Part of the address.
+    #[schemars(length(min = 1))]
     pub address: Option<String>,
     /// Postman id.
+    #[schemars(length(min = 1))]
     pub postman: Option<String>,
     /// Round id.
+    #[schemars(length(min = 1))]
     pub round: Option<String>,
     /// Round day, `YYYY-MM-DD`.
+    #[schemars(length(min = 1))]
     pub date: Option<String>,
 }
 
@@ -231,23 +271,15 @@ pub async fn queue(
     QueryParams(query): QueryParams<QueueQuery>,
 ) -> Result<Json<Vec<QueueEntry>>, ApiError> {
     staff(&claims)?;
-    if let Some(kind) = query.kind.as_deref() {
-        if !matches!(kind, "correction" | "attempt" | "dispute") {
-            return Err(ApiError::BadRequest(format!(
-                "kind must be correction, attempt or dispute, not {kind}"
-            )));
-        }
-    }
-    let status = match query.status.as_deref().unwrap_or("open") {
-        "all" => None,
-        s @ ("open" | "closed") => Some(s),
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "status must be open, closed or all, not {other}"
-            )))
-        }
+    let status = match query.status.unwrap_or(QueueStatus::Open) {
+        QueueStatus::Open => Some("open"),
+        QueueStatus::Closed => Some("closed"),
+        QueueStatus::All => None,
     };
-    let rows = app.db.queue(query.kind.as_deref(), status).await?;
+    let rows = app
+        .db
+        .queue(query.kind.map(QueueKind::as_str), status)
+        .await?;
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
         entries.push(entry_view(&app, row).await?);
@@ -262,22 +294,22 @@ async fn load_entry(app: &AppState, id: i64) -> Result<QueueEntryRow, ApiError> 
         .ok_or_else(|| ApiError::NotFound(format!("queue entry {id} not found")))
 }
 
-/// `GET /v1/backoffice/queue/{id}`: one entry with its evidence.
+/// `GET /v1/backoffice/queue/{entry}`: one entry with its evidence.
 pub async fn queue_entry(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path(id): Path<i64>,
+    PathParams(id): PathParams<i64>,
 ) -> Result<Json<QueueEntry>, ApiError> {
     staff(&claims)?;
     let row = load_entry(&app, id).await?;
     Ok(Json(entry_view(&app, row).await?))
 }
 
-/// `POST /v1/backoffice/queue/{id}/decision`: approve or reject, with a comment.
+/// `POST /v1/backoffice/queue/{entry}/decision`: approve or reject, with a comment.
 pub async fn decide(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    Path(id): Path<i64>,
+    PathParams(id): PathParams<i64>,
     JsonBody(request): JsonBody<DecisionRequest>,
 ) -> Result<Json<QueueEntry>, ApiError> {
     let staff = staff(&claims)?;

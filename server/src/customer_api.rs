@@ -100,6 +100,7 @@ pub struct ChoiceMade {
 #[serde(deny_unknown_fields)]
 pub struct DisputeRequest {
     /// What the customer says happened.
+    #[schemars(length(min = 1))]
     pub comment: String,
 }
 

@@ -16,7 +16,7 @@ pub mod error;
 pub mod item_view;
 pub mod json_body;
 pub mod metrics;
-pub mod query_params;
+pub mod params;
 pub mod reconcile;
 pub mod review;
 pub mod routes;

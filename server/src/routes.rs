@@ -115,8 +115,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("PUT", "/v1/customer/delivery-points/{id}/preferences", "Set standing preferences for a delivery point.", Customer, json_in(schema::<Preferences>), (200, json_out(schema::<DeliveryPointView>)), &[(400, "not JSON"), (404, "not the customer's delivery point"), (422, "invalid preferences")], put(customer_api::set_preferences)),
         e("POST", "/v1/customer/items/{s10}/attempts/{attempt}/dispute", "Dispute an attempt (\"I was at home\"); it joins the back-office queue with its evidence.", Customer, json_in(schema::<DisputeRequest>), (201, json_out(schema::<DisputeQueued>)), &[(400, "not JSON"), (404, "unknown attempt"), (409, "already disputed"), (422, "empty comment")], post(customer_api::dispute)),
         e("GET", "/v1/backoffice/queue", "The review queue: corrections, flagged attempts and disputes, with evidence.", BackOffice, Query(schema::<QueueQuery>), (200, json_out(schema::<Vec<QueueEntry>>)), &[(400, "unknown kind, status or parameter")], get(backoffice_api::queue)),
-        e("GET", "/v1/backoffice/queue/{id}", "One queue entry with its evidence.", BackOffice, Nothing, (200, json_out(schema::<QueueEntry>)), &[(404, "no such entry")], get(backoffice_api::queue_entry)),
-        e("POST", "/v1/backoffice/queue/{id}/decision", "Approve or reject an entry with a comment; an approved correction is published into its delivery point's document.", BackOffice, json_in(schema::<DecisionRequest>), (200, json_out(schema::<QueueEntry>)), &[(400, "not JSON"), (404, "no such entry"), (409, "already decided"), (422, "missing comment or bad decision")], post(backoffice_api::decide)),
+        e("GET", "/v1/backoffice/queue/{entry}", "One queue entry with its evidence.", BackOffice, Nothing, (200, json_out(schema::<QueueEntry>)), &[(400, "the entry is not a number"), (404, "no such entry")], get(backoffice_api::queue_entry)),
+        e("POST", "/v1/backoffice/queue/{entry}/decision", "Approve or reject an entry with a comment; an approved correction is published into its delivery point's document.", BackOffice, json_in(schema::<DecisionRequest>), (200, json_out(schema::<QueueEntry>)), &[(400, "not JSON, or the entry is not a number"), (404, "no such entry"), (409, "already decided"), (422, "missing comment or bad decision")], post(backoffice_api::decide)),
         e("GET", "/v1/backoffice/items/{s10}", "An item's timeline: events, attempts with positions, choices.", BackOffice, Nothing, (200, json_out(schema::<ItemTimeline>)), &[(404, "no such item")], get(backoffice_api::item_timeline)),
         e("GET", "/v1/backoffice/search", "Find items by S10 number, address, postman, round and date; at least one.", BackOffice, Query(schema::<SearchQuery>), (200, json_out(schema::<Vec<SearchRow>>)), &[(400, "no filter given, or an unknown parameter")], get(backoffice_api::search)),
         e("GET", "/backoffice", "The back-office page.", Public, Nothing, (200, Reply::Other("text/html; charset=utf-8", "the page")), &[], get(web::page)),
@@ -124,6 +124,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("GET", "/backoffice/app.css", "The page's style sheet.", Public, Nothing, (200, Reply::Other("text/css; charset=utf-8", "the style sheet")), &[], get(web::style)),
     ];
     table
+}
+
+/// A path parameter's schema: queue entries are numbers, everything else is text.
+fn path_parameter(name: &str) -> Value {
+    match name {
+        "entry" => json!({ "type": "integer", "format": "int64" }),
+        _ => json!({ "type": "string", "minLength": 1 }),
+    }
 }
 
 fn content(media: &str, schema: Value) -> Value {
@@ -205,7 +213,7 @@ pub fn openapi() -> Value {
             .path
             .split('/')
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
-            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
+            .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": path_parameter(name) }))
             .collect();
         let mut operation = json!({ "summary": endpoint.summary, "responses": responses });
         match endpoint.input {
