@@ -70,9 +70,11 @@ impl From<OperationError> for TourneeError {
     fn from(e: OperationError) -> Self {
         match e {
             OperationError::Invalid(v) => v.into(),
-            OperationError::AlreadyDelivered | OperationError::AlreadyDecided(_) => Self::NotAllowed {
-                reason: e.to_string(),
-            },
+            OperationError::AlreadyDelivered | OperationError::AlreadyDecided(_) => {
+                Self::NotAllowed {
+                    reason: e.to_string(),
+                }
+            }
             OperationError::NotFound(_) => Self::NotFound {
                 reason: e.to_string(),
             },
