@@ -19,7 +19,7 @@ use crate::AppState;
 pub const DEMO_CORRECTION: &str = "demo-correction-1";
 /// …found nobody at cust-1's door for item `fixtures::s10(1)` and left this notice…
 pub const DEMO_ABSENCE: &str = "demo-absence-1";
-/// …and recorded this delivery of `fixtures::s10(4)` 440 m from the pin.
+/// …and recorded this delivery of `fixtures::s10(4)` about 445 m from the pin.
 pub const DEMO_FAR_DELIVERY: &str = "demo-delivery-4";
 
 /// Delivery points in the demo town.
