@@ -305,6 +305,55 @@ async fn each_choice_rule_accepts_and_refuses() {
             assert_eq!(status, StatusCode::CREATED, "day +{offset}: {made}");
         }
 
+        // A notice that names its last day bounds the holding period instead.
+        let mut absence = fixtures::absent_attempt("dev-1", "pm-1", 7);
+        absence.recorded_at_ms = tournee_server::scope::now_ms();
+        if let Some(place) = absence.notice.as_mut().and_then(|n| n.waits_at.as_mut()) {
+            place.until = Some(day(5));
+        }
+        phone
+            .store
+            .record_attempt(&fixtures::s10(7), &absence)
+            .unwrap();
+        phone.sync(&server).await;
+        let choices = api.count(Table::Choices).await;
+        refused(
+            api.post(
+                &choose(7),
+                &customer,
+                json!({ "kind": "redeliver_on", "date": day(6) }),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("ends on {}", day(5)),
+        );
+        assert_eq!(api.count(Table::Choices).await, choices, "nothing written");
+        let (status, made) = api
+            .post(
+                &choose(7),
+                &customer,
+                json!({ "kind": "redeliver_on", "date": day(5) }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "the notice's last day: {made}");
+
+        // S10 numbers are case-insensitive in paths, as `S10::parse` is.
+        let lower = format!(
+            "/v1/customer/items/{}",
+            fixtures::s10(7).as_str().to_lowercase()
+        );
+        let (status, item) = api.get(&lower, &customer).await;
+        assert_eq!(status, StatusCode::OK, "{item}");
+        assert_eq!(item["id"], fixtures::s10(7).as_str());
+        let (status, made) = api
+            .post(
+                &format!("{lower}/choice"),
+                &customer,
+                json!({ "kind": "hold" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{made}");
+
         // Malformed requests.
         refused(
             api.post_raw(&choose(7), &customer, "{not json").await,
@@ -541,6 +590,49 @@ async fn a_dispute_joins_the_queue_with_the_attempts_evidence() {
             "already disputed",
         );
         assert_eq!(api.count(Table::ReviewQueue).await, queued + 1);
+        refused(
+            api.post(
+                &path,
+                &customer,
+                json!({ "comment": "x".repeat(tournee_sync_core::rules::MAX_FREE_TEXT_CHARS + 1) }),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "note",
+        );
+
+        // The reviewer upholds the dispute: closed, audited with the comment.
+        let decision = format!("/v1/backoffice/queue/{}/decision", answer["queue_id"]);
+        let (status, decided) = api
+            .post(
+                &decision,
+                &staff,
+                json!({ "decision": "approve", "comment": "GPS shows the postman never stopped" }),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{decided}");
+        assert_eq!(decided["status"], "approved");
+        assert_eq!(decided["decided_by"], "bo-1");
+        let lines = server
+            .state
+            .db
+            .audit_log(&format!("attempt:{}", attempt.id))
+            .await
+            .unwrap();
+        let line = lines.last().unwrap();
+        assert_eq!(line.action, "dispute.approved");
+        let detail: Value = serde_json::from_str(&line.detail).unwrap();
+        assert_eq!(detail["comment"], "GPS shows the postman never stopped");
+        refused(
+            api.post(
+                &decision,
+                &staff,
+                json!({ "decision": "reject", "comment": "second thoughts" }),
+            )
+            .await,
+            StatusCode::CONFLICT,
+            "already",
+        );
         server.stop().await;
     }
 }
@@ -652,6 +744,21 @@ async fn reviewers_approve_and_reject_with_a_comment_and_every_decision_is_audit
         assert_eq!(decided["comment"], "checked on the cadastre");
         assert_eq!(decided["auto"], false);
         assert_eq!(api.count(Table::AuditLog).await, audited + 1);
+        // The audit line says which correction, what was decided, by whom and why.
+        let lines = server
+            .state
+            .db
+            .audit_log(&point_doc(1).to_string())
+            .await
+            .unwrap();
+        let line = lines.last().unwrap();
+        assert_eq!(line.action, "correction.approved");
+        assert_eq!(line.actor, "back_office:bo-1");
+        let detail: Value = serde_json::from_str(&line.detail).unwrap();
+        assert_eq!(detail["correction"], approve["subject_id"], "{detail}");
+        assert_eq!(detail["decision"], "approved");
+        assert_eq!(detail["comment"], "checked on the cadastre");
+        assert_eq!(detail["auto"], false);
 
         // Rejected: recorded, the reference untouched.
         let (status, decided) = api
@@ -733,6 +840,96 @@ async fn reviewers_approve_and_reject_with_a_comment_and_every_decision_is_audit
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_reviewers_deciding_one_correction_at_once_make_one_decision() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
+        phone.sync(&server).await;
+        let points = 0..5;
+        for p in points.clone() {
+            phone
+                .store
+                .propose_correction(
+                    &fixtures::delivery_point_id(p),
+                    &fixtures::number_correction("dev-1", "pm-1"),
+                )
+                .unwrap();
+        }
+        phone.sync(&server).await;
+        let api = Api::new(&server);
+        let (_, staff) = tokens(&server);
+        let other = server.token(TokenRole::BackOffice, "bo-2", None);
+        let open = open_corrections(&api, &staff).await;
+        assert_eq!(open.len(), 5, "{backend:?}: {open:?}");
+
+        for entry in &open {
+            let path = format!("/v1/backoffice/queue/{}/decision", entry["id"]);
+            let (approve, reject) = tokio::join!(
+                api.post(
+                    &path,
+                    &staff,
+                    json!({ "decision": "approve", "comment": "seen on site" })
+                ),
+                api.post(
+                    &path,
+                    &other,
+                    json!({ "decision": "reject", "comment": "no such number" })
+                ),
+            );
+            let statuses = [approve.0, reject.0];
+            assert!(
+                statuses.contains(&StatusCode::OK) && statuses.contains(&StatusCode::CONFLICT),
+                "{backend:?}: one decision stands, the other is refused: {approve:?} {reject:?}"
+            );
+            let (_, decided) = api
+                .get(&format!("/v1/backoffice/queue/{}", entry["id"]), &staff)
+                .await;
+            let winner = if approve.0 == StatusCode::OK {
+                "approved"
+            } else {
+                "rejected"
+            };
+            assert_eq!(decided["status"], winner, "{decided}");
+            let correction = entry["subject_id"].as_str().unwrap();
+            assert_eq!(
+                server
+                    .state
+                    .db
+                    .correction_status(correction)
+                    .await
+                    .unwrap()
+                    .as_deref(),
+                Some(winner)
+            );
+        }
+
+        // The documents hold exactly the winning review of each correction.
+        phone.sync(&server).await;
+        for (p, entry) in points.zip(&open) {
+            let doc = operations::read_delivery_point(phone.store.document(&point_doc(p)).unwrap())
+                .unwrap();
+            assert_eq!(doc.reviews.len(), 1, "{backend:?}: {:?}", doc.reviews);
+            let review = &doc.reviews[entry["subject_id"].as_str().unwrap()];
+            let (_, decided) = api
+                .get(&format!("/v1/backoffice/queue/{}", entry["id"]), &staff)
+                .await;
+            let expected = if decided["status"] == "approved" {
+                ReviewDecision::Approved
+            } else {
+                ReviewDecision::Rejected
+            };
+            assert_eq!(review.decision, expected);
+            assert_eq!(
+                doc.reference.house_number == "35",
+                expected == ReviewDecision::Approved,
+                "the reference follows the decision that stands"
+            );
+        }
+        server.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn two_postmen_proposing_the_same_correction_approve_it_and_one_postman_does_not() {
     for backend in backends() {
@@ -800,6 +997,9 @@ async fn two_postmen_proposing_the_same_correction_approve_it_and_one_postman_do
             assert_eq!(entry["auto"], true);
             assert_eq!(entry["decided_by"], "corroboration");
             assert!(entry["comment"].as_str().unwrap().contains("pm-1, pm-3"));
+            // Decided, the entry still shows who corroborated it.
+            assert_eq!(entry["correction"]["same_proposals"], 3, "{entry}");
+            assert_eq!(entry["correction"]["proposers"], json!(["pm-1", "pm-3"]));
         }
         first.sync(&server).await;
         let doc =
@@ -874,6 +1074,23 @@ async fn search_finds_items_by_each_criterion_and_timelines_tell_their_story() {
             "colour",
         );
         refused(
+            api.get("/v1/backoffice/search?date=yesterday", &staff)
+                .await,
+            StatusCode::BAD_REQUEST,
+            "date",
+        );
+        refused(
+            api.get("/v1/backoffice/search?s10=RR000000015FR", &staff)
+                .await,
+            StatusCode::BAD_REQUEST,
+            "s10",
+        );
+        // Lower case is the same number; LIKE's wildcards are plain characters.
+        let lower = search(format!("s10={}", s10.to_lowercase())).await;
+        assert_eq!(ids(&lower), std::slice::from_ref(&s10));
+        assert!(ids(&search("address=%25".into()).await).is_empty());
+        assert!(ids(&search("address=R_E".into()).await).is_empty());
+        refused(
             api.get(&format!("/v1/backoffice/search?s10={s10}"), &customer)
                 .await,
             StatusCode::FORBIDDEN,
@@ -896,6 +1113,17 @@ async fn search_finds_items_by_each_criterion_and_timelines_tell_their_story() {
         );
         assert_eq!(timeline["attempts"][0]["id"], attempt.id.as_str());
         assert!(timeline["address"]["lines"].is_array());
+        let (status, lower) = api
+            .get(
+                &format!("/v1/backoffice/items/{}", s10.to_lowercase()),
+                &staff,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            lower["attempts"], timeline["attempts"],
+            "the same item, lower case"
+        );
         refused(
             api.get("/v1/backoffice/items/RR999999999FR", &staff).await,
             StatusCode::NOT_FOUND,

@@ -96,6 +96,8 @@ storage_suite!(
     item_events_are_in_time_order_once_per_source,
     choices_for_item_are_oldest_first_with_their_applicability,
     count_counts_each_table,
+    a_decision_on_a_correction_no_longer_pending_stores_nothing,
+    audit_log_reads_one_subjects_lines_in_order,
 );
 
 mod suite {
@@ -104,6 +106,7 @@ mod suite {
     use tournee_server::db::{
         AttemptRow, AuditRow, ChoiceRow, CorrectionRow, Database, DecisionRow, EventRow,
         PreferencesRow, Projection, QueueRow, ReferenceRow, StoredChange, SyncWrite, Table,
+        WriteError,
     };
     use tournee_sync_core::automerge::Automerge;
     use tournee_sync_core::fixtures;
@@ -1161,5 +1164,116 @@ mod suite {
             counts
         };
         assert_eq!(counts, [6, 1, 2, 3, 4, 5]);
+    }
+
+    fn decision(correction: &str, status: &str, by: &str) -> DecisionRow {
+        DecisionRow {
+            correction_id: correction.into(),
+            status: status.into(),
+            by: by.into(),
+            comment: format!("{by} says {status}"),
+            at_ms: 8_000,
+            auto: false,
+        }
+    }
+
+    pub async fn a_decision_on_a_correction_no_longer_pending_stores_nothing(db: &Database) {
+        town(db, 1, 0).await;
+        project(
+            db,
+            Projection {
+                corrections: vec![correction_row("cor-1", 0)],
+                queue: vec![QueueRow {
+                    kind: "correction".into(),
+                    ..queue_row("cor-1", "proposed", 5_000)
+                }],
+                ..Default::default()
+            },
+        )
+        .await;
+        let decide = |status: &str, by: &str, tag: u32| SyncWrite {
+            changes: vec![(point(0), vec![fake(tag, 32)])],
+            projection: Projection {
+                decisions: vec![decision("cor-1", status, by)],
+                audit: vec![audit_row(&point(0).to_string())],
+                ..Default::default()
+            },
+        };
+        db.commit_sync(&decide("approved", "bo-1", 1))
+            .await
+            .unwrap();
+        let before: Vec<i64> = {
+            let mut counts = Vec::new();
+            for table in [Table::Changes, Table::AuditLog] {
+                counts.push(db.count(table).await.unwrap());
+            }
+            counts
+        };
+
+        // The second reviewer's write, prepared before the first committed, is refused whole.
+        let late = db.commit_sync(&decide("rejected", "bo-2", 2)).await;
+        assert!(
+            matches!(late, Err(WriteError::Conflict(ref why)) if why.contains("cor-1")),
+            "{late:?}"
+        );
+        assert_eq!(
+            db.correction_status("cor-1").await.unwrap().as_deref(),
+            Some("approved")
+        );
+        let after = [
+            db.count(Table::Changes).await.unwrap(),
+            db.count(Table::AuditLog).await.unwrap(),
+        ];
+        assert_eq!(
+            after.to_vec(),
+            before,
+            "no change and no audit line of the loser"
+        );
+        assert!(db.open_queue().await.unwrap().is_empty());
+
+        // A decision on a correction that does not exist is refused the same way.
+        let unknown = SyncWrite {
+            changes: vec![],
+            projection: Projection {
+                decisions: vec![decision("cor-9", "approved", "bo-1")],
+                ..Default::default()
+            },
+        };
+        assert!(matches!(
+            db.commit_sync(&unknown).await,
+            Err(WriteError::Conflict(_))
+        ));
+    }
+
+    pub async fn audit_log_reads_one_subjects_lines_in_order(db: &Database) {
+        town(db, 2, 0).await;
+        let line = |subject: &DocId, action: &str| AuditRow {
+            action: action.into(),
+            ..audit_row(&subject.to_string())
+        };
+        for (tag, (subject, action)) in [
+            (point(0), "first"),
+            (point(1), "elsewhere"),
+            (point(0), "second"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            db.commit_sync(&SyncWrite {
+                changes: vec![(subject.clone(), vec![fake(tag as u32, 24)])],
+                projection: Projection {
+                    audit: vec![line(&subject, action)],
+                    ..Default::default()
+                },
+            })
+            .await
+            .unwrap();
+        }
+        let lines = db.audit_log(&point(0).to_string()).await.unwrap();
+        assert_eq!(
+            lines,
+            vec![line(&point(0), "first"), line(&point(0), "second")]
+        );
+        assert!(db.audit_log("dp:nowhere").await.unwrap().is_empty());
     }
 }

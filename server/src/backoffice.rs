@@ -16,12 +16,12 @@ use crate::scope::now_ms;
 use crate::AppState;
 
 /// Applies `op` to a document as the back office: validated like a device's change, stored in
-/// the change log in one transaction with `extra` rows, and handed to devices as news.
+/// the change log in one transaction with the rows `op` adds, and handed to devices as news.
 pub async fn write_as_back_office<F>(
     app: &AppState,
     staff: &str,
     id: &DocId,
-    action: &str,
+    audit: Audit<'_>,
     op: F,
 ) -> Result<(), ApiError>
 where
@@ -33,7 +33,27 @@ where
         device: None,
         scope: Scope::All,
     };
-    write_as(app, &sender, id, action, op).await
+    write_as(app, &sender, id, audit, op).await
+}
+
+/// What the audit line of a write says: the action, and what a reader needs to tell this write
+/// from another on the same document (a JSON object; the number of changes is added to it).
+#[derive(Debug, Clone)]
+pub struct Audit<'a> {
+    /// E.g. `choice.made`, `correction.approved`.
+    pub action: &'a str,
+    /// E.g. the choice's or the correction's id, the reviewer's comment.
+    pub detail: serde_json::Value,
+}
+
+impl<'a> Audit<'a> {
+    /// An audit line naming only the action.
+    pub fn action(action: &'a str) -> Self {
+        Self {
+            action,
+            detail: serde_json::json!({}),
+        }
+    }
 }
 
 /// Applies `op` to a document on behalf of `sender` (a customer using the API, or the back
@@ -43,7 +63,7 @@ pub async fn write_as<F>(
     app: &AppState,
     sender: &Sender,
     id: &DocId,
-    action: &str,
+    audit: Audit<'_>,
     op: F,
 ) -> Result<(), ApiError>
 where
@@ -62,7 +82,8 @@ where
         OperationError::AlreadyDelivered | OperationError::AlreadyDecided(_) => {
             ApiError::Conflict(e.to_string())
         }
-        other => ApiError::Unprocessable(other.to_string()),
+        // The stored document is at fault, not the request.
+        OperationError::Schema(why) => ApiError::Internal(format!("{id}: {why}")),
     })?;
     let changes = after.get_changes(&before.get_heads());
     if changes.is_empty() {
@@ -101,12 +122,16 @@ where
         )
         .await?;
     }
+    let mut detail = audit.detail;
+    if let Some(fields) = detail.as_object_mut() {
+        fields.insert("changes".into(), accepted.changes.len().into());
+    }
     write.projection.audit.push(AuditRow {
         at_ms: now_ms(),
         actor: format!("{}:{}", sender.role.as_str(), sender.principal),
-        action: action.to_string(),
+        action: audit.action.to_string(),
         subject: id.to_string(),
-        detail: format!("{} change(s)", accepted.changes.len()),
+        detail: detail.to_string(),
     });
     app.db.commit_sync(&write).await?;
     app.docs.store(id, accepted.doc);
@@ -162,7 +187,16 @@ pub async fn decide_correction(
     };
     let comment = reason.to_string();
     let by = staff.to_string();
-    write_as_back_office(app, staff, point, action, move |doc, projection| {
+    let audit = Audit {
+        action,
+        detail: serde_json::json!({
+            "correction": correction_id,
+            "decision": status,
+            "comment": comment,
+            "auto": auto,
+        }),
+    };
+    write_as_back_office(app, staff, point, audit, move |doc, projection| {
         let current = operations::read_delivery_point(doc)?;
         let correction = current
             .corrections

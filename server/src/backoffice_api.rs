@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tournee_sync_core::model::{GeoPoint, ReferenceAddress};
-use tournee_sync_core::{operations, DocId, S10};
+use tournee_sync_core::{operations, rules, DocId, S10};
 
 use crate::auth::{AuthUser, Claims, TokenRole};
 use crate::db::{QueueEntryRow, SearchFilter, SearchRow};
@@ -226,7 +226,7 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
     };
     if row.kind == "correction" {
         if let Some((correction, _)) = app.db.correction(&row.subject_id).await? {
-            let (same, proposers) = review::same_proposals(app, &correction).await?;
+            let same = review::same_proposals(app, &correction).await?;
             let current = address_of(app, &correction.delivery_point_id).await?;
             entry.pin = current.as_ref().and_then(|a| a.pin);
             entry.delivery_point_id = Some(correction.delivery_point_id.clone());
@@ -235,8 +235,8 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
                 proposed_by: correction.proposed_by,
                 device: correction.device,
                 proposed_at_ms: correction.proposed_at_ms,
-                same_proposals: same.len().max(1),
-                proposers: proposers.into_iter().collect(),
+                same_proposals: same.corrections.len().max(1),
+                proposers: same.postmen.into_iter().collect(),
                 current,
             });
         }
@@ -335,8 +335,8 @@ pub async fn item_timeline(
     staff(&claims)?;
     let item = S10::parse(&s10).map_err(|v| ApiError::NotFound(format!("item {s10}: {v}")))?;
     let view = item_view(&app, &item).await?;
-    let attempts = app.db.attempts_for_item(&s10).await?;
-    let choices = app.db.choices_for_item(&s10).await?;
+    let attempts = app.db.attempts_for_item(&item.to_string()).await?;
+    let choices = app.db.choices_for_item(&item.to_string()).await?;
     let address = address_of(&app, &view.delivery_point).await?;
     Ok(Json(ItemTimeline {
         item: view,
@@ -354,12 +354,23 @@ pub async fn search(
 ) -> Result<Json<Vec<SearchRow>>, ApiError> {
     staff(&claims)?;
     let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let s10 = clean(query.s10)
+        .map(|s| {
+            S10::parse(&s)
+                .map(|item| item.to_string())
+                .map_err(|v| ApiError::BadRequest(format!("s10: {v}")))
+        })
+        .transpose()?;
+    let date = clean(query.date);
+    if let Some(day) = &date {
+        rules::date(rules::Field::Date, day).map_err(|v| ApiError::BadRequest(v.to_string()))?;
+    }
     let filter = SearchFilter {
-        s10: clean(query.s10).map(|s| s.to_uppercase()),
+        s10,
         address: clean(query.address),
         postman: clean(query.postman),
         round: clean(query.round),
-        date: clean(query.date),
+        date,
     };
     if filter.s10.is_none()
         && filter.address.is_none()

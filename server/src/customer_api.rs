@@ -16,7 +16,7 @@ use tournee_sync_core::model::{
 use tournee_sync_core::{operations, rules, DocId, DocKind, S10};
 
 use crate::auth::{AuthUser, Claims, TokenRole};
-use crate::backoffice::write_as;
+use crate::backoffice::{write_as, Audit};
 use crate::db::AuditRow;
 use crate::error::ApiError;
 use crate::item_view::{item_view, AttemptView, ItemView};
@@ -120,7 +120,7 @@ fn customer(claims: &Claims) -> Result<&str, ApiError> {
 
 async fn owned_item(app: &AppState, customer: &str, raw: &str) -> Result<S10, ApiError> {
     let item = S10::parse(raw).map_err(|v| ApiError::NotFound(format!("item {raw}: {v}")))?;
-    match app.db.owner_of_item(raw).await? {
+    match app.db.owner_of_item(&item.to_string()).await? {
         Some(owner) if owner == customer => Ok(item),
         // Someone else's item is reported like a missing one: S10 numbers are not secrets,
         // but whose parcel it is must not leak.
@@ -210,7 +210,10 @@ pub async fn choose(
         &app,
         &sender,
         &DocId::item(&item),
-        "choice.made",
+        Audit {
+            action: "choice.made",
+            detail: json!({ "choice": choice_id }),
+        },
         move |doc, _| operations::choose_for_item(doc, &entry, &record).map(|_| ()),
     )
     .await?;
@@ -219,7 +222,8 @@ pub async fn choose(
 }
 
 /// A redelivery day must be today or later, and within the item's holding period: until the
-/// day the notice says it waits, or the configured number of days from today.
+/// day the notice says it waits, or else the configured number of days from the day the item
+/// began to wait (its first unsuccessful delivery; today if it has not been presented yet).
 fn check_redelivery_date(app: &AppState, item: &ItemView, date: &str) -> Result<(), ApiError> {
     rules::date(rules::Field::Date, date).map_err(|v| ApiError::Unprocessable(v.to_string()))?;
     let today = civil_date(days_since_epoch());
@@ -234,7 +238,17 @@ fn check_redelivery_date(app: &AppState, item: &ItemView, date: &str) -> Result<
         .and_then(|w| w.get("until"))
         .and_then(|u| u.as_str())
         .map(str::to_string)
-        .unwrap_or_else(|| civil_date(days_since_epoch() + i64::from(app.holding_days)));
+        .unwrap_or_else(|| {
+            let today = days_since_epoch();
+            let waiting_since = item
+                .events
+                .iter()
+                .filter(|e| e.code == "EMH")
+                .map(|e| e.at_ms.div_euclid(86_400_000))
+                .min()
+                .map_or(today, |first| first.min(today));
+            civil_date(waiting_since + i64::from(app.holding_days))
+        });
     if date > last.as_str() {
         return Err(ApiError::Unprocessable(format!(
             "date: {date} is beyond the holding period, which ends on {last}"
@@ -259,9 +273,13 @@ pub async fn set_preferences(
             "delivery point {point} not found for {customer}"
         )));
     }
-    write_as(&app, &sender, &id, "preferences.set", move |doc, _| {
-        operations::set_preferences(doc, &preferences).map(|_| ())
-    })
+    write_as(
+        &app,
+        &sender,
+        &id,
+        Audit::action("preferences.set"),
+        move |doc, _| operations::set_preferences(doc, &preferences).map(|_| ()),
+    )
     .await?;
     Ok(Json(point_view(&app, &id).await?))
 }

@@ -8,7 +8,7 @@ use tournee_sync_core::operations;
 use tournee_sync_core::validator::{Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
-use crate::backoffice::write_as;
+use crate::backoffice::{write_as, Audit};
 use crate::db::Database;
 use crate::error::ApiError;
 use crate::scope::{civil_date, days_since_epoch, now_ms};
@@ -137,9 +137,13 @@ pub async fn field_work(app: &AppState) -> Result<(), ApiError> {
 
     let mut correction = fixtures::number_correction("dev-1", "pm-1");
     correction.proposed_at_ms = minutes_ago(50);
-    write_as(app, &postman, &point(1)?, "demo.correction", |doc, _| {
-        operations::propose_correction(doc, DEMO_CORRECTION, &correction).map(|_| ())
-    })
+    write_as(
+        app,
+        &postman,
+        &point(1)?,
+        Audit::action("demo.correction"),
+        |doc, _| operations::propose_correction(doc, DEMO_CORRECTION, &correction).map(|_| ()),
+    )
     .await?;
 
     let mut absence = fixtures::absent_attempt("dev-1", "pm-1", 1);
@@ -152,7 +156,7 @@ pub async fn field_work(app: &AppState) -> Result<(), ApiError> {
         app,
         &postman,
         &DocId::item(&fixtures::s10(1)),
-        "demo.attempt",
+        Audit::action("demo.attempt"),
         |doc, _| operations::record_attempt(doc, DEMO_ABSENCE, &absence).map(|_| ()),
     )
     .await?;
@@ -164,7 +168,7 @@ pub async fn field_work(app: &AppState) -> Result<(), ApiError> {
         app,
         &postman,
         &DocId::item(&fixtures::s10(4)),
-        "demo.attempt",
+        Audit::action("demo.attempt"),
         |doc, _| operations::record_attempt(doc, DEMO_FAR_DELIVERY, &far).map(|_| ()),
     )
     .await

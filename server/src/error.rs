@@ -60,13 +60,21 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<crate::db::WriteError> for ApiError {
+    fn from(e: crate::db::WriteError) -> Self {
+        match e {
+            crate::db::WriteError::Conflict(why) => ApiError::Conflict(why),
+            crate::db::WriteError::Database(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let message = match &self {
             ApiError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
-                "the server could not complete the request; nothing was stored, retry later"
-                    .to_string()
+                "the server could not complete the request; retry later".to_string()
             }
             other => other.to_string(),
         };

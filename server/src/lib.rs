@@ -148,10 +148,12 @@ pub async fn launch_with_tcp_listener(
         "back-office page at http://{address}/backoffice, API at http://{address}/openapi.json"
     );
     let compactor = tokio::spawn(compaction::run(state.clone()));
+    let corroborator = tokio::spawn(review::sweep(state.clone()));
     let served = axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown)
         .await;
     compactor.abort();
+    corroborator.abort();
     served?;
     Ok(())
 }

@@ -24,23 +24,45 @@ pub fn proposed_fields(record: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-/// The pending corrections of the same delivery point proposing exactly the same fields, and
-/// the distinct postmen who proposed them.
+/// The corrections of the same delivery point proposing exactly the same fields and standing
+/// as this one does (pending together, or decided together), and the distinct postmen who
+/// proposed them. A decided entry therefore still shows who corroborated it.
 pub async fn same_proposals(
     app: &AppState,
     correction: &CorrectionRow,
-) -> Result<(Vec<CorrectionRow>, BTreeSet<String>), ApiError> {
+) -> Result<SameProposals, ApiError> {
     let proposed = proposed_fields(&correction.record);
-    let same: Vec<CorrectionRow> = app
+    let of_point = app
         .db
         .corrections_for_point(&correction.delivery_point_id)
-        .await?
+        .await?;
+    let standing = of_point
+        .iter()
+        .find(|(row, _)| row.id == correction.id)
+        .map_or("pending", |(_, status)| status.as_str())
+        .to_string();
+    let same: Vec<CorrectionRow> = of_point
         .into_iter()
-        .filter(|(row, status)| status == "pending" && proposed_fields(&row.record) == proposed)
+        .filter(|(row, status)| *status == standing && proposed_fields(&row.record) == proposed)
         .map(|(row, _)| row)
         .collect();
     let postmen = same.iter().map(|r| r.proposed_by.clone()).collect();
-    Ok((same, postmen))
+    Ok(SameProposals {
+        status: standing,
+        corrections: same,
+        postmen,
+    })
+}
+
+/// Corrections that propose the same fields as one correction and stand as it does.
+#[derive(Debug, Clone)]
+pub struct SameProposals {
+    /// How they stand: `pending`, `approved` or `rejected`.
+    pub status: String,
+    /// The corrections, the one asked about included.
+    pub corrections: Vec<CorrectionRow>,
+    /// The distinct postmen who proposed them.
+    pub postmen: BTreeSet<String>,
 }
 
 /// After a sync stored new corrections: approves those that `app.corroboration` different
@@ -50,8 +72,12 @@ pub async fn corroborate(app: &AppState, new: &[CorrectionRow]) -> Result<(), Ap
         return Ok(());
     }
     for correction in new {
-        let (same, postmen) = same_proposals(app, correction).await?;
-        if postmen.len() < app.corroboration as usize {
+        let SameProposals {
+            status,
+            corrections: same,
+            postmen,
+        } = same_proposals(app, correction).await?;
+        if status != "pending" || postmen.len() < app.corroboration as usize {
             continue;
         }
         let point = DocId::delivery_point(&correction.delivery_point_id)
@@ -79,6 +105,29 @@ pub async fn corroborate(app: &AppState, new: &[CorrectionRow]) -> Result<(), Ap
         }
     }
     Ok(())
+}
+
+/// How often pending corrections are checked for corroboration again.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Checks the pending corrections for corroboration in the background until aborted, so an
+/// approval that failed right after a sync (or a threshold lowered at restart) is not lost.
+pub async fn sweep(app: std::sync::Arc<AppState>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        if app.corroboration == 0 {
+            continue;
+        }
+        let outcome = match app.db.pending_corrections(1_000).await {
+            Ok(pending) => corroborate(&app, &pending).await,
+            Err(e) => Err(e.into()),
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "corroboration sweep failed; will retry");
+        }
+    }
 }
 
 /// Decides an open queue entry. A correction's decision is written into its delivery point's

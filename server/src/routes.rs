@@ -200,6 +200,8 @@ pub fn openapi() -> Value {
         if endpoint.access != Access::Public {
             refusals.push((401, "no token, or a token that does not verify"));
             refusals.push((403, "a token of another role, or a revoked device"));
+            // Every authenticated route reads the database (the device's revocation at least).
+            refusals.push((503, "the database failed; retry later"));
         }
         for (code, meaning) in refusals {
             let answer = if matches!(reply, Reply::Other(..)) && endpoint.access == Access::Public {

@@ -29,8 +29,8 @@ pub struct Settings {
     /// Documents kept in memory.
     #[arg(long, env = "TOURNEE_DOCUMENT_CACHE", default_value_t = 20_000)]
     pub document_cache: usize,
-    /// How many days an item waits at the office when its notice names no last day; a
-    /// redelivery date later than that is refused.
+    /// How many days an item waits at the office, from its first unsuccessful delivery, when
+    /// its notice names no last day; a redelivery date later than that is refused.
     #[arg(long, env = "TOURNEE_HOLDING_DAYS", default_value_t = 15)]
     pub holding_days: u32,
     /// How many postmen must propose the same correction, independently, for it to be approved

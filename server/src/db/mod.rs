@@ -63,6 +63,18 @@ pub struct NewsRows {
     pub more: bool,
 }
 
+/// Why a write was not committed. Nothing of it is stored in either case.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The state it was prepared against changed meanwhile (e.g. a correction another reviewer
+    /// decided first).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
 /// An Automerge change as stored: `(hash, bytes)`.
 pub type StoredChange = (Vec<u8>, Vec<u8>);
 
@@ -226,8 +238,10 @@ impl Database {
     }
 
     /// Stores a sync's accepted changes and their projection in one transaction; changes and
-    /// rows stored before are skipped, so a replayed sync is projected once.
-    pub async fn commit_sync(&self, write: &SyncWrite) -> Result<(), sqlx::Error> {
+    /// rows stored before are skipped, so a replayed sync is projected once. A decision on a
+    /// correction that is no longer pending is a [`WriteError::Conflict`], and then nothing of
+    /// the write is stored: the losing reviewer's changes never reach the documents.
+    pub async fn commit_sync(&self, write: &SyncWrite) -> Result<(), WriteError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             if matches!(self, Database::Postgres(_)) {
@@ -292,9 +306,16 @@ impl Database {
                     .execute(&mut *tx).await?;
             }
             for d in &p.decisions {
-                sqlx::query("UPDATE corrections SET status = $2 WHERE id = $1")
+                let decided = sqlx::query("UPDATE corrections SET status = $2 WHERE id = $1 AND status = 'pending'")
                     .bind(&d.correction_id).bind(&d.status)
                     .execute(&mut *tx).await?;
+                if decided.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Err(WriteError::Conflict(format!(
+                        "correction {} is not pending: it was decided meanwhile, or does not exist",
+                        d.correction_id
+                    )));
+                }
                 sqlx::query("UPDATE review_queue SET status = $2, decided_by = $3, decision_comment = $4, decided_at_ms = $5, auto_approved = $6 WHERE kind = 'correction' AND subject_id = $1 AND status = 'open'")
                     .bind(&d.correction_id).bind(&d.status).bind(&d.by).bind(&d.comment).bind(d.at_ms).bind(d.auto)
                     .execute(&mut *tx).await?;
@@ -309,7 +330,8 @@ impl Database {
                     .bind(a.at_ms).bind(&a.actor).bind(&a.action).bind(&a.subject).bind(&a.detail)
                     .execute(&mut *tx).await?;
             }
-            tx.commit().await
+            tx.commit().await?;
+            Ok(())
         })
     }
 
@@ -668,6 +690,28 @@ impl Database {
         })
     }
 
+    /// The audit lines about one subject (`dp:…`, `item:…`, `attempt:…`), oldest first.
+    pub async fn audit_log(&self, subject: &str) -> Result<Vec<AuditRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT at_ms, actor, action, subject, detail FROM audit_log WHERE subject = $1 ORDER BY id")
+                .bind(subject).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok(AuditRow { at_ms: r.try_get("at_ms")?, actor: r.try_get("actor")?, action: r.try_get("action")?, subject: r.try_get("subject")?, detail: r.try_get("detail")? }))
+                .collect()
+        })
+    }
+
+    /// Corrections still waiting for a decision, oldest first, at most `limit`.
+    pub async fn pending_corrections(&self, limit: i64) -> Result<Vec<CorrectionRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query("SELECT * FROM corrections WHERE status = 'pending' ORDER BY proposed_at_ms, id LIMIT $1")
+                .bind(limit).fetch_all(pool).await?
+                .iter()
+                .map(correction_row)
+                .collect()
+        })
+    }
+
     /// A correction with its status.
     pub async fn correction(
         &self,
@@ -702,9 +746,9 @@ impl Database {
         let address = f
             .address
             .as_ref()
-            .map(|a| format!("%{}%", a.to_lowercase()));
+            .map(|a| format!("%{}%", like_literal(&a.to_lowercase())));
         with_pool!(self, pool => {
-            sqlx::query("SELECT i.id AS item_id, i.delivery_point_id AS dp, d.lines AS lines, i.status AS status, r.postman AS postman, r.id AS round_id, r.day AS day FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id LEFT JOIN round_stops s ON s.delivery_point_id = i.delivery_point_id AND s.items LIKE '%\"' || i.id || '\"%' LEFT JOIN rounds r ON r.id = s.round_id WHERE ($1 IS NULL OR i.id = $1) AND ($2 IS NULL OR LOWER(d.lines) LIKE $2) AND ($3 IS NULL OR r.postman = $3) AND ($4 IS NULL OR r.id = $4) AND ($5 IS NULL OR r.day = $5) ORDER BY i.id, r.day DESC LIMIT 200")
+            sqlx::query("SELECT i.id AS item_id, i.delivery_point_id AS dp, d.lines AS lines, i.status AS status, r.postman AS postman, r.id AS round_id, r.day AS day FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id LEFT JOIN round_stops s ON s.delivery_point_id = i.delivery_point_id AND s.items LIKE '%\"' || i.id || '\"%' LEFT JOIN rounds r ON r.id = s.round_id WHERE ($1 IS NULL OR i.id = $1) AND ($2 IS NULL OR LOWER(d.lines) LIKE $2 ESCAPE '\\') AND ($3 IS NULL OR r.postman = $3) AND ($4 IS NULL OR r.id = $4) AND ($5 IS NULL OR r.day = $5) ORDER BY i.id, r.day DESC LIMIT 200")
                 .bind(&f.s10).bind(&address).bind(&f.postman).bind(&f.round).bind(&f.date)
                 .fetch_all(pool).await?
                 .into_iter()
@@ -757,6 +801,18 @@ impl Table {
             Table::AuditLog => "audit_log",
         }
     }
+}
+
+/// `text` for a LIKE pattern with `ESCAPE '\'`: its `%`, `_` and `\` match only themselves.
+fn like_literal(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }
 
 fn queue_entry<R: Row>(r: &R) -> Result<QueueEntryRow, sqlx::Error>
