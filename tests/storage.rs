@@ -97,6 +97,7 @@ storage_suite!(
     choices_for_item_are_oldest_first_with_their_applicability,
     count_counts_each_table,
     a_decision_on_a_correction_no_longer_pending_stores_nothing,
+    news_upto_stops_at_its_bound_and_its_cursor_does_too,
     audit_log_reads_one_subjects_lines_in_order,
 );
 
@@ -1275,5 +1276,37 @@ mod suite {
             vec![line(&point(0), "first"), line(&point(0), "second")]
         );
         assert!(db.audit_log("dp:nowhere").await.unwrap().is_empty());
+    }
+
+    pub async fn news_upto_stops_at_its_bound_and_its_cursor_does_too(db: &Database) {
+        town(db, 2, 0).await;
+        let (a, b) = (point(0), point(1));
+        commit(db, &a, vec![fake(1, 24)]).await;
+        let bound = db.max_seq().await.unwrap();
+        // Stored after the sync read its bound: news next time, not now, and not skipped.
+        commit(db, &b, vec![fake(2, 24)]).await;
+        commit(db, &a, vec![fake(3, 24)]).await;
+        let scope = Scope::Documents([a.clone(), b.clone()].into());
+        let none = HashSet::new();
+        let news = db
+            .news_upto(0, bound, &scope, &none, 1 << 20)
+            .await
+            .unwrap();
+        assert_eq!(news.rows, vec![(bound, a.clone(), fake(1, 24).1)]);
+        assert_eq!(news.cursor, bound);
+        assert!(!news.more);
+        let next = db
+            .news_upto(
+                news.cursor,
+                db.max_seq().await.unwrap(),
+                &scope,
+                &none,
+                1 << 20,
+            )
+            .await
+            .unwrap();
+        let docs: Vec<&DocId> = next.rows.iter().map(|(_, doc, _)| doc).collect();
+        assert_eq!(docs, vec![&b, &a]);
+        assert_eq!(next.cursor, db.max_seq().await.unwrap());
     }
 }

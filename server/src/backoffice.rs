@@ -111,16 +111,19 @@ where
         let rules = reconcile::Rules {
             far_attempt_metres: app.far_attempt_metres,
         };
+        let pins = app
+            .db
+            .item_pins(&reconcile::items_needing_pins([(id, &accepted)]))
+            .await?;
         reconcile::project(
-            &app.db,
+            &pins,
             rules,
             id,
             &accepted,
             sender,
             now_ms(),
             &mut write.projection,
-        )
-        .await?;
+        );
     }
     let mut detail = audit.detail;
     if let Some(fields) = detail.as_object_mut() {

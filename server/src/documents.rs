@@ -69,6 +69,51 @@ impl DocumentCache {
         Ok(Some(doc))
     }
 
+    /// [`DocumentCache::load`] for many documents, with one query refreshing every cached copy
+    /// instead of one per document. Documents that do not exist are absent from the answer.
+    pub async fn load_many(
+        &self,
+        db: &Database,
+        ids: impl IntoIterator<Item = &DocId>,
+    ) -> Result<HashMap<DocId, Automerge>, sqlx::Error> {
+        let mut docs = HashMap::new();
+        let mut seqs = Vec::new();
+        let mut missing = Vec::new();
+        {
+            let mut cache = self.lock();
+            for id in ids {
+                match cache.get(id) {
+                    Some(cached) => {
+                        seqs.push((id.clone(), cached.seq));
+                        docs.insert(id.clone(), (cached.doc.clone(), cached.seq));
+                    }
+                    None => missing.push(id.clone()),
+                }
+            }
+        }
+        let mut refreshed = HashSet::new();
+        for (seq, id, bytes) in db.changes_after_each(&seqs).await? {
+            if let Some((doc, at)) = docs.get_mut(&id) {
+                doc.load_incremental(&bytes).map_err(decode_error)?;
+                *at = seq;
+                refreshed.insert(id);
+            }
+        }
+        let mut loaded: HashMap<DocId, Automerge> = HashMap::with_capacity(docs.len());
+        for (id, (doc, seq)) in docs {
+            if refreshed.contains(&id) {
+                self.put(&id, doc.clone(), seq);
+            }
+            loaded.insert(id, doc);
+        }
+        for id in missing {
+            if let Some(doc) = self.load(db, &id).await? {
+                loaded.insert(id, doc);
+            }
+        }
+        Ok(loaded)
+    }
+
     /// Adds a sync's stored changes to the cached document. Merged, not replaced: another
     /// request may have moved the cached copy past what this one loaded, and replacing it would
     /// drop that request's changes from the cache (found by `tests/durability.rs`). `seq` stays:

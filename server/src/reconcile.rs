@@ -17,8 +17,7 @@ use tournee_sync_core::validator::{Accepted, Sender, Touched};
 use tournee_sync_core::DocId;
 
 use crate::db::{
-    AttemptRow, AuditRow, ChoiceRow, CorrectionRow, Database, EventRow, PreferencesRow, Projection,
-    QueueRow,
+    AttemptRow, AuditRow, ChoiceRow, CorrectionRow, EventRow, PreferencesRow, Projection, QueueRow,
 };
 
 /// The rules' parameters.
@@ -28,16 +27,37 @@ pub struct Rules {
     pub far_attempt_metres: f64,
 }
 
-/// Projects one document's accepted batch into `out`.
-pub async fn project(
-    db: &Database,
+/// The delivery points' pins of the items a batch touches, by S10 number, read in one query
+/// before projecting ([`Database::item_pins`]).
+pub type Pins = std::collections::HashMap<String, (f64, f64)>;
+
+/// The items whose pins projecting `accepted` needs.
+pub fn items_needing_pins<'a>(
+    accepted: impl IntoIterator<Item = (&'a DocId, &'a Accepted)>,
+) -> Vec<&'a str> {
+    accepted
+        .into_iter()
+        .filter(|(id, a)| {
+            id.kind() == tournee_sync_core::DocKind::Item
+                && a.written
+                    .iter()
+                    .any(|w| matches!(w, Touched::Entry("attempts", _)))
+        })
+        .map(|(id, _)| id.key())
+        .collect()
+}
+
+/// Projects one document's accepted batch into `out`. Pure: everything it reads is in the
+/// document or in `pins`, so a sync's projection costs no query per record.
+pub fn project(
+    pins: &Pins,
     rules: Rules,
     id: &DocId,
     accepted: &Accepted,
     sender: &Sender,
     now_ms: i64,
     out: &mut Projection,
-) -> Result<(), sqlx::Error> {
+) {
     let actor = format!("{}:{}", sender.role.as_str(), sender.principal);
     let doc = &accepted.doc;
     for written in &accepted.written {
@@ -47,14 +67,13 @@ pub async fn project(
                     continue;
                 };
                 let change_hash = change_of(accepted, doc, "attempts", key);
-                let info = db.item_info(id.key()).await?;
                 project_attempt(
                     rules,
                     id,
                     key,
                     &attempt,
                     change_hash,
-                    info.and_then(|i| i.pin),
+                    pins.get(id.key()).copied(),
                     now_ms,
                     out,
                 );
@@ -138,7 +157,6 @@ pub async fn project(
             }
         }
     }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -37,7 +37,9 @@ pub async fn sync(
         wire::decode_request(&body, &limits).map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let sender = scope::sender(&app.db, &claims).await?;
 
-    let mut host = PreparedHost::new(u64::try_from(app.db.max_seq().await?).unwrap_or(0));
+    // The cursor before any document is read: news stops there (see `Database::news_upto`).
+    let upto = app.db.max_seq().await?;
+    let mut host = PreparedHost::new(u64::try_from(upto).unwrap_or(0));
     let asked: std::collections::HashSet<_> = request.docs.iter().map(|d| d.doc.clone()).collect();
     // Items a postman's device downloads for its round are out for delivery (UPU EDG).
     let out_for_delivery: Vec<_> = match (claims.role, &claims.device) {
@@ -50,13 +52,10 @@ pub async fn sync(
             .collect(),
         _ => Vec::new(),
     };
-    for id in &asked {
-        if sender.scope.contains(id) {
-            if let Some(doc) = app.docs.load(&app.db, id).await? {
-                host.docs.insert(id.clone(), doc);
-            }
-        }
-    }
+    host.docs = app
+        .docs
+        .load_many(&app.db, asked.iter().filter(|id| sender.scope.contains(id)))
+        .await?;
     if let Some(since) = request.since {
         let since =
             i64::try_from(since).map_err(|_| ApiError::BadRequest("cursor out of range".into()))?;
@@ -66,15 +65,12 @@ pub async fn sync(
         };
         host.news = app
             .db
-            .news(since, &scope, &asked, limits.max_body_bytes / 2)
+            .news_upto(since, upto, &scope, &asked, limits.max_body_bytes / 2)
             .await?;
         let news_docs: std::collections::HashSet<_> =
             host.news.rows.iter().map(|(_, d, _)| d.clone()).collect();
-        for id in news_docs {
-            if let Some(doc) = app.docs.load(&app.db, &id).await? {
-                host.docs.insert(id, doc);
-            }
-        }
+        host.docs
+            .extend(app.docs.load_many(&app.db, news_docs.iter()).await?);
     }
 
     let task_sender = sender.clone();
@@ -105,6 +101,12 @@ pub async fn sync(
     let rules = reconcile::Rules {
         far_attempt_metres: app.far_attempt_metres,
     };
+    let pins = app
+        .db
+        .item_pins(&reconcile::items_needing_pins(
+            host.accepted.iter().map(|(id, a)| (id, a)),
+        ))
+        .await?;
     let mut accepted_changes = 0;
     for (id, accepted) in &host.accepted {
         accepted_changes += accepted.changes.len();
@@ -117,15 +119,14 @@ pub async fn sync(
                 .collect(),
         ));
         reconcile::project(
-            &app.db,
+            &pins,
             rules,
             id,
             accepted,
             &sender,
             now,
             &mut write.projection,
-        )
-        .await?;
+        );
     }
     if !write.changes.is_empty() || !write.projection.events.is_empty() {
         app.db.commit_sync(&write).await?;

@@ -63,6 +63,10 @@ pub struct NewsRows {
     pub more: bool,
 }
 
+/// Rows per multi-row INSERT: 14 columns × 500 stays far below either backend's limit on bound
+/// parameters (32,766 for SQLite, 65,535 for PostgreSQL).
+const ROWS_PER_INSERT: usize = 500;
+
 /// Why a write was not committed. Nothing of it is stored in either case.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -183,6 +187,36 @@ impl Database {
         })
     }
 
+    /// Changes of several documents, each after its own sequence number, in one query (to
+    /// refresh cached copies): `(seq, doc, bytes)` in sequence order.
+    pub async fn changes_after_each(
+        &self,
+        after: &[(DocId, i64)],
+    ) -> Result<Vec<(i64, DocId, Vec<u8>)>, sqlx::Error> {
+        let Some(from) = after.iter().map(|(_, seq)| *seq).min() else {
+            return Ok(Vec::new());
+        };
+        let since: std::collections::HashMap<&str, i64> =
+            after.iter().map(|(id, seq)| (id.as_str(), *seq)).collect();
+        let ids = serde_json::to_string(&since.keys().collect::<Vec<_>>())
+            .unwrap_or_else(|_| "[]".into());
+        let sql = match self {
+            Database::Sqlite(_) => "SELECT seq, doc_id, bytes FROM changes WHERE doc_id IN (SELECT value FROM json_each($1)) AND seq > $2 ORDER BY seq",
+            Database::Postgres(_) => "SELECT seq, doc_id, bytes FROM changes WHERE doc_id IN (SELECT json_array_elements_text($1::json)) AND seq > $2 ORDER BY seq",
+        };
+        let rows: Vec<(i64, String, Vec<u8>)> = with_pool!(self, pool => {
+            sqlx::query(sql).bind(&ids).bind(from).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok((r.try_get("seq")?, r.try_get("doc_id")?, r.try_get("bytes")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        Ok(rows
+            .into_iter()
+            .filter(|(seq, doc, _)| since.get(doc.as_str()).is_some_and(|s| seq > s))
+            .filter_map(|(seq, doc, bytes)| Some((seq, DocId::parse(&doc).ok()?, bytes)))
+            .collect())
+    }
+
     /// The highest sequence number stored.
     pub async fn max_seq(&self) -> Result<i64, sqlx::Error> {
         with_pool!(self, pool => {
@@ -192,9 +226,30 @@ impl Database {
     }
 
     /// Changes after `since` to documents in `scope` other than `skip`, up to about `max_bytes`.
+    ///
+    /// The database does the filtering: a device's news reads the changes of its own documents
+    /// (through `changes_by_doc`), not every change stored since its cursor. When everything
+    /// fitted, the cursor covers the whole log as it was when the read began, in scope or not.
     pub async fn news(
         &self,
         since: i64,
+        scope: &Scope,
+        skip: &HashSet<DocId>,
+        max_bytes: usize,
+    ) -> Result<NewsRows, sqlx::Error> {
+        // Writers commit in sequence order (see `commit_sync`), so every change up to the
+        // largest visible number is visible: the cursor may pass all of them.
+        let upto = self.max_seq().await?;
+        self.news_upto(since, upto, scope, skip, max_bytes).await
+    }
+
+    /// [`Database::news`] of the changes numbered up to `upto` only. A sync reads `upto` before
+    /// it loads the documents of its request; a change stored after that, to one of them, is
+    /// then news for the device's next sync rather than skipped by a cursor that passed it.
+    pub async fn news_upto(
+        &self,
+        since: i64,
+        upto: i64,
         scope: &Scope,
         skip: &HashSet<DocId>,
         max_bytes: usize,
@@ -204,11 +259,38 @@ impl Database {
             cursor: since,
             ..Default::default()
         };
+        let as_json = |ids: Vec<&str>| serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+        let wanted = match scope {
+            Scope::All => None,
+            Scope::Documents(ids) => Some(as_json(
+                ids.iter()
+                    .filter(|id| !skip.contains(id))
+                    .map(DocId::as_str)
+                    .collect(),
+            )),
+        };
+        let skipped = as_json(skip.iter().map(DocId::as_str).collect());
+        let list = match self {
+            Database::Sqlite(_) => "SELECT value FROM json_each",
+            Database::Postgres(_) => "SELECT json_array_elements_text",
+        };
+        let cast = match self {
+            Database::Sqlite(_) => "",
+            Database::Postgres(_) => "::json",
+        };
+        let in_scope = if wanted.is_some() {
+            format!("doc_id IN ({list}($3{cast}))")
+        } else {
+            format!("doc_id NOT IN ({list}($3{cast}))")
+        };
+        let sql = format!("SELECT seq, doc_id, bytes FROM changes WHERE seq > $1 AND seq <= $2 AND {in_scope} ORDER BY seq LIMIT $4");
+        let documents = wanted.unwrap_or(skipped);
         let mut size = 0;
         loop {
             let page: Vec<(i64, String, Vec<u8>)> = with_pool!(self, pool => {
-                sqlx::query("SELECT seq, doc_id, bytes FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
-                    .bind(news.cursor).bind(PAGE).fetch_all(pool).await?
+                sqlx::query(&sql)
+                    .bind(news.cursor).bind(upto).bind(&documents).bind(PAGE)
+                    .fetch_all(pool).await?
                     .into_iter()
                     .map(|r| Ok((r.try_get("seq")?, r.try_get("doc_id")?, r.try_get("bytes")?)))
                     .collect::<Result<Vec<_>, sqlx::Error>>()?
@@ -219,10 +301,6 @@ impl Database {
                     news.cursor = seq;
                     continue;
                 };
-                if !scope.contains(&doc) || skip.contains(&doc) {
-                    news.cursor = seq;
-                    continue;
-                }
                 if size + bytes.len() > max_bytes && size > 0 {
                     news.more = true;
                     return Ok(news);
@@ -232,6 +310,7 @@ impl Database {
                 news.rows.push((seq, doc, bytes));
             }
             if !full {
+                news.cursor = news.cursor.max(upto);
                 return Ok(news);
             }
         }
@@ -251,36 +330,53 @@ impl Database {
                 sqlx::query("SELECT pg_advisory_xact_lock(7261)").execute(&mut *tx).await?;
             }
             // Documents that got a change they did not have: only their audit lines are new.
-            let mut changed = HashSet::new();
-            for (doc, changes) in &write.changes {
-                for (hash, bytes) in changes {
-                    let done = sqlx::query("INSERT INTO changes (doc_id, hash, bytes) VALUES ($1, $2, $3) ON CONFLICT (doc_id, hash) DO NOTHING")
-                        .bind(doc.as_str()).bind(hash).bind(bytes)
-                        .execute(&mut *tx).await?;
-                    if done.rows_affected() > 0 {
-                        changed.insert(doc.as_str());
-                    }
+            let mut changed: HashSet<String> = HashSet::new();
+            let rows: Vec<(&str, &StoredChange)> = write
+                .changes
+                .iter()
+                .flat_map(|(doc, changes)| changes.iter().map(move |c| (doc.as_str(), c)))
+                .collect();
+            for chunk in rows.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO changes (doc_id, hash, bytes) ");
+                insert.push_values(chunk, |mut row, (doc, (hash, bytes))| {
+                    row.push_bind(*doc).push_bind(hash).push_bind(bytes);
+                });
+                insert.push(" ON CONFLICT (doc_id, hash) DO NOTHING RETURNING doc_id");
+                for stored in insert.build().fetch_all(&mut *tx).await? {
+                    changed.insert(stored.try_get("doc_id")?);
                 }
             }
             let p = &write.projection;
-            for a in &p.attempts {
-                sqlx::query("INSERT INTO attempts (id, item_id, change_hash, outcome, recorded_at_ms, device, postman, lat, lon, accuracy_m, distance_m, notice_number, waits_at, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO NOTHING")
-                    .bind(&a.id).bind(&a.item_id).bind(&a.change_hash).bind(&a.outcome).bind(a.recorded_at_ms)
-                    .bind(&a.device).bind(&a.postman).bind(a.lat).bind(a.lon).bind(a.accuracy_m).bind(a.distance_m)
-                    .bind(&a.notice_number).bind(&a.waits_at).bind(&a.record)
-                    .execute(&mut *tx).await?;
+            for chunk in p.attempts.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO attempts (id, item_id, change_hash, outcome, recorded_at_ms, device, postman, lat, lon, accuracy_m, distance_m, notice_number, waits_at, record) ");
+                insert.push_values(chunk, |mut row, a| {
+                    row.push_bind(&a.id).push_bind(&a.item_id).push_bind(&a.change_hash).push_bind(&a.outcome)
+                        .push_bind(a.recorded_at_ms).push_bind(&a.device).push_bind(&a.postman).push_bind(a.lat)
+                        .push_bind(a.lon).push_bind(a.accuracy_m).push_bind(a.distance_m)
+                        .push_bind(&a.notice_number).push_bind(&a.waits_at).push_bind(&a.record);
+                });
+                insert.push(" ON CONFLICT (id) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
             }
-            for c in &p.choices {
-                sqlx::query("INSERT INTO choices (id, item_id, change_hash, kind, made_at_ms, made_by, applicable, reason, record) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING")
-                    .bind(&c.id).bind(&c.item_id).bind(&c.change_hash).bind(&c.kind).bind(c.made_at_ms)
-                    .bind(&c.made_by).bind(c.applicable).bind(&c.reason).bind(&c.record)
-                    .execute(&mut *tx).await?;
+            for chunk in p.choices.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO choices (id, item_id, change_hash, kind, made_at_ms, made_by, applicable, reason, record) ");
+                insert.push_values(chunk, |mut row, c| {
+                    row.push_bind(&c.id).push_bind(&c.item_id).push_bind(&c.change_hash).push_bind(&c.kind)
+                        .push_bind(c.made_at_ms).push_bind(&c.made_by).push_bind(c.applicable)
+                        .push_bind(&c.reason).push_bind(&c.record);
+                });
+                insert.push(" ON CONFLICT (id) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
             }
-            for c in &p.corrections {
-                sqlx::query("INSERT INTO corrections (id, delivery_point_id, change_hash, proposed_by, device, proposed_at_ms, status, record) VALUES ($1, $2, $3, $4, $5, $6, 'pending', $7) ON CONFLICT (id) DO NOTHING")
-                    .bind(&c.id).bind(&c.delivery_point_id).bind(&c.change_hash).bind(&c.proposed_by)
-                    .bind(&c.device).bind(c.proposed_at_ms).bind(&c.record)
-                    .execute(&mut *tx).await?;
+            for chunk in p.corrections.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO corrections (id, delivery_point_id, change_hash, proposed_by, device, proposed_at_ms, status, record) ");
+                insert.push_values(chunk, |mut row, c| {
+                    row.push_bind(&c.id).push_bind(&c.delivery_point_id).push_bind(&c.change_hash)
+                        .push_bind(&c.proposed_by).push_bind(&c.device).push_bind(c.proposed_at_ms)
+                        .push_bind("pending").push_bind(&c.record);
+                });
+                insert.push(" ON CONFLICT (id) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
             }
             for pr in &p.preferences {
                 sqlx::query("INSERT INTO preferences (delivery_point_id, safe_place, preferred_neighbour, preferred_pickup_point, never_to_neighbour, updated_seq) VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (delivery_point_id) DO UPDATE SET safe_place = excluded.safe_place, preferred_neighbour = excluded.preferred_neighbour, preferred_pickup_point = excluded.preferred_pickup_point, never_to_neighbour = excluded.never_to_neighbour")
@@ -288,15 +384,25 @@ impl Database {
                     .bind(&pr.preferred_pickup_point).bind(pr.never_to_neighbour)
                     .execute(&mut *tx).await?;
             }
-            for q in &p.queue {
-                sqlx::query("INSERT INTO review_queue (kind, subject_id, reason, status, created_ms) VALUES ($1, $2, $3, 'open', $4) ON CONFLICT (kind, subject_id, reason) DO NOTHING")
-                    .bind(&q.kind).bind(&q.subject_id).bind(&q.reason).bind(q.created_ms)
-                    .execute(&mut *tx).await?;
+            for chunk in p.queue.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO review_queue (kind, subject_id, reason, status, created_ms) ");
+                insert.push_values(chunk, |mut row, q| {
+                    row.push_bind(&q.kind).push_bind(&q.subject_id).push_bind(&q.reason)
+                        .push_bind("open").push_bind(q.created_ms);
+                });
+                insert.push(" ON CONFLICT (kind, subject_id, reason) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
+            }
+            for chunk in p.events.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO item_events (item_id, code, at_ms, reason, action, source) ");
+                insert.push_values(chunk, |mut row, e| {
+                    row.push_bind(&e.item_id).push_bind(&e.code).push_bind(e.at_ms)
+                        .push_bind(&e.reason).push_bind(&e.action).push_bind(&e.source);
+                });
+                insert.push(" ON CONFLICT (item_id, code, source) DO NOTHING");
+                insert.build().execute(&mut *tx).await?;
             }
             for e in &p.events {
-                sqlx::query("INSERT INTO item_events (item_id, code, at_ms, reason, action, source) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (item_id, code, source) DO NOTHING")
-                    .bind(&e.item_id).bind(&e.code).bind(e.at_ms).bind(&e.reason).bind(&e.action).bind(&e.source)
-                    .execute(&mut *tx).await?;
                 // The latest event sets the status, with two rules that hold whatever the clocks
                 // say (arrival and EDG are stamped by the server, doorstep events by the phone):
                 // final delivery (EMI) is final, and a doorstep event (EMH, EDH) supersedes
@@ -325,10 +431,18 @@ impl Database {
                     .bind(&r.delivery_point_id).bind(r.lines.join("\n")).bind(r.pin.map(|p| p.0)).bind(r.pin.map(|p| p.1)).bind(r.version)
                     .execute(&mut *tx).await?;
             }
-            for a in p.audit.iter().filter(|a| write.changes.is_empty() || changed.contains(a.subject.as_str())) {
-                sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(a.at_ms).bind(&a.actor).bind(&a.action).bind(&a.subject).bind(&a.detail)
-                    .execute(&mut *tx).await?;
+            let audit: Vec<&AuditRow> = p
+                .audit
+                .iter()
+                .filter(|a| write.changes.is_empty() || changed.contains(a.subject.as_str()))
+                .collect();
+            for chunk in audit.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new("INSERT INTO audit_log (at_ms, actor, action, subject, detail) ");
+                insert.push_values(chunk, |mut row, a| {
+                    row.push_bind(a.at_ms).push_bind(&a.actor).push_bind(&a.action)
+                        .push_bind(&a.subject).push_bind(&a.detail);
+                });
+                insert.build().execute(&mut *tx).await?;
             }
             tx.commit().await?;
             Ok(())
@@ -530,6 +644,32 @@ impl Database {
                 .execute(pool).await?;
             Ok(())
         })
+    }
+
+    /// The pins of the delivery points of `items`, in one query: what projecting a sync's
+    /// attempts needs. An item without a pinned point is absent from the map.
+    pub async fn item_pins(
+        &self,
+        items: &[&str],
+    ) -> Result<std::collections::HashMap<String, (f64, f64)>, sqlx::Error> {
+        if items.is_empty() {
+            return Ok(Default::default());
+        }
+        let ids = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
+        let sql = match self {
+            Database::Sqlite(_) => "SELECT i.id AS id, d.lat AS lat, d.lon AS lon FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id WHERE i.id IN (SELECT value FROM json_each($1))",
+            Database::Postgres(_) => "SELECT i.id AS id, d.lat AS lat, d.lon AS lon FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id WHERE i.id IN (SELECT json_array_elements_text($1::json))",
+        };
+        let rows: Vec<(String, Option<f64>, Option<f64>)> = with_pool!(self, pool => {
+            sqlx::query(sql).bind(&ids).fetch_all(pool).await?
+                .into_iter()
+                .map(|r| Ok((r.try_get("id")?, r.try_get("lat")?, r.try_get("lon")?)))
+                .collect::<Result<Vec<_>, sqlx::Error>>()?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, lat, lon)| Some((id, lat.zip(lon)?)))
+            .collect())
     }
 
     /// What projection needs to know of an item.
