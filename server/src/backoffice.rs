@@ -137,7 +137,7 @@ where
         detail: detail.to_string(),
     });
     app.db.commit_sync(&write).await?;
-    app.docs.store(id, accepted.doc);
+    app.docs.store(id, &before.get_heads(), accepted.doc);
     Ok(())
 }
 

@@ -9,10 +9,10 @@
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::num::NonZeroUsize;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
-use tournee_sync_core::automerge::Automerge;
+use tournee_sync_core::automerge::{Automerge, ChangeHash};
 use tournee_sync_core::sync::{DocumentHost, News};
 use tournee_sync_core::validator::{Accepted, Scope};
 use tournee_sync_core::DocId;
@@ -20,7 +20,8 @@ use tournee_sync_core::DocId;
 use crate::db::{Database, NewsRows};
 
 struct Cached {
-    doc: Automerge,
+    /// Shared with the syncs reading it: a sync forks it, never copies it first.
+    doc: Arc<Automerge>,
     /// Every change with a sequence number up to this is in `doc`.
     seq: i64,
 }
@@ -41,7 +42,10 @@ impl DocumentCache {
 
     /// The current document, from the cache refreshed with newer changes, or from the database.
     pub async fn load(&self, db: &Database, id: &DocId) -> Result<Option<Automerge>, sqlx::Error> {
-        let cached = self.lock().get(id).map(|c| (c.doc.clone(), c.seq));
+        let cached = self
+            .lock()
+            .get(id)
+            .map(|c| (Automerge::clone(&c.doc), c.seq));
         let (mut doc, mut seq) = match cached {
             Some(hit) => hit,
             None => {
@@ -70,12 +74,13 @@ impl DocumentCache {
     }
 
     /// [`DocumentCache::load`] for many documents, with one query refreshing every cached copy
-    /// instead of one per document. Documents that do not exist are absent from the answer.
+    /// instead of one per document, and shared rather than copied: the validator forks what
+    /// it checks. Documents that do not exist are absent from the answer.
     pub async fn load_many(
         &self,
         db: &Database,
         ids: impl IntoIterator<Item = &DocId>,
-    ) -> Result<HashMap<DocId, Automerge>, sqlx::Error> {
+    ) -> Result<HashMap<DocId, Arc<Automerge>>, sqlx::Error> {
         let mut docs = HashMap::new();
         let mut seqs = Vec::new();
         let mut missing = Vec::new();
@@ -85,7 +90,7 @@ impl DocumentCache {
                 match cache.get(id) {
                     Some(cached) => {
                         seqs.push((id.clone(), cached.seq));
-                        docs.insert(id.clone(), (cached.doc.clone(), cached.seq));
+                        docs.insert(id.clone(), (Arc::clone(&cached.doc), cached.seq));
                     }
                     None => missing.push(id.clone()),
                 }
@@ -94,41 +99,59 @@ impl DocumentCache {
         let mut refreshed = HashSet::new();
         for (seq, id, bytes) in db.changes_after_each(&seqs).await? {
             if let Some((doc, at)) = docs.get_mut(&id) {
-                doc.load_incremental(&bytes).map_err(decode_error)?;
+                Arc::make_mut(doc)
+                    .load_incremental(&bytes)
+                    .map_err(decode_error)?;
                 *at = seq;
                 refreshed.insert(id);
             }
         }
-        let mut loaded: HashMap<DocId, Automerge> = HashMap::with_capacity(docs.len());
+        let mut loaded = HashMap::with_capacity(docs.len() + missing.len());
         for (id, (doc, seq)) in docs {
             if refreshed.contains(&id) {
-                self.put(&id, doc.clone(), seq);
+                self.lock().put(
+                    id.clone(),
+                    Cached {
+                        doc: Arc::clone(&doc),
+                        seq,
+                    },
+                );
             }
             loaded.insert(id, doc);
         }
         for id in missing {
             if let Some(doc) = self.load(db, &id).await? {
-                loaded.insert(id, doc);
+                loaded.insert(id, Arc::new(doc));
             }
         }
         Ok(loaded)
     }
 
-    /// Adds a sync's stored changes to the cached document. Merged, not replaced: another
-    /// request may have moved the cached copy past what this one loaded, and replacing it would
-    /// drop that request's changes from the cache (found by `tests/durability.rs`). `seq` stays:
-    /// the next load adds what came after, this request's own changes included, idempotently.
-    pub fn store(&self, id: &DocId, mut doc: Automerge) {
+    /// Adds a sync's stored changes to the cached document: `doc` is the document a write
+    /// started from at heads `base`, with its committed changes. If the cached copy is still
+    /// at `base`, `doc` replaces it (the common case, at no cost). Otherwise another request
+    /// moved the copy meanwhile, and replacing it would drop that request's changes from the
+    /// cache (found by `tests/durability.rs`), so the two are merged. `seq` stays: the next
+    /// load adds what came after, this request's own changes included, idempotently.
+    pub fn store(&self, id: &DocId, base: &[ChangeHash], mut doc: Automerge) {
         let mut docs = self.lock();
         if let Some(cached) = docs.get_mut(id) {
-            if cached.doc.merge(&mut doc).is_err() {
+            if cached.doc.get_heads() == base {
+                cached.doc = Arc::new(doc);
+            } else if Arc::make_mut(&mut cached.doc).merge(&mut doc).is_err() {
                 docs.pop(id);
             }
         }
     }
 
     fn put(&self, id: &DocId, doc: Automerge, seq: i64) {
-        self.lock().put(id.clone(), Cached { doc, seq });
+        self.lock().put(
+            id.clone(),
+            Cached {
+                doc: Arc::new(doc),
+                seq,
+            },
+        );
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<DocId, Cached>> {
@@ -146,8 +169,8 @@ fn decode_error(e: tournee_sync_core::automerge::AutomergeError) -> sqlx::Error 
 /// Everything one sync reads, prepared in advance, and what it stores, kept for the commit.
 #[derive(Default)]
 pub struct PreparedHost {
-    /// The documents of the request (and of the news) that exist.
-    pub docs: HashMap<DocId, Automerge>,
+    /// The documents of the request (and of the news) that exist, shared with the cache.
+    pub docs: HashMap<DocId, Arc<Automerge>>,
     /// The cursor before anything was read.
     pub cursor: u64,
     /// Changes after the device's cursor, for documents not in the request.
@@ -157,6 +180,8 @@ pub struct PreparedHost {
     /// Where each document's latest accepted state is in `accepted`: it replaces the loaded
     /// copy, which is dropped rather than cloned again.
     latest: HashMap<DocId, usize>,
+    /// The heads each accepted document was loaded at.
+    bases: HashMap<DocId, Vec<ChangeHash>>,
 }
 
 impl PreparedHost {
@@ -167,6 +192,26 @@ impl PreparedHost {
             ..Default::default()
         }
     }
+
+    /// The latest accepted state of each document, with the heads it was loaded at, for
+    /// [`DocumentCache::store`] once the write is committed.
+    pub fn into_stored(mut self) -> Vec<(DocId, Vec<ChangeHash>, Automerge)> {
+        let mut latest: Vec<(DocId, usize)> = self.latest.drain().collect();
+        latest.sort_by_key(|(_, at)| *at);
+        let mut accepted: Vec<Option<Automerge>> = self
+            .accepted
+            .into_iter()
+            .map(|(_, a)| Some(a.doc))
+            .collect();
+        latest
+            .into_iter()
+            .filter_map(|(id, at)| {
+                let doc = accepted.get_mut(at)?.take()?;
+                let base = self.bases.remove(&id).unwrap_or_default();
+                Some((id, base, doc))
+            })
+            .collect()
+    }
 }
 
 impl DocumentHost for PreparedHost {
@@ -176,12 +221,14 @@ impl DocumentHost for PreparedHost {
     fn document(&mut self, id: &DocId) -> Result<Option<&Automerge>, Infallible> {
         Ok(match self.latest.get(id) {
             Some(&at) => Some(&self.accepted[at].1.doc),
-            None => self.docs.get(id),
+            None => self.docs.get(id).map(|doc| &**doc),
         })
     }
 
     fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Infallible> {
-        self.docs.remove(id);
+        if let Some(loaded) = self.docs.remove(id) {
+            self.bases.insert(id.clone(), loaded.get_heads());
+        }
         self.latest.insert(id.clone(), self.accepted.len());
         self.accepted.push((id.clone(), accepted));
         Ok(())
@@ -215,7 +262,7 @@ impl DocumentHost for PreparedHost {
             *heads = self
                 .docs
                 .get(doc)
-                .map(Automerge::get_heads)
+                .map(|d| d.get_heads())
                 .unwrap_or_default();
         }
         Ok(news)

@@ -130,8 +130,8 @@ pub async fn sync(
     }
     if !write.changes.is_empty() || !write.projection.events.is_empty() {
         app.db.commit_sync(&write).await?;
-        for (id, accepted) in host.accepted {
-            app.docs.store(&id, accepted.doc);
+        for (id, base, doc) in host.into_stored() {
+            app.docs.store(&id, &base, doc);
         }
         if !write.projection.corrections.is_empty() {
             // The sync is committed and its answer stands; a failed automatic approval leaves

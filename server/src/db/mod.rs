@@ -402,11 +402,31 @@ impl Database {
                 insert.push(" ON CONFLICT (item_id, code, source) DO NOTHING");
                 insert.build().execute(&mut *tx).await?;
             }
+            // The latest event sets the status, with two rules that hold whatever the clocks
+            // say (arrival and EDG are stamped by the server, doorstep events by the phone):
+            // final delivery (EMI) is final, and a doorstep event (EMH, EDH) supersedes
+            // arrival and departure for delivery. Items with one event in this write are
+            // updated together; an item with several takes them one by one, in order.
+            let mut events_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
             for e in &p.events {
-                // The latest event sets the status, with two rules that hold whatever the clocks
-                // say (arrival and EDG are stamped by the server, doorstep events by the phone):
-                // final delivery (EMI) is final, and a doorstep event (EMH, EDH) supersedes
-                // arrival and departure for delivery.
+                *events_of.entry(e.item_id.as_str()).or_default() += 1;
+            }
+            let (single, several): (Vec<&EventRow>, Vec<&EventRow>) =
+                p.events.iter().partition(|e| events_of[e.item_id.as_str()] == 1);
+            for chunk in single.chunks(ROWS_PER_INSERT) {
+                let mut update = sqlx::QueryBuilder::new("UPDATE items SET status = v.column2, updated_at_ms = v.column3 FROM (VALUES ");
+                for (i, e) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        update.push(", ");
+                    }
+                    update.push("(CAST(").push_bind(&e.item_id).push(" AS TEXT), CAST(")
+                        .push_bind(&e.code).push(" AS TEXT), CAST(")
+                        .push_bind(e.at_ms).push(" AS BIGINT))");
+                }
+                update.push(") AS v WHERE items.id = v.column1 AND items.status <> 'EMI' AND (items.updated_at_ms <= v.column3 OR v.column2 = 'EMI' OR (items.status IN ('EMG', 'EDG') AND v.column2 IN ('EMH', 'EDH')))");
+                update.build().execute(&mut *tx).await?;
+            }
+            for e in several {
                 sqlx::query("UPDATE items SET status = $2, updated_at_ms = $3 WHERE id = $1 AND status <> 'EMI' AND (updated_at_ms <= $3 OR $2 = 'EMI' OR (status IN ('EMG', 'EDG') AND $2 IN ('EMH', 'EDH')))")
                     .bind(&e.item_id).bind(&e.code).bind(e.at_ms)
                     .execute(&mut *tx).await?;
