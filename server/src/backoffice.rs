@@ -6,7 +6,7 @@ use tournee_sync_core::model::{
     HouseSuffix, ProposedCorrection, ReferenceAddress, Review, ReviewDecision,
 };
 use tournee_sync_core::operations::{self, OperationError};
-use tournee_sync_core::validator::{check_applied, Accepted, Role, Scope, Sender};
+use tournee_sync_core::validator::{check_applied_records, Accepted, Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
 use crate::db::{AuditRow, DecisionRow, Projection, ReferenceRow, SyncWrite};
@@ -89,7 +89,7 @@ where
     if changes.is_empty() {
         return Ok(());
     }
-    let written = check_applied(id, &before, &after, &changes, sender)
+    let (written, records) = check_applied_records(id, &before, &after, &changes, sender)
         .map_err(|refusal| ApiError::Unprocessable(refusal.to_string()))?;
     let mut write = SyncWrite {
         projection,
@@ -106,6 +106,7 @@ where
         doc: after,
         changes,
         written,
+        records,
     };
     if sender.role != Role::BackOffice {
         let rules = reconcile::Rules {

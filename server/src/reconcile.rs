@@ -13,7 +13,7 @@ use tournee_sync_core::model::{
     Attempt, Correction, CustomerChoice, Outcome, Preferences, Requirements, WaitingPlaceKind,
 };
 use tournee_sync_core::rules;
-use tournee_sync_core::validator::{Accepted, Sender, Touched};
+use tournee_sync_core::validator::{Accepted, CheckedRecord, Sender, Touched};
 use tournee_sync_core::DocId;
 
 use crate::db::{
@@ -63,7 +63,11 @@ pub fn project(
     for written in &accepted.written {
         match written {
             Touched::Entry("attempts", key) => {
-                let Some(attempt) = record::<Attempt>(doc, "attempts", key) else {
+                let checked = match accepted.records.get(written) {
+                    Some(CheckedRecord::Attempt(attempt)) => Some(attempt.clone()),
+                    _ => record::<Attempt>(doc, "attempts", key),
+                };
+                let Some(attempt) = checked else {
                     continue;
                 };
                 let change_hash = change_of(accepted, doc, "attempts", key);
@@ -80,7 +84,11 @@ pub fn project(
                 audit(out, now_ms, &actor, "attempt.recorded", id, &attempt);
             }
             Touched::Entry("choices", key) => {
-                let Some(choice) = record::<CustomerChoice>(doc, "choices", key) else {
+                let checked = match accepted.records.get(written) {
+                    Some(CheckedRecord::Choice(choice)) => Some(choice.clone()),
+                    _ => record::<CustomerChoice>(doc, "choices", key),
+                };
+                let Some(choice) = checked else {
                     continue;
                 };
                 let requirements: Requirements = codec::read_prop(doc, &ROOT, "requirements")
@@ -114,7 +122,11 @@ pub fn project(
                 audit(out, now_ms, &actor, "choice.made", id, &choice);
             }
             Touched::Entry("corrections", key) => {
-                let Some(correction) = record::<Correction>(doc, "corrections", key) else {
+                let checked = match accepted.records.get(written) {
+                    Some(CheckedRecord::Correction(correction)) => Some(correction.clone()),
+                    _ => record::<Correction>(doc, "corrections", key),
+                };
+                let Some(correction) = checked else {
                     continue;
                 };
                 out.corrections.push(CorrectionRow {

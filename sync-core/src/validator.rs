@@ -5,7 +5,7 @@
 //! Operations are checked one by one (not the merged view), so a forged write that loses a
 //! conflict today, and would surface when the winner is deleted tomorrow, is still caught.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::{
     hydrate,
@@ -116,7 +116,26 @@ pub struct Accepted {
     pub changes: Vec<Change>,
     /// What the changes wrote, each once.
     pub written: Vec<Touched>,
+    /// The new records among `written`, as the validator read and checked them: the server
+    /// projects these instead of reading every record from the document a second time.
+    pub records: BTreeMap<Touched, CheckedRecord>,
 }
+
+/// A new record that passed every rule, as read from the document.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckedRecord {
+    /// A delivery attempt.
+    Attempt(Attempt),
+    /// A proposed correction.
+    Correction(Correction),
+    /// A customer's choice for an item.
+    Choice(CustomerChoice),
+    /// The back office's review of a correction.
+    Review(Review),
+}
+
+/// What [`check_applied_records`] found a batch wrote.
+pub type CheckedWrites = (Vec<Touched>, BTreeMap<Touched, CheckedRecord>);
 
 /// What a batch wrote: checked once per record, and what the server projects into its tables.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -152,11 +171,12 @@ pub fn validate_changes(
         return Err(Refusal::MissingDependencies(missing.len()));
     }
     let new_changes = fork.get_changes(&before);
-    let written = check_applied(id, doc, &fork, &new_changes, sender)?;
+    let (written, records) = check_applied_records(id, doc, &fork, &new_changes, sender)?;
     Ok(Accepted {
         doc: fork,
         changes: new_changes,
         written,
+        records,
     })
 }
 
@@ -169,6 +189,17 @@ pub fn check_applied(
     new_changes: &[Change],
     sender: &Sender,
 ) -> Result<Vec<Touched>, Refusal> {
+    check_applied_records(id, before, after, new_changes, sender).map(|(written, _)| written)
+}
+
+/// [`check_applied`], which also hands back the new records it read and checked.
+pub fn check_applied_records(
+    id: &DocId,
+    before: &Automerge,
+    after: &Automerge,
+    new_changes: &[Change],
+    sender: &Sender,
+) -> Result<CheckedWrites, Refusal> {
     if !sender.scope.contains(id) {
         return Err(Refusal::OutOfScope(id.clone()));
     }
@@ -198,10 +229,13 @@ pub fn check_applied(
             touched.insert(touch);
         }
     }
+    let mut records = BTreeMap::new();
     for touch in &touched {
-        check_value(before, after, touch, sender)?;
+        if let Some(record) = check_value(before, after, touch, sender)? {
+            records.insert(touch.clone(), record);
+        }
     }
-    Ok(touched.into_iter().collect())
+    Ok((touched.into_iter().collect(), records))
 }
 
 /// The path table: which role may write where, per document kind. `None` means forbidden.
@@ -228,13 +262,13 @@ fn permitted(kind: DocKind, role: Role, path: &[String], creating: bool) -> Opti
     }
 }
 
-/// Checks the final value of something a batch wrote.
+/// Checks the final value of something a batch wrote; a new record is returned as read.
 fn check_value(
     before: &Automerge,
     after: &Automerge,
     touch: &Touched,
     sender: &Sender,
-) -> Result<(), Refusal> {
+) -> Result<Option<CheckedRecord>, Refusal> {
     let invalid = |path: String| {
         move |violation: Violation| Refusal::Invalid {
             path: path.clone(),
@@ -242,7 +276,7 @@ fn check_value(
         }
     };
     match touch {
-        Touched::Skeleton => Ok(()),
+        Touched::Skeleton => Ok(None),
         Touched::Entry(map, key) => {
             let path = format!("{map}/{key}");
             let check = invalid(path.clone());
@@ -272,7 +306,8 @@ fn check_value(
                     let requirements: Requirements =
                         read(after, "", "requirements").map_err(&check)?;
                     rules::attempt_for_item(&attempt, &requirements).map_err(&check)?;
-                    same_device(sender, &attempt.device, &attempt.postman).map_err(&check)
+                    same_device(sender, &attempt.device, &attempt.postman).map_err(&check)?;
+                    Ok(Some(CheckedRecord::Attempt(attempt)))
                 }
                 "corrections" => {
                     let correction: Correction =
@@ -280,7 +315,9 @@ fn check_value(
                     rules::proposed_correction(&correction.proposed).map_err(&check)?;
                     rules::timestamp(Field::RecordedAt, correction.proposed_at_ms)
                         .map_err(&check)?;
-                    same_device(sender, &correction.device, &correction.proposed_by).map_err(&check)
+                    same_device(sender, &correction.device, &correction.proposed_by)
+                        .map_err(&check)?;
+                    Ok(Some(CheckedRecord::Correction(correction)))
                 }
                 "choices" => {
                     let choice: CustomerChoice =
@@ -292,29 +329,32 @@ fn check_value(
                             "a customer records choices in their own name only",
                         )));
                     }
-                    Ok(())
+                    Ok(Some(CheckedRecord::Choice(choice)))
                 }
                 _ => {
                     let review: Review =
                         codec::from_hydrate(&record).map_err(|e| check(schema(e)))?;
-                    rules::review(&review).map_err(&check)
+                    rules::review(&review).map_err(&check)?;
+                    Ok(Some(CheckedRecord::Review(review)))
                 }
             }
         }
         Touched::Preferences => {
             let check = invalid("preferences".into());
             let prefs: Preferences = read(after, "", "preferences").map_err(&check)?;
-            rules::preferences(&prefs).map_err(&check)
+            rules::preferences(&prefs).map_err(&check).map(|()| None)
         }
         Touched::Reference => {
             let check = invalid("reference".into());
             let reference: ReferenceAddress = read(after, "", "reference").map_err(&check)?;
-            rules::reference_address(&reference).map_err(&check)
+            rules::reference_address(&reference)
+                .map_err(&check)
+                .map(|()| None)
         }
         Touched::Requirements => {
             let check = invalid("requirements".into());
             read::<Requirements>(after, "", "requirements")
-                .map(|_| ())
+                .map(|_| None)
                 .map_err(&check)
         }
     }

@@ -19,7 +19,9 @@ use tournee_sync_core::model::{
 };
 use tournee_sync_core::operations::{self, OperationError};
 use tournee_sync_core::rules::{self, Field};
-use tournee_sync_core::validator::{validate_changes, Accepted, Refusal, Role, Scope, Sender};
+use tournee_sync_core::validator::{
+    validate_changes, Accepted, CheckedRecord, Refusal, Role, Scope, Sender, Touched,
+};
 use tournee_sync_core::DocId;
 
 type TestResult = Result<(), Box<dyn Error>>;
@@ -236,6 +238,14 @@ fn postman_attempt_is_accepted() -> TestResult {
     let item = operations::read_item(&accepted.doc)?;
     assert_eq!(item.attempts.get("a1"), Some(&attempt()));
     assert_eq!(item.attempts.len(), 1);
+    // The record as checked is handed on, equal to what the document holds.
+    let written = Touched::Entry("attempts", "a1".into());
+    assert_eq!(accepted.written, vec![written.clone()]);
+    assert_eq!(
+        accepted.records.get(&written),
+        Some(&CheckedRecord::Attempt(attempt()))
+    );
+    assert_eq!(accepted.records.len(), 1);
     Ok(())
 }
 
