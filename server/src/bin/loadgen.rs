@@ -8,6 +8,10 @@
 //! Automerge apply of the same changes plus a raw SQL insert of one row per interaction.
 //!
 //! `cargo run --release -p tournee-server --bin loadgen -- --devices 200 --database-url sqlite:///tmp/load.db`
+//!
+//! Wall-clock figures drift with the machine; `--server-wrapper "valgrind --tool=callgrind
+//! --callgrind-out-file=storm.out"` counts the server's instructions during the storm instead,
+//! which repeat to within a fraction of a percent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -42,6 +46,12 @@ struct Args {
     /// A fresh database: `sqlite:///path/load.db` or `postgres://…/db`.
     #[arg(long)]
     database_url: String,
+    /// A command to run the server under, e.g. `valgrind --tool=callgrind
+    /// --callgrind-out-file=storm.out`. Under callgrind the counters are zeroed when the storm
+    /// starts, so the profile holds the storm alone; the server is stopped with SIGTERM, so
+    /// the tool writes its output.
+    #[arg(long, value_delimiter = ' ', num_args = 1..)]
+    server_wrapper: Vec<String>,
 }
 
 const ITEMS_PER_POINT: u32 = 3;
@@ -149,7 +159,15 @@ async fn main() {
     let exe = std::env::current_exe()
         .unwrap()
         .with_file_name("tournee-server");
-    let mut server = Command::new(&exe)
+    let mut command = match args.server_wrapper.split_first() {
+        Some((tool, tool_args)) => {
+            let mut command = Command::new(tool);
+            command.args(tool_args).arg(&exe);
+            command
+        }
+        None => Command::new(&exe),
+    };
+    let mut server = command
         .args([
             "serve",
             "--listen",
@@ -296,6 +314,16 @@ async fn main() {
     let upload: usize = devices.iter().map(|d| d.push.len()).sum();
     let storm = bar(u64::from(args.devices), "end-of-round storm");
     let barrier = Arc::new(tokio::sync::Barrier::new(devices.len()));
+    if args.server_wrapper.iter().any(|a| a.contains("callgrind")) {
+        let zeroed = Command::new("callgrind_control")
+            .args(["--zero", &pid.to_string()])
+            .stdout(Stdio::null())
+            .status();
+        assert!(
+            zeroed.is_ok_and(|s| s.success()),
+            "callgrind_control --zero failed"
+        );
+    }
     let cpu_before = cpu_seconds(pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -353,8 +381,19 @@ async fn main() {
             })
         })
         .unwrap_or(0);
-    let _ = server.kill();
-    let _ = server.wait();
+    // SIGTERM: the server shuts down gracefully (and a profiling wrapper writes its output).
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while server.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = server.kill();
+            let _ = server.wait();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let stored = db.count(tournee_server::db::Table::Attempts).await.unwrap();
 
     // 5. The floor, on the same changes and the same database.
