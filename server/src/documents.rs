@@ -42,34 +42,30 @@ impl DocumentCache {
 
     /// The current document, from the cache refreshed with newer changes, or from the database.
     pub async fn load(&self, db: &Database, id: &DocId) -> Result<Option<Automerge>, sqlx::Error> {
-        let cached = self
-            .lock()
-            .get(id)
-            .map(|c| (Automerge::clone(&c.doc), c.seq));
-        let (mut doc, mut seq) = match cached {
-            Some(hit) => hit,
-            None => {
-                let Some(stored) = db.load_document(id).await? else {
-                    return Ok(None);
-                };
-                let mut doc = Automerge::load(&stored.snapshot).map_err(decode_error)?;
-                let mut seq = 0;
-                for (s, bytes) in stored.changes {
-                    doc.load_incremental(&bytes).map_err(decode_error)?;
-                    seq = s;
-                }
-                self.put(id, doc.clone(), seq);
-                return Ok(Some(doc));
-            }
+        Ok(self
+            .load_many(db, [id])
+            .await?
+            .remove(id)
+            .map(Arc::unwrap_or_clone))
+    }
+
+    /// A document not in the cache: its snapshot and later changes, cached.
+    async fn load_stored(
+        &self,
+        db: &Database,
+        id: &DocId,
+    ) -> Result<Option<Arc<Automerge>>, sqlx::Error> {
+        let Some(stored) = db.load_document(id).await? else {
+            return Ok(None);
         };
-        let newer = db.changes_after(id, seq).await?;
-        if !newer.is_empty() {
-            for (s, bytes) in newer {
-                doc.load_incremental(&bytes).map_err(decode_error)?;
-                seq = s;
-            }
-            self.put(id, doc.clone(), seq);
+        let mut doc = Automerge::load(&stored.snapshot).map_err(decode_error)?;
+        let mut seq = 0;
+        for (s, bytes) in stored.changes {
+            doc.load_incremental(&bytes).map_err(decode_error)?;
+            seq = s;
         }
+        let doc = Arc::new(doc);
+        self.put(id, Arc::clone(&doc), seq);
         Ok(Some(doc))
     }
 
@@ -109,19 +105,13 @@ impl DocumentCache {
         let mut loaded = HashMap::with_capacity(docs.len() + missing.len());
         for (id, (doc, seq)) in docs {
             if refreshed.contains(&id) {
-                self.lock().put(
-                    id.clone(),
-                    Cached {
-                        doc: Arc::clone(&doc),
-                        seq,
-                    },
-                );
+                self.put(&id, Arc::clone(&doc), seq);
             }
             loaded.insert(id, doc);
         }
         for id in missing {
-            if let Some(doc) = self.load(db, &id).await? {
-                loaded.insert(id, Arc::new(doc));
+            if let Some(doc) = self.load_stored(db, &id).await? {
+                loaded.insert(id, doc);
             }
         }
         Ok(loaded)
@@ -144,14 +134,8 @@ impl DocumentCache {
         }
     }
 
-    fn put(&self, id: &DocId, doc: Automerge, seq: i64) {
-        self.lock().put(
-            id.clone(),
-            Cached {
-                doc: Arc::new(doc),
-                seq,
-            },
-        );
+    fn put(&self, id: &DocId, doc: Arc<Automerge>, seq: i64) {
+        self.lock().put(id.clone(), Cached { doc, seq });
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<DocId, Cached>> {

@@ -71,12 +71,18 @@ pub async fn corroborate(app: &AppState, new: &[CorrectionRow]) -> Result<(), Ap
     if app.corroboration == 0 {
         return Ok(());
     }
+    // A group of identical proposals is examined once, whichever of its corrections comes first.
+    let mut examined = std::collections::HashSet::new();
     for correction in new {
+        if examined.contains(&correction.id) {
+            continue;
+        }
         let SameProposals {
             status,
             corrections: same,
             postmen,
         } = same_proposals(app, correction).await?;
+        examined.extend(same.iter().map(|row| row.id.clone()));
         if status != "pending" || postmen.len() < app.corroboration as usize {
             continue;
         }

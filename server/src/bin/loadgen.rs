@@ -324,7 +324,6 @@ async fn main() {
             "callgrind_control --zero failed"
         );
     }
-    let cpu_before = cpu_seconds(pid);
     let started = Instant::now();
     let mut tasks = Vec::new();
     for device in &devices {
@@ -367,7 +366,6 @@ async fn main() {
         acked += n;
     }
     let wall = started.elapsed();
-    let server_cpu = cpu_seconds(pid) - cpu_before;
     storm.finish();
     let peak_kib = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
@@ -448,33 +446,7 @@ async fn main() {
         "server cost / floor            {:.1}×",
         per_interaction / floor
     );
-    println!(
-        "server CPU per interaction     {:.1} µs (user + system, all threads, during the storm)",
-        server_cpu * 1e6 / acked.max(1) as f64
-    );
 }
-
-/// The CPU time a process has used so far, user and system, in seconds (Linux `/proc`): steadier
-/// than wall time when the machine's speed drifts, since it counts work rather than waiting.
-fn cpu_seconds(pid: u32) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|t| t.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    ticks / CLOCK_TICKS_PER_SECOND
-}
-
-/// `sysconf(_SC_CLK_TCK)`, which is 100 on every Linux this runs on.
-const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0

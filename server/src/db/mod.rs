@@ -67,6 +67,20 @@ pub struct NewsRows {
 /// parameters (32,766 for SQLite, 65,535 for PostgreSQL).
 const ROWS_PER_INSERT: usize = 500;
 
+/// Inserts `$rows` into the transaction `$tx` with one multi-row statement per
+/// [`ROWS_PER_INSERT`] rows: `$head` names the table and columns, `$bind` binds one row's
+/// values in column order, and `$tail` follows the values (an `ON CONFLICT` clause).
+macro_rules! insert_rows {
+    ($tx:ident, $head:expr, $rows:expr, |$row:ident, $item:pat_param| $bind:block, $tail:expr) => {
+        for chunk in $rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::new($head);
+            insert.push_values(chunk, |mut $row, $item| $bind);
+            insert.push($tail);
+            insert.build().execute(&mut *$tx).await?;
+        }
+    };
+}
+
 /// Why a write was not committed. Nothing of it is stored in either case.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -126,6 +140,15 @@ impl Database {
                 .await?;
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
             Ok(Database::Sqlite(pool))
+        }
+    }
+
+    /// SQL for "the elements of the JSON array of strings bound as `$n`", one query parameter
+    /// holding a whole list of ids on either backend.
+    fn json_list(&self, n: u8) -> String {
+        match self {
+            Database::Sqlite(_) => format!("(SELECT value FROM json_each(${n}))"),
+            Database::Postgres(_) => format!("(SELECT json_array_elements_text(${n}::json))"),
         }
     }
 
@@ -200,12 +223,12 @@ impl Database {
             after.iter().map(|(id, seq)| (id.as_str(), *seq)).collect();
         let ids = serde_json::to_string(&since.keys().collect::<Vec<_>>())
             .unwrap_or_else(|_| "[]".into());
-        let sql = match self {
-            Database::Sqlite(_) => "SELECT seq, doc_id, bytes FROM changes WHERE doc_id IN (SELECT value FROM json_each($1)) AND seq > $2 ORDER BY seq",
-            Database::Postgres(_) => "SELECT seq, doc_id, bytes FROM changes WHERE doc_id IN (SELECT json_array_elements_text($1::json)) AND seq > $2 ORDER BY seq",
-        };
+        let sql = format!(
+            "SELECT seq, doc_id, bytes FROM changes WHERE doc_id IN {} AND seq > $2 ORDER BY seq",
+            self.json_list(1)
+        );
         let rows: Vec<(i64, String, Vec<u8>)> = with_pool!(self, pool => {
-            sqlx::query(sql).bind(&ids).bind(from).fetch_all(pool).await?
+            sqlx::query(&sql).bind(&ids).bind(from).fetch_all(pool).await?
                 .into_iter()
                 .map(|r| Ok((r.try_get("seq")?, r.try_get("doc_id")?, r.try_get("bytes")?)))
                 .collect::<Result<Vec<_>, sqlx::Error>>()?
@@ -270,19 +293,8 @@ impl Database {
             )),
         };
         let skipped = as_json(skip.iter().map(DocId::as_str).collect());
-        let list = match self {
-            Database::Sqlite(_) => "SELECT value FROM json_each",
-            Database::Postgres(_) => "SELECT json_array_elements_text",
-        };
-        let cast = match self {
-            Database::Sqlite(_) => "",
-            Database::Postgres(_) => "::json",
-        };
-        let in_scope = if wanted.is_some() {
-            format!("doc_id IN ({list}($3{cast}))")
-        } else {
-            format!("doc_id NOT IN ({list}($3{cast}))")
-        };
+        let in_scope = if wanted.is_some() { "IN" } else { "NOT IN" };
+        let in_scope = format!("doc_id {in_scope} {}", self.json_list(3));
         let sql = format!("SELECT seq, doc_id, bytes FROM changes WHERE seq > $1 AND seq <= $2 AND {in_scope} ORDER BY seq LIMIT $4");
         let documents = wanted.unwrap_or(skipped);
         let mut size = 0;
@@ -347,61 +359,36 @@ impl Database {
                 }
             }
             let p = &write.projection;
-            for chunk in p.attempts.chunks(ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new("INSERT INTO attempts (id, item_id, change_hash, outcome, recorded_at_ms, device, postman, lat, lon, accuracy_m, distance_m, notice_number, waits_at, record) ");
-                insert.push_values(chunk, |mut row, a| {
-                    row.push_bind(&a.id).push_bind(&a.item_id).push_bind(&a.change_hash).push_bind(&a.outcome)
-                        .push_bind(a.recorded_at_ms).push_bind(&a.device).push_bind(&a.postman).push_bind(a.lat)
-                        .push_bind(a.lon).push_bind(a.accuracy_m).push_bind(a.distance_m)
-                        .push_bind(&a.notice_number).push_bind(&a.waits_at).push_bind(&a.record);
-                });
-                insert.push(" ON CONFLICT (id) DO NOTHING");
-                insert.build().execute(&mut *tx).await?;
-            }
-            for chunk in p.choices.chunks(ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new("INSERT INTO choices (id, item_id, change_hash, kind, made_at_ms, made_by, applicable, reason, record) ");
-                insert.push_values(chunk, |mut row, c| {
-                    row.push_bind(&c.id).push_bind(&c.item_id).push_bind(&c.change_hash).push_bind(&c.kind)
-                        .push_bind(c.made_at_ms).push_bind(&c.made_by).push_bind(c.applicable)
-                        .push_bind(&c.reason).push_bind(&c.record);
-                });
-                insert.push(" ON CONFLICT (id) DO NOTHING");
-                insert.build().execute(&mut *tx).await?;
-            }
-            for chunk in p.corrections.chunks(ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new("INSERT INTO corrections (id, delivery_point_id, change_hash, proposed_by, device, proposed_at_ms, status, record) ");
-                insert.push_values(chunk, |mut row, c| {
-                    row.push_bind(&c.id).push_bind(&c.delivery_point_id).push_bind(&c.change_hash)
-                        .push_bind(&c.proposed_by).push_bind(&c.device).push_bind(c.proposed_at_ms)
-                        .push_bind("pending").push_bind(&c.record);
-                });
-                insert.push(" ON CONFLICT (id) DO NOTHING");
-                insert.build().execute(&mut *tx).await?;
-            }
+            insert_rows!(tx, "INSERT INTO attempts (id, item_id, change_hash, outcome, recorded_at_ms, device, postman, lat, lon, accuracy_m, distance_m, notice_number, waits_at, record) ", p.attempts, |row, a| {
+                row.push_bind(&a.id).push_bind(&a.item_id).push_bind(&a.change_hash).push_bind(&a.outcome)
+                    .push_bind(a.recorded_at_ms).push_bind(&a.device).push_bind(&a.postman).push_bind(a.lat)
+                    .push_bind(a.lon).push_bind(a.accuracy_m).push_bind(a.distance_m)
+                    .push_bind(&a.notice_number).push_bind(&a.waits_at).push_bind(&a.record);
+            }, " ON CONFLICT (id) DO NOTHING");
+            insert_rows!(tx, "INSERT INTO choices (id, item_id, change_hash, kind, made_at_ms, made_by, applicable, reason, record) ", p.choices, |row, c| {
+                row.push_bind(&c.id).push_bind(&c.item_id).push_bind(&c.change_hash).push_bind(&c.kind)
+                    .push_bind(c.made_at_ms).push_bind(&c.made_by).push_bind(c.applicable)
+                    .push_bind(&c.reason).push_bind(&c.record);
+            }, " ON CONFLICT (id) DO NOTHING");
+            insert_rows!(tx, "INSERT INTO corrections (id, delivery_point_id, change_hash, proposed_by, device, proposed_at_ms, status, record) ", p.corrections, |row, c| {
+                row.push_bind(&c.id).push_bind(&c.delivery_point_id).push_bind(&c.change_hash)
+                    .push_bind(&c.proposed_by).push_bind(&c.device).push_bind(c.proposed_at_ms)
+                    .push_bind("pending").push_bind(&c.record);
+            }, " ON CONFLICT (id) DO NOTHING");
             for pr in &p.preferences {
                 sqlx::query("INSERT INTO preferences (delivery_point_id, safe_place, preferred_neighbour, preferred_pickup_point, never_to_neighbour, updated_seq) VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (delivery_point_id) DO UPDATE SET safe_place = excluded.safe_place, preferred_neighbour = excluded.preferred_neighbour, preferred_pickup_point = excluded.preferred_pickup_point, never_to_neighbour = excluded.never_to_neighbour")
                     .bind(&pr.delivery_point_id).bind(&pr.safe_place).bind(&pr.preferred_neighbour)
                     .bind(&pr.preferred_pickup_point).bind(pr.never_to_neighbour)
                     .execute(&mut *tx).await?;
             }
-            for chunk in p.queue.chunks(ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new("INSERT INTO review_queue (kind, subject_id, reason, status, created_ms) ");
-                insert.push_values(chunk, |mut row, q| {
-                    row.push_bind(&q.kind).push_bind(&q.subject_id).push_bind(&q.reason)
-                        .push_bind("open").push_bind(q.created_ms);
-                });
-                insert.push(" ON CONFLICT (kind, subject_id, reason) DO NOTHING");
-                insert.build().execute(&mut *tx).await?;
-            }
-            for chunk in p.events.chunks(ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new("INSERT INTO item_events (item_id, code, at_ms, reason, action, source) ");
-                insert.push_values(chunk, |mut row, e| {
-                    row.push_bind(&e.item_id).push_bind(&e.code).push_bind(e.at_ms)
-                        .push_bind(&e.reason).push_bind(&e.action).push_bind(&e.source);
-                });
-                insert.push(" ON CONFLICT (item_id, code, source) DO NOTHING");
-                insert.build().execute(&mut *tx).await?;
-            }
+            insert_rows!(tx, "INSERT INTO review_queue (kind, subject_id, reason, status, created_ms) ", p.queue, |row, q| {
+                row.push_bind(&q.kind).push_bind(&q.subject_id).push_bind(&q.reason)
+                    .push_bind("open").push_bind(q.created_ms);
+            }, " ON CONFLICT (kind, subject_id, reason) DO NOTHING");
+            insert_rows!(tx, "INSERT INTO item_events (item_id, code, at_ms, reason, action, source) ", p.events, |row, e| {
+                row.push_bind(&e.item_id).push_bind(&e.code).push_bind(e.at_ms)
+                    .push_bind(&e.reason).push_bind(&e.action).push_bind(&e.source);
+            }, " ON CONFLICT (item_id, code, source) DO NOTHING");
             // The latest event sets the status, with two rules that hold whatever the clocks
             // say (arrival and EDG are stamped by the server, doorstep events by the phone):
             // final delivery (EMI) is final, and a doorstep event (EMH, EDH) supersedes
@@ -456,14 +443,10 @@ impl Database {
                 .iter()
                 .filter(|a| write.changes.is_empty() || changed.contains(a.subject.as_str()))
                 .collect();
-            for chunk in audit.chunks(ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new("INSERT INTO audit_log (at_ms, actor, action, subject, detail) ");
-                insert.push_values(chunk, |mut row, a| {
-                    row.push_bind(a.at_ms).push_bind(&a.actor).push_bind(&a.action)
-                        .push_bind(&a.subject).push_bind(&a.detail);
-                });
-                insert.build().execute(&mut *tx).await?;
-            }
+            insert_rows!(tx, "INSERT INTO audit_log (at_ms, actor, action, subject, detail) ", audit, |row, a| {
+                row.push_bind(a.at_ms).push_bind(&a.actor).push_bind(&a.action)
+                    .push_bind(&a.subject).push_bind(&a.detail);
+            }, "");
             tx.commit().await?;
             Ok(())
         })
@@ -676,12 +659,12 @@ impl Database {
             return Ok(Default::default());
         }
         let ids = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
-        let sql = match self {
-            Database::Sqlite(_) => "SELECT i.id AS id, d.lat AS lat, d.lon AS lon FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id WHERE i.id IN (SELECT value FROM json_each($1))",
-            Database::Postgres(_) => "SELECT i.id AS id, d.lat AS lat, d.lon AS lon FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id WHERE i.id IN (SELECT json_array_elements_text($1::json))",
-        };
+        let sql = format!(
+            "SELECT i.id AS id, d.lat AS lat, d.lon AS lon FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id WHERE i.id IN {}",
+            self.json_list(1)
+        );
         let rows: Vec<(String, Option<f64>, Option<f64>)> = with_pool!(self, pool => {
-            sqlx::query(sql).bind(&ids).fetch_all(pool).await?
+            sqlx::query(&sql).bind(&ids).fetch_all(pool).await?
                 .into_iter()
                 .map(|r| Ok((r.try_get("id")?, r.try_get("lat")?, r.try_get("lon")?)))
                 .collect::<Result<Vec<_>, sqlx::Error>>()?
