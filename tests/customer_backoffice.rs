@@ -7,12 +7,10 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tournee_e2e::{backends, Phone, TestServer};
+use tournee_e2e::{after_an_absence, backends, Phone, TestServer};
 use tournee_server::auth::TokenRole;
 use tournee_server::db::Table;
-use tournee_server::scope::{civil_date, days_since_epoch};
 use tournee_sync_core::model::{Choice, ReviewDecision, RoundManifest, Stop};
-use tournee_sync_core::store::Interaction;
 use tournee_sync_core::{fixtures, operations, DocId};
 
 /// HTTP against a test server: JSON in, status and JSON out (`null` when the body is not JSON).
@@ -83,11 +81,12 @@ impl<'a> Api<'a> {
     }
 }
 
-/// Asserts a refusal: the status, and an `error` message containing `needle`.
+/// Asserts a refusal: the status, and a `message` containing `needle`.
 fn refused(answer: (StatusCode, Value), status: StatusCode, needle: &str) {
     let (got, body) = answer;
     assert_eq!(got, status, "{body}");
-    let message = body["error"].as_str().unwrap_or_default();
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(body["code"].is_string(), "every refusal has a code: {body}");
     assert!(
         message.contains(needle),
         "the message should name {needle:?}: {message:?}"
@@ -95,7 +94,7 @@ fn refused(answer: (StatusCode, Value), status: StatusCode, needle: &str) {
 }
 
 fn day(offset: i64) -> String {
-    civil_date(days_since_epoch() + offset)
+    tournee_e2e::local_day(offset)
 }
 
 fn item_path(n: u32) -> String {
@@ -167,18 +166,18 @@ async fn a_customer_sees_their_own_parcels_and_nobody_else_does() {
         );
         refused(
             api.get("/v1/customer/items/XX123", &customer).await,
-            StatusCode::NOT_FOUND,
+            StatusCode::BAD_REQUEST,
             "XX123",
         );
         refused(
             api.get("/v1/customer/items", &phone.token).await,
             StatusCode::FORBIDDEN,
-            "customers",
+            "customer",
         );
         refused(
             api.get(&item_path(1), &staff).await,
             StatusCode::FORBIDDEN,
-            "customers",
+            "customer",
         );
         let (status, _) = api.get("/v1/customer/items", "").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -307,7 +306,7 @@ async fn each_choice_rule_accepts_and_refuses() {
 
         // A notice that names its last day bounds the holding period instead.
         let mut absence = fixtures::absent_attempt("dev-1", "pm-1", 7);
-        absence.recorded_at_ms = tournee_server::scope::now_ms();
+        absence.recorded_at_ms = jiff::Timestamp::now().as_millisecond();
         if let Some(place) = absence.notice.as_mut().and_then(|n| n.waits_at.as_mut()) {
             place.until = Some(day(5));
         }
@@ -491,21 +490,6 @@ async fn preferences_are_set_on_the_customers_own_points_only() {
     }
 }
 
-/// pm-1's phone, synced after nobody answered for item 1 (cust-1's): the attempt left a notice.
-async fn after_an_absence(server: &TestServer) -> (Phone, Interaction) {
-    let mut phone = Phone::postman(server, "pm-1", "dev-1").await;
-    phone.sync(server).await;
-    let attempt = phone
-        .store
-        .record_attempt(
-            &fixtures::s10(1),
-            &fixtures::absent_attempt("dev-1", "pm-1", 1),
-        )
-        .unwrap();
-    phone.sync(server).await;
-    (phone, attempt)
-}
-
 #[tokio::test]
 async fn a_dispute_joins_the_queue_with_the_attempts_evidence() {
     for backend in backends() {
@@ -598,7 +582,7 @@ async fn a_dispute_joins_the_queue_with_the_attempts_evidence() {
             )
             .await,
             StatusCode::UNPROCESSABLE_ENTITY,
-            "note",
+            "comment",
         );
 
         // The reviewer upholds the dispute: closed, audited with the comment.
@@ -694,7 +678,7 @@ async fn reviewers_approve_and_reject_with_a_comment_and_every_decision_is_audit
                 &staff,
                 json!({ "decision": "approve", "comment": " " }),
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "reason",
+                "comment",
             ),
             (
                 decision(approve),
@@ -722,7 +706,7 @@ async fn reviewers_approve_and_reject_with_a_comment_and_every_decision_is_audit
                 &customer,
                 json!({ "decision": "approve", "comment": "ok" }),
                 StatusCode::FORBIDDEN,
-                "back office",
+                "back_office",
             ),
         ] {
             refused(api.post(&path, token, body).await, status, needle);
@@ -1094,7 +1078,7 @@ async fn search_finds_items_by_each_criterion_and_timelines_tell_their_story() {
             api.get(&format!("/v1/backoffice/search?s10={s10}"), &customer)
                 .await,
             StatusCode::FORBIDDEN,
-            "back office",
+            "back_office",
         );
 
         let (status, timeline) = api
@@ -1126,7 +1110,7 @@ async fn search_finds_items_by_each_criterion_and_timelines_tell_their_story() {
         );
         refused(
             api.get("/v1/backoffice/items/RR999999999FR", &staff).await,
-            StatusCode::NOT_FOUND,
+            StatusCode::BAD_REQUEST,
             "RR999999999FR",
         );
         server.stop().await;

@@ -106,8 +106,7 @@ impl<'a> Documented<'a> {
 }
 
 fn tomorrow() -> String {
-    let days = tournee_server::scope::days_since_epoch() + 1;
-    tournee_server::scope::civil_date(days)
+    tournee_e2e::local_day(1)
 }
 
 #[tokio::test]

@@ -37,6 +37,13 @@ pub enum TourneeError {
         /// Who owns it.
         reason: String,
     },
+    /// Another `FieldStore` (in this process or another) has this folder open. Use that one,
+    /// or close it (drop every reference) before opening the folder again.
+    #[error("in use: {reason}")]
+    InUse {
+        /// Which folder.
+        reason: String,
+    },
     /// The phone's storage failed or a file is damaged.
     #[error("storage: {reason}")]
     Storage {
@@ -93,6 +100,9 @@ impl From<StoreError> for TourneeError {
                 reason: e.to_string(),
             },
             StoreError::WrongDevice { .. } => Self::WrongOwner {
+                reason: e.to_string(),
+            },
+            StoreError::InUse { .. } => Self::InUse {
                 reason: e.to_string(),
             },
             StoreError::Refused(_) => Self::NotAllowed {

@@ -1,16 +1,16 @@
 //! JWT authentication: who is calling, in which role, from which device.
 
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::HeaderMap;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use tournee_sync_core::validator::Role;
 
 use crate::error::ApiError;
-use crate::settings::AuthSettings;
+use crate::settings::{AuthSettings, DEV_JWT_SECRET, MIN_JWT_SECRET_BYTES};
 use crate::AppState;
 
 /// What a token says.
@@ -34,7 +34,7 @@ pub struct Claims {
 }
 
 /// The roles of DESIGN.md as tokens spell them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenRole {
     /// A postman on a device.
@@ -53,6 +53,11 @@ impl TokenRole {
             TokenRole::Customer => Role::Customer,
             TokenRole::BackOffice => Role::BackOffice,
         }
+    }
+
+    /// The role as tokens spell it.
+    pub fn as_str(self) -> &'static str {
+        self.role().as_str()
     }
 }
 
@@ -88,8 +93,29 @@ impl Keys {
             }
             None => {
                 let secret = settings.jwt_secret.as_bytes();
-                if secret.len() < 16 {
-                    return Err("the JWT secret must be at least 16 bytes".into());
+                if secret.is_empty() {
+                    return Err("the JWT secret is empty".into());
+                }
+                if !settings.insecure_development {
+                    let advice = format!(
+                        "set TOURNEE_JWT_SECRET (or --jwt-secret) to a secret of your own of at \
+                         least {MIN_JWT_SECRET_BYTES} bytes (e.g. `openssl rand -base64 48`), or \
+                         verify an identity provider's tokens with --jwt-public-key; on a laptop, \
+                         --demo or --insecure-development accept it"
+                    );
+                    if settings.jwt_secret == DEV_JWT_SECRET {
+                        return Err(format!(
+                            "refusing to start with the public development JWT secret: anyone \
+                             could mint a back-office token. {advice}"
+                        ));
+                    }
+                    if secret.len() < MIN_JWT_SECRET_BYTES {
+                        return Err(format!(
+                            "refusing to start with a JWT secret of {} bytes: it can be guessed. \
+                             {advice}",
+                            secret.len()
+                        ));
+                    }
                 }
                 (
                     DecodingKey::from_secret(secret),
@@ -137,12 +163,29 @@ impl Keys {
 
     /// Checks signature, algorithm, expiry, audience and issuer.
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
+        use jsonwebtoken::errors::ErrorKind;
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| ApiError::Unauthorized(format!("invalid token: {e}")))?;
+            .map_err(|e| {
+                let (code, why) = match e.kind() {
+                    ErrorKind::ExpiredSignature => ("token_expired", "the token has expired"),
+                    ErrorKind::ImmatureSignature => ("token_not_yet_valid", "the token is not valid yet"),
+                    ErrorKind::InvalidAudience => ("token_wrong_audience", "the token is for another audience"),
+                    ErrorKind::InvalidIssuer => ("token_wrong_issuer", "the token is from another issuer"),
+                    ErrorKind::InvalidSignature => ("token_bad_signature", "the token's signature does not verify"),
+                    ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+                        ("token_wrong_algorithm", "the token is signed with an algorithm this server does not accept")
+                    }
+                    ErrorKind::MissingRequiredClaim(_) => ("token_missing_claim", "the token lacks a required claim (sub, aud, iss, exp)"),
+                    ErrorKind::Json(_) => ("token_bad_claims", "the token's claims are not those of a Tournée token (sub, role, aud, iss, exp)"),
+                    _ => ("token_malformed", "the token is not a well-formed JWT"),
+                };
+                ApiError::unauthorized(code, why)
+            })?;
         let claims = data.claims;
         if claims.role == TokenRole::Postman && claims.device.as_deref().is_none_or(str::is_empty) {
-            return Err(ApiError::Unauthorized(
-                "a postman token must name its device".into(),
+            return Err(ApiError::unauthorized(
+                "token_missing_device",
+                "a postman token must name its device",
             ));
         }
         Ok(claims)
@@ -156,51 +199,70 @@ fn now_secs() -> u64 {
         .unwrap_or_default()
 }
 
-/// The authenticated caller of a request: a verified token whose device is not revoked.
+/// The caller of a request, as [`authenticate`] established it: a verified token whose device is
+/// not revoked. The access layer (`crate::access`) authenticates every route the route table
+/// does not declare public and puts the claims into the request; handlers take them from there.
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub Claims);
 
-impl FromRequestParts<Arc<AppState>> for AuthUser {
+impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &Arc<AppState>,
-    ) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthorized("missing Authorization: Bearer token".into()))?;
-        // The scheme is case-insensitive (RFC 9110 §11.1).
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token)
-            .ok_or_else(|| {
-                ApiError::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-            })?;
-        let claims = state.keys.verify(token.trim())?;
-        if let (TokenRole::Postman, Some(device)) = (claims.role, &claims.device) {
-            match state.db.device(device).await? {
-                Some((_, true)) => {
-                    return Err(ApiError::Forbidden(format!("device {device} is revoked")))
-                }
-                Some((postman, false)) if postman == claims.sub => {}
-                Some(_) => {
-                    return Err(ApiError::Forbidden(format!(
-                        "device {device} is not registered to {}",
-                        claims.sub
-                    )))
-                }
-                None => {
-                    return Err(ApiError::Forbidden(format!(
-                        "device {device} is not registered"
-                    )))
-                }
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<Claims>()
+            .cloned()
+            .map(AuthUser)
+            // Only a route declared public in the table can get here without claims.
+            .ok_or_else(|| ApiError::internal("a public route asked for the caller's token"))
+    }
+}
+
+/// Who is calling: the bearer token verified, and a postman's device registered to them and not
+/// revoked.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Claims, ApiError> {
+    let header = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| {
+            ApiError::unauthorized("token_missing", "missing Authorization: Bearer token")
+        })?;
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    let token = header
+        .to_str()
+        .ok()
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
+        .ok_or_else(|| {
+            ApiError::unauthorized(
+                "token_malformed",
+                "the Authorization header must be `Bearer <token>`",
+            )
+        })?;
+    let claims = state.keys.verify(token.trim())?;
+    if let (TokenRole::Postman, Some(device)) = (claims.role, &claims.device) {
+        match state.db.device(device).await? {
+            Some((_, true)) => {
+                return Err(ApiError::forbidden(
+                    "device_revoked",
+                    format!("device {device} is revoked"),
+                ))
+            }
+            Some((postman, false)) if postman == claims.sub => {}
+            Some(_) => {
+                return Err(ApiError::forbidden(
+                    "device_not_registered",
+                    format!("device {device} is not registered to {}", claims.sub),
+                ))
+            }
+            None => {
+                return Err(ApiError::forbidden(
+                    "device_not_registered",
+                    format!("device {device} is not registered"),
+                ))
             }
         }
-        Ok(AuthUser(claims))
     }
+    Ok(claims)
 }

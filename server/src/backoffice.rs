@@ -1,6 +1,7 @@
 //! The back office's writes into the documents: changes the server makes as the back office and
 //! stores like any device's, so every device receives them at its next sync.
 
+use serde_json::Value;
 use tournee_sync_core::automerge::Automerge;
 use tournee_sync_core::model::{
     HouseSuffix, ProposedCorrection, ReferenceAddress, Review, ReviewDecision,
@@ -12,7 +13,6 @@ use tournee_sync_core::DocId;
 use crate::db::{AuditRow, DecisionRow, Projection, ReferenceRow, SyncWrite};
 use crate::error::ApiError;
 use crate::reconcile;
-use crate::scope::now_ms;
 use crate::AppState;
 
 /// Applies `op` to a document as the back office: validated like a device's change, stored in
@@ -25,7 +25,7 @@ pub async fn write_as_back_office<F>(
     op: F,
 ) -> Result<(), ApiError>
 where
-    F: FnOnce(&mut Automerge, &mut Projection) -> Result<(), OperationError>,
+    F: FnOnce(&mut Automerge, &mut Projection) -> Result<Value, OperationError>,
 {
     let sender = Sender {
         role: Role::BackOffice,
@@ -59,6 +59,8 @@ impl<'a> Audit<'a> {
 /// Applies `op` to a document on behalf of `sender` (a customer using the API, or the back
 /// office): checked by the validator exactly as a device's change would be, projected like a
 /// synced one, and committed with its audit line in one transaction. Devices receive it as news.
+/// What `op` returns (a JSON object, or null) is added to the audit line's detail: what it read
+/// and wrote, such as a decision's values before and after.
 pub async fn write_as<F>(
     app: &AppState,
     sender: &Sender,
@@ -67,30 +69,30 @@ pub async fn write_as<F>(
     op: F,
 ) -> Result<(), ApiError>
 where
-    F: FnOnce(&mut Automerge, &mut Projection) -> Result<(), OperationError>,
+    F: FnOnce(&mut Automerge, &mut Projection) -> Result<Value, OperationError>,
 {
-    let before = app
-        .docs
-        .load(&app.db, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("{id} does not exist")))?;
+    let before =
+        app.docs.load(&app.db, id).await?.ok_or_else(|| {
+            ApiError::not_found("document_not_found", format!("{id} does not exist"))
+        })?;
     let mut after = before.fork();
     let mut projection = Projection::default();
-    op(&mut after, &mut projection).map_err(|e| match e {
-        OperationError::Invalid(v) => ApiError::Unprocessable(v.to_string()),
-        OperationError::NotFound(what) => ApiError::NotFound(what),
-        OperationError::AlreadyDelivered | OperationError::AlreadyDecided(_) => {
-            ApiError::Conflict(e.to_string())
+    let audited = op(&mut after, &mut projection).map_err(|e| match e {
+        OperationError::Invalid(v) => {
+            ApiError::unprocessable("rule_violation", v.to_string()).field(v.field.as_str())
         }
+        OperationError::NotFound(what) => ApiError::not_found("not_found", what),
+        OperationError::AlreadyDelivered => ApiError::conflict("already_delivered", e.to_string()),
+        OperationError::AlreadyDecided(_) => ApiError::conflict("already_decided", e.to_string()),
         // The stored document is at fault, not the request.
-        OperationError::Schema(why) => ApiError::Internal(format!("{id}: {why}")),
+        OperationError::Schema(why) => ApiError::internal(format!("{id}: {why}")),
     })?;
     let changes = after.get_changes(&before.get_heads());
     if changes.is_empty() {
         return Ok(());
     }
     let (written, records) = check_applied_records(id, &before, &after, &changes, sender)
-        .map_err(|refusal| ApiError::Unprocessable(refusal.to_string()))?;
+        .map_err(|refusal| ApiError::unprocessable("refused_by_validator", refusal.to_string()))?;
     let mut write = SyncWrite {
         projection,
         ..Default::default()
@@ -122,16 +124,19 @@ where
             id,
             &accepted,
             sender,
-            now_ms(),
+            app.clock.now_ms(),
             &mut write.projection,
         );
     }
     let mut detail = audit.detail;
     if let Some(fields) = detail.as_object_mut() {
+        if let Value::Object(extra) = audited {
+            fields.extend(extra);
+        }
         fields.insert("changes".into(), accepted.changes.len().into());
     }
     write.projection.audit.push(AuditRow {
-        at_ms: now_ms(),
+        at_ms: app.clock.now_ms(),
         actor: format!("{}:{}", sender.role.as_str(), sender.principal),
         action: audit.action.to_string(),
         subject: id.to_string(),
@@ -151,11 +156,11 @@ pub async fn approve_correction(
     correction_id: &str,
     reason: &str,
 ) -> Result<(), ApiError> {
-    decide_correction(
+    decide_corrections(
         app,
         staff,
         point,
-        correction_id,
+        &[correction_id.to_string()],
         ReviewDecision::Approved,
         reason,
         false,
@@ -163,26 +168,30 @@ pub async fn approve_correction(
     .await
 }
 
-/// Records the back office's decision on a correction in the delivery point's document; an
-/// approval also publishes the corrected fields as reference data. `auto` marks an approval by
-/// corroboration rather than by a person.
-pub async fn decide_correction(
+/// Records the back office's decision on corrections of one delivery point, in one write: each
+/// gets its review, and an approval publishes the corrected fields as reference data once (so
+/// identical proposals approved together raise the address's version by one). `auto` marks an
+/// approval by corroboration rather than by a person. The audit line names the corrections and
+/// keeps the reference and access data before and after the decision.
+pub async fn decide_corrections(
     app: &AppState,
     staff: &str,
     point: &DocId,
-    correction_id: &str,
+    corrections: &[String],
     decision: ReviewDecision,
     reason: &str,
     auto: bool,
 ) -> Result<(), ApiError> {
-    let at_ms = now_ms();
+    let Some(first) = corrections.first().cloned() else {
+        return Ok(());
+    };
+    let at_ms = app.clock.now_ms();
     let review = Review {
         decision,
         by: staff.to_string(),
         reason: reason.to_string(),
         at_ms,
     };
-    let correction_id = correction_id.to_string();
     let point_id = point.key().to_string();
     let (action, status) = match (decision, auto) {
         (ReviewDecision::Approved, false) => ("correction.approved", "approved"),
@@ -191,10 +200,12 @@ pub async fn decide_correction(
     };
     let comment = reason.to_string();
     let by = staff.to_string();
+    let ids = corrections.to_vec();
     let audit = Audit {
         action,
         detail: serde_json::json!({
-            "correction": correction_id,
+            "correction": first,
+            "corrections": ids,
             "decision": status,
             "comment": comment,
             "auto": auto,
@@ -202,20 +213,35 @@ pub async fn decide_correction(
     };
     write_as_back_office(app, staff, point, audit, move |doc, projection| {
         let current = operations::read_delivery_point(doc)?;
-        let correction = current
-            .corrections
-            .get(&correction_id)
-            .ok_or_else(|| OperationError::NotFound(format!("correction {correction_id}")))?;
-        if current.reviews.contains_key(&correction_id) {
-            return Err(OperationError::AlreadyDecided(format!(
-                "correction {correction_id}"
-            )));
+        let mut proposed = None;
+        for correction_id in &ids {
+            let correction = current
+                .corrections
+                .get(correction_id)
+                .ok_or_else(|| OperationError::NotFound(format!("correction {correction_id}")))?;
+            if current.reviews.contains_key(correction_id) {
+                return Err(OperationError::AlreadyDecided(format!(
+                    "correction {correction_id}"
+                )));
+            }
+            operations::review_correction(doc, correction_id, &review)?;
+            proposed.get_or_insert_with(|| correction.proposed.clone());
+            projection.decisions.push(DecisionRow {
+                correction_id: correction_id.clone(),
+                status: status.into(),
+                by: by.clone(),
+                comment: comment.clone(),
+                at_ms,
+                auto,
+            });
         }
-        operations::review_correction(doc, &correction_id, &review)?;
-        if decision == ReviewDecision::Approved {
-            let (reference, access) =
-                corrected(&current.reference, &current.access, &correction.proposed);
+        let before =
+            serde_json::json!({ "reference": current.reference, "access": current.access });
+        let mut after = before.clone();
+        if let (ReviewDecision::Approved, Some(proposed)) = (decision, proposed) {
+            let (reference, access) = corrected(&current.reference, &current.access, &proposed);
             operations::publish_reference(doc, &reference, &access)?;
+            after = serde_json::json!({ "reference": reference, "access": access });
             projection.references.push(ReferenceRow {
                 delivery_point_id: point_id,
                 lines: reference.lines.clone(),
@@ -223,15 +249,7 @@ pub async fn decide_correction(
                 version: i64::try_from(reference.version).unwrap_or(i64::MAX),
             });
         }
-        projection.decisions.push(DecisionRow {
-            correction_id: correction_id.clone(),
-            status: status.into(),
-            by,
-            comment,
-            at_ms,
-            auto,
-        });
-        Ok(())
+        Ok(serde_json::json!({ "before": before, "after": after }))
     })
     .await
 }

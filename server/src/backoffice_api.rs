@@ -8,15 +8,16 @@ use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use tournee_sync_core::model::{GeoPoint, ReferenceAddress};
+use tournee_sync_core::model::{AccessNotes, GeoPoint, ReferenceAddress};
+use tournee_sync_core::rules::patterns;
 use tournee_sync_core::{operations, rules, DocId, S10};
 
-use crate::auth::{AuthUser, Claims, TokenRole};
+use crate::auth::AuthUser;
 use crate::db::{QueueEntryRow, SearchFilter, SearchRow};
 use crate::error::ApiError;
-use crate::item_view::{item_view, AttemptView, ChoiceView, ItemView};
+use crate::item_view::{item_view, AttemptView, ChoiceView, DisputeView, ItemView};
 use crate::json_body::JsonBody;
-use crate::params::{PathParams, QueryParams};
+use crate::params::{self, PathParams, QueryParams};
 use crate::review::{self, proposed_fields};
 use crate::AppState;
 
@@ -81,6 +82,9 @@ pub struct CorrectionEvidence {
     pub proposers: Vec<String>,
     /// The address as it stands.
     pub current: Option<ReferenceAddress>,
+    /// Door code, floor and mailbox position as they stand, beside the proposal, so that an
+    /// approval never overwrites a value the reviewer did not see.
+    pub current_access: Option<AccessNotes>,
 }
 
 /// A customer's dispute.
@@ -136,7 +140,7 @@ pub struct DecisionRequest {
     /// `approve` or `reject`.
     pub decision: Decision,
     /// Why; shown to the postman for a correction.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 500), regex(pattern = patterns::REQUIRED_TEXT))]
     pub comment: String,
 }
 
@@ -161,39 +165,36 @@ pub struct ItemTimeline {
     pub choices: Vec<ChoiceView>,
     /// The delivery point's reference address.
     pub address: Option<ReferenceAddress>,
+    /// Customers' disputes of the item's attempts, with their decisions.
+    pub disputes: Vec<DisputeView>,
 }
 
 /// Search parameters; at least one.
 #[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
-    /// S10 number.
-    #[schemars(length(min = 1))]
+    /// S10 number, in either case.
+    #[schemars(regex(pattern = patterns::S10))]
     pub s10: Option<String>,
     /// Part of the address.
-    #[schemars(length(min = 1))]
+    #[schemars(length(max = 500), regex(pattern = patterns::REQUIRED_TEXT))]
     pub address: Option<String>,
     /// Postman id.
-    #[schemars(length(min = 1))]
+    #[schemars(length(max = 500), regex(pattern = patterns::REQUIRED_TEXT))]
     pub postman: Option<String>,
     /// Round id.
-    #[schemars(length(min = 1))]
+    #[schemars(length(max = 500), regex(pattern = patterns::REQUIRED_TEXT))]
     pub round: Option<String>,
     /// Round day, `YYYY-MM-DD`.
-    #[schemars(length(min = 1))]
+    #[schemars(regex(pattern = patterns::DATE), extend("format" = "date"))]
     pub date: Option<String>,
 }
 
-fn staff(claims: &Claims) -> Result<&str, ApiError> {
-    if claims.role != TokenRole::BackOffice {
-        return Err(ApiError::Forbidden(
-            "this route is for the back office".into(),
-        ));
-    }
-    Ok(&claims.sub)
-}
-
-async fn address_of(app: &AppState, point: &str) -> Result<Option<ReferenceAddress>, ApiError> {
+/// A delivery point's reference address and access data as its document holds them now.
+async fn address_of(
+    app: &AppState,
+    point: &str,
+) -> Result<Option<(ReferenceAddress, AccessNotes)>, ApiError> {
     let Ok(id) = DocId::delivery_point(point) else {
         return Ok(None);
     };
@@ -202,7 +203,7 @@ async fn address_of(app: &AppState, point: &str) -> Result<Option<ReferenceAddre
     };
     Ok(operations::read_delivery_point(&doc)
         .ok()
-        .map(|d| d.reference))
+        .map(|d| (d.reference, d.access)))
 }
 
 async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, ApiError> {
@@ -227,7 +228,9 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
     if row.kind == "correction" {
         if let Some((correction, _)) = app.db.correction(&row.subject_id).await? {
             let same = review::same_proposals(app, &correction).await?;
-            let current = address_of(app, &correction.delivery_point_id).await?;
+            let (current, current_access) = address_of(app, &correction.delivery_point_id)
+                .await?
+                .unzip();
             entry.pin = current.as_ref().and_then(|a| a.pin);
             entry.delivery_point_id = Some(correction.delivery_point_id.clone());
             entry.correction = Some(CorrectionEvidence {
@@ -238,6 +241,7 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
                 same_proposals: same.corrections.len().max(1),
                 proposers: same.postmen.into_iter().collect(),
                 current,
+                current_access,
             });
         }
         return Ok(entry);
@@ -267,10 +271,8 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
 /// `GET /v1/backoffice/queue`: entries to review, newest first.
 pub async fn queue(
     State(app): State<Arc<AppState>>,
-    AuthUser(claims): AuthUser,
     QueryParams(query): QueryParams<QueueQuery>,
 ) -> Result<Json<Vec<QueueEntry>>, ApiError> {
-    staff(&claims)?;
     let status = match query.status.unwrap_or(QueueStatus::Open) {
         QueueStatus::Open => Some("open"),
         QueueStatus::Closed => Some("closed"),
@@ -288,19 +290,20 @@ pub async fn queue(
 }
 
 async fn load_entry(app: &AppState, id: i64) -> Result<QueueEntryRow, ApiError> {
-    app.db
-        .queue_entry(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("queue entry {id} not found")))
+    app.db.queue_entry(id).await?.ok_or_else(|| {
+        ApiError::not_found(
+            "queue_entry_not_found",
+            format!("queue entry {id} not found"),
+        )
+        .field("entry")
+    })
 }
 
 /// `GET /v1/backoffice/queue/{entry}`: one entry with its evidence.
 pub async fn queue_entry(
     State(app): State<Arc<AppState>>,
-    AuthUser(claims): AuthUser,
     PathParams(id): PathParams<i64>,
 ) -> Result<Json<QueueEntry>, ApiError> {
-    staff(&claims)?;
     let row = load_entry(&app, id).await?;
     Ok(Json(entry_view(&app, row).await?))
 }
@@ -312,11 +315,10 @@ pub async fn decide(
     PathParams(id): PathParams<i64>,
     JsonBody(request): JsonBody<DecisionRequest>,
 ) -> Result<Json<QueueEntry>, ApiError> {
-    let staff = staff(&claims)?;
     let row = load_entry(&app, id).await?;
     review::decide(
         &app,
-        staff,
+        &claims.sub,
         &row,
         request.decision == Decision::Approve,
         &request.comment,
@@ -329,48 +331,63 @@ pub async fn decide(
 /// `GET /v1/backoffice/items/{s10}`: an item's timeline.
 pub async fn item_timeline(
     State(app): State<Arc<AppState>>,
-    AuthUser(claims): AuthUser,
     Path(s10): Path<String>,
 ) -> Result<Json<ItemTimeline>, ApiError> {
-    staff(&claims)?;
-    let item = S10::parse(&s10).map_err(|v| ApiError::NotFound(format!("item {s10}: {v}")))?;
+    let item = params::s10(&s10)?;
     let view = item_view(&app, &item).await?;
     let attempts = app.db.attempts_for_item(&item.to_string()).await?;
     let choices = app.db.choices_for_item(&item.to_string()).await?;
-    let address = address_of(&app, &view.delivery_point).await?;
+    let address = address_of(&app, &view.delivery_point)
+        .await?
+        .map(|(address, _)| address);
+    let disputes = view.disputes.clone();
     Ok(Json(ItemTimeline {
         item: view,
         attempts: attempts.iter().map(AttemptView::from).collect(),
         choices: choices.iter().map(ChoiceView::from).collect(),
         address,
+        disputes,
     }))
 }
 
 /// `GET /v1/backoffice/search`: items by S10 number, address, postman, round and date.
 pub async fn search(
     State(app): State<Arc<AppState>>,
-    AuthUser(claims): AuthUser,
     QueryParams(query): QueryParams<SearchQuery>,
 ) -> Result<Json<Vec<SearchRow>>, ApiError> {
-    staff(&claims)?;
-    let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    let s10 = clean(query.s10)
+    // A filter given is a filter meant: blank or malformed values are refused, not ignored,
+    // exactly as the published schema says.
+    let text = |name: &'static str, value: Option<String>| {
+        value
+            .map(|v| {
+                rules::required_text(rules::Field::Note, &v, rules::MAX_FREE_TEXT_CHARS)
+                    .map(|()| v.trim().to_string())
+                    .map_err(|e| {
+                        ApiError::bad_request("invalid_parameter", format!("{name}: {}", e.reason))
+                            .field(name)
+                    })
+            })
+            .transpose()
+    };
+    let s10 = query
+        .s10
         .map(|s| {
-            S10::parse(&s)
-                .map(|item| item.to_string())
-                .map_err(|v| ApiError::BadRequest(format!("s10: {v}")))
+            S10::parse(&s).map(|item| item.to_string()).map_err(|v| {
+                ApiError::bad_request("invalid_s10", format!("s10: {}", v.reason)).field("s10")
+            })
         })
         .transpose()?;
-    let date = clean(query.date);
-    if let Some(day) = &date {
-        rules::date(rules::Field::Date, day).map_err(|v| ApiError::BadRequest(v.to_string()))?;
+    if let Some(day) = &query.date {
+        rules::date(rules::Field::Date, day).map_err(|v| {
+            ApiError::bad_request("invalid_parameter", format!("date: {}", v.reason)).field("date")
+        })?;
     }
     let filter = SearchFilter {
         s10,
-        address: clean(query.address),
-        postman: clean(query.postman),
-        round: clean(query.round),
-        date,
+        address: text("address", query.address)?,
+        postman: text("postman", query.postman)?,
+        round: text("round", query.round)?,
+        date: query.date,
     };
     if filter.s10.is_none()
         && filter.address.is_none()
@@ -378,8 +395,9 @@ pub async fn search(
         && filter.round.is_none()
         && filter.date.is_none()
     {
-        return Err(ApiError::BadRequest(
-            "give at least one of s10, address, postman, round, date".into(),
+        return Err(ApiError::bad_request(
+            "missing_parameter",
+            "give at least one of s10, address, postman, round, date",
         ));
     }
     Ok(Json(app.db.search(&filter).await?))

@@ -7,21 +7,25 @@ use std::sync::Arc;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
+use jiff::civil::Date;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde_json::{json, Value};
 use tournee_sync_core::model::{
     AccessNotes, Choice, CustomerChoice, DeliveryPointDoc, Preferences, ReferenceAddress,
 };
+use tournee_sync_core::rules::patterns;
 use tournee_sync_core::{operations, rules, DocId, DocKind, S10};
 
-use crate::auth::{AuthUser, Claims, TokenRole};
+use crate::auth::AuthUser;
 use crate::backoffice::{write_as, Audit};
+use crate::clock::plus_days;
 use crate::db::AuditRow;
 use crate::error::ApiError;
 use crate::item_view::{item_view, AttemptView, ItemView};
 use crate::json_body::JsonBody;
-use crate::scope::{self, civil_date, days_since_epoch, now_ms};
+use crate::params;
+use crate::scope;
 use crate::AppState;
 
 /// A delivery point of the customer.
@@ -52,26 +56,32 @@ pub struct MyParcels {
 pub enum ChoiceRequest {
     /// Present it again on `date` (`YYYY-MM-DD`).
     RedeliverOn {
-        /// The day.
+        /// The day, from today to the end of the holding period (in the service's time zone).
+        #[schemars(regex(pattern = patterns::DATE), extend("format" = "date"))]
         date: String,
     },
     /// Take it to a pickup point.
     PickupPoint {
         /// The pickup point's id.
+        #[schemars(regex(pattern = patterns::IDENTIFIER))]
         pickup_point: String,
     },
     /// Leave it with a neighbour.
     Neighbour {
         /// Who and where.
+        #[schemars(length(max = 120), regex(pattern = patterns::REQUIRED_TEXT))]
         neighbour: String,
     },
     /// Leave it in a safe place.
     SafePlace {
         /// Where.
+        #[schemars(length(max = 120), regex(pattern = patterns::REQUIRED_TEXT))]
         place: String,
     },
     /// Keep it at the office.
-    Hold,
+    // A struct variant, not a unit one: serde ignores `deny_unknown_fields` for the unit
+    // variants of an internally tagged enum, and an unknown field must be refused here too.
+    Hold {},
 }
 
 impl From<ChoiceRequest> for Choice {
@@ -81,7 +91,7 @@ impl From<ChoiceRequest> for Choice {
             ChoiceRequest::PickupPoint { pickup_point } => Choice::PickupPoint { pickup_point },
             ChoiceRequest::Neighbour { neighbour } => Choice::Neighbour { neighbour },
             ChoiceRequest::SafePlace { place } => Choice::SafePlace { place },
-            ChoiceRequest::Hold => Choice::Hold,
+            ChoiceRequest::Hold {} => Choice::Hold,
         }
     }
 }
@@ -100,7 +110,7 @@ pub struct ChoiceMade {
 #[serde(deny_unknown_fields)]
 pub struct DisputeRequest {
     /// What the customer says happened.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 500), regex(pattern = patterns::REQUIRED_TEXT))]
     pub comment: String,
 }
 
@@ -111,31 +121,24 @@ pub struct DisputeQueued {
     pub queue_id: i64,
 }
 
-fn customer(claims: &Claims) -> Result<&str, ApiError> {
-    if claims.role != TokenRole::Customer {
-        return Err(ApiError::Forbidden("this route is for customers".into()));
-    }
-    Ok(&claims.sub)
-}
-
 async fn owned_item(app: &AppState, customer: &str, raw: &str) -> Result<S10, ApiError> {
-    let item = S10::parse(raw).map_err(|v| ApiError::NotFound(format!("item {raw}: {v}")))?;
+    let item = params::s10(raw)?;
     match app.db.owner_of_item(&item.to_string()).await? {
         Some(owner) if owner == customer => Ok(item),
         // Someone else's item is reported like a missing one: S10 numbers are not secrets,
         // but whose parcel it is must not leak.
-        _ => Err(ApiError::NotFound(format!("item {raw} not found"))),
+        _ => Err(
+            ApiError::not_found("item_not_found", format!("item {item} not found")).field("s10"),
+        ),
     }
 }
 
 async fn point_view(app: &AppState, id: &DocId) -> Result<DeliveryPointView, ApiError> {
-    let doc = app
-        .docs
-        .load(&app.db, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("{id} not found")))?;
+    let doc = app.docs.load(&app.db, id).await?.ok_or_else(|| {
+        ApiError::not_found("delivery_point_not_found", format!("{id} not found"))
+    })?;
     let point: DeliveryPointDoc = operations::read_delivery_point(&doc)
-        .map_err(|e| ApiError::Internal(format!("{id}: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("{id}: {e}")))?;
     Ok(DeliveryPointView {
         id: point.id,
         address: point.reference,
@@ -149,8 +152,7 @@ pub async fn my_parcels(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
 ) -> Result<Json<MyParcels>, ApiError> {
-    let customer = customer(&claims)?;
-    let mut docs = app.db.customer_documents(customer).await?;
+    let mut docs = app.db.customer_documents(&claims.sub).await?;
     docs.sort();
     let mut parcels = MyParcels {
         delivery_points: Vec::new(),
@@ -161,7 +163,7 @@ pub async fn my_parcels(
             DocKind::DeliveryPoint => parcels.delivery_points.push(point_view(&app, &id).await?),
             DocKind::Item => {
                 let s10 =
-                    S10::parse(id.key()).map_err(|v| ApiError::Internal(format!("{id}: {v}")))?;
+                    S10::parse(id.key()).map_err(|v| ApiError::internal(format!("{id}: {v}")))?;
                 parcels.items.push(item_view(&app, &s10).await?);
             }
         }
@@ -175,7 +177,7 @@ pub async fn my_item(
     AuthUser(claims): AuthUser,
     Path(s10): Path<String>,
 ) -> Result<Json<ItemView>, ApiError> {
-    let item = owned_item(&app, customer(&claims)?, &s10).await?;
+    let item = owned_item(&app, &claims.sub, &s10).await?;
     Ok(Json(item_view(&app, &item).await?))
 }
 
@@ -186,13 +188,14 @@ pub async fn choose(
     Path(s10): Path<String>,
     JsonBody(request): JsonBody<ChoiceRequest>,
 ) -> Result<(StatusCode, Json<ChoiceMade>), ApiError> {
-    let customer = customer(&claims)?;
+    let customer = claims.sub.as_str();
     let item = owned_item(&app, customer, &s10).await?;
     let view = item_view(&app, &item).await?;
     if view.status_code == "EMI" {
-        return Err(ApiError::Conflict(format!(
-            "item {item} has already been delivered"
-        )));
+        return Err(ApiError::conflict(
+            "already_delivered",
+            format!("item {item} has already been delivered"),
+        ));
     }
     let choice = Choice::from(request);
     if let Choice::RedeliverOn { date } = &choice {
@@ -201,10 +204,10 @@ pub async fn choose(
     let choice_id = operations::new_entry_id();
     let record = CustomerChoice {
         choice,
-        made_at_ms: now_ms(),
+        made_at_ms: app.clock.now_ms(),
         made_by: customer.to_string(),
     };
-    let sender = scope::sender(&app.db, &claims).await?;
+    let sender = scope::sender(&app.db, &app.clock, &claims).await?;
     let entry = choice_id.clone();
     write_as(
         &app,
@@ -214,7 +217,7 @@ pub async fn choose(
             action: "choice.made",
             detail: json!({ "choice": choice_id }),
         },
-        move |doc, _| operations::choose_for_item(doc, &entry, &record).map(|_| ()),
+        move |doc, _| operations::choose_for_item(doc, &entry, &record).map(|_| Value::Null),
     )
     .await?;
     let item = item_view(&app, &item).await?;
@@ -225,34 +228,43 @@ pub async fn choose(
 /// day the notice says it waits, or else the configured number of days from the day the item
 /// began to wait (its first unsuccessful delivery; today if it has not been presented yet).
 fn check_redelivery_date(app: &AppState, item: &ItemView, date: &str) -> Result<(), ApiError> {
-    rules::date(rules::Field::Date, date).map_err(|v| ApiError::Unprocessable(v.to_string()))?;
-    let today = civil_date(days_since_epoch());
-    if date < today.as_str() {
-        return Err(ApiError::Unprocessable(format!(
-            "date: {date} is in the past (today is {today})"
-        )));
+    rules::date(rules::Field::Date, date).map_err(|v| ApiError::violation(&v, "date"))?;
+    let day: Date = date.parse().map_err(|_| {
+        ApiError::unprocessable(
+            "rule_violation",
+            format!("date: {date} is not a day of the calendar"),
+        )
+        .field("date")
+    })?;
+    let today = app.clock.today();
+    if day < today {
+        return Err(ApiError::unprocessable(
+            "date_in_the_past",
+            format!("date: {date} is in the past (today is {today})"),
+        )
+        .field("date"));
     }
     let last = item
         .waits_at
         .as_ref()
-        .and_then(|w| w.get("until"))
-        .and_then(|u| u.as_str())
-        .map(str::to_string)
+        .and_then(|w| w.until.as_deref())
+        .and_then(|until| until.parse::<Date>().ok())
         .unwrap_or_else(|| {
-            let today = days_since_epoch();
             let waiting_since = item
                 .events
                 .iter()
                 .filter(|e| e.code == "EMH")
-                .map(|e| e.at_ms.div_euclid(86_400_000))
+                .map(|e| app.clock.day_of_ms(e.at_ms))
                 .min()
                 .map_or(today, |first| first.min(today));
-            civil_date(waiting_since + i64::from(app.holding_days))
+            plus_days(waiting_since, i64::from(app.holding_days))
         });
-    if date > last.as_str() {
-        return Err(ApiError::Unprocessable(format!(
-            "date: {date} is beyond the holding period, which ends on {last}"
-        )));
+    if day > last {
+        return Err(ApiError::unprocessable(
+            "beyond_holding_period",
+            format!("date: {date} is beyond the holding period, which ends on {last}"),
+        )
+        .field("date"));
     }
     Ok(())
 }
@@ -264,21 +276,24 @@ pub async fn set_preferences(
     Path(point): Path<String>,
     JsonBody(preferences): JsonBody<Preferences>,
 ) -> Result<Json<DeliveryPointView>, ApiError> {
-    let customer = customer(&claims)?;
-    let id = DocId::delivery_point(&point)
-        .map_err(|v| ApiError::NotFound(format!("delivery point {point}: {v}")))?;
-    let sender = scope::sender(&app.db, &claims).await?;
+    let not_found = || {
+        ApiError::not_found(
+            "delivery_point_not_found",
+            format!("delivery point {point} not found among yours"),
+        )
+        .field("id")
+    };
+    let id = DocId::delivery_point(&point).map_err(|_| not_found())?;
+    let sender = scope::sender(&app.db, &app.clock, &claims).await?;
     if !sender.scope.contains(&id) {
-        return Err(ApiError::NotFound(format!(
-            "delivery point {point} not found for {customer}"
-        )));
+        return Err(not_found());
     }
     write_as(
         &app,
         &sender,
         &id,
         Audit::action("preferences.set"),
-        move |doc, _| operations::set_preferences(doc, &preferences).map(|_| ()),
+        move |doc, _| operations::set_preferences(doc, &preferences).map(|_| Value::Null),
     )
     .await?;
     Ok(Json(point_view(&app, &id).await?))
@@ -291,25 +306,33 @@ pub async fn dispute(
     Path((s10, attempt_id)): Path<(String, String)>,
     JsonBody(request): JsonBody<DisputeRequest>,
 ) -> Result<(StatusCode, Json<DisputeQueued>), ApiError> {
-    let customer = customer(&claims)?;
+    let customer = claims.sub.as_str();
     let item = owned_item(&app, customer, &s10).await?;
-    rules::optional_text(
+    if request.comment.trim().is_empty() {
+        return Err(ApiError::unprocessable(
+            "rule_violation",
+            "comment: say what happened, e.g. \"I was at home\"",
+        )
+        .field("comment"));
+    }
+    rules::required_text(
         rules::Field::Note,
-        Some(request.comment.as_str()),
+        &request.comment,
         rules::MAX_FREE_TEXT_CHARS,
     )
-    .map_err(|v| ApiError::Unprocessable(v.to_string()))?;
-    if request.comment.trim().is_empty() {
-        return Err(ApiError::Unprocessable(
-            "comment: say what happened, e.g. \"I was at home\"".into(),
-        ));
-    }
+    .map_err(|v| ApiError::violation(&v, "comment"))?;
     let attempt = app
         .db
         .attempt(&attempt_id)
         .await?
         .filter(|a| a.item_id == item.to_string())
-        .ok_or_else(|| ApiError::NotFound(format!("attempt {attempt_id} of {item} not found")))?;
+        .ok_or_else(|| {
+            ApiError::not_found(
+                "attempt_not_found",
+                format!("attempt {attempt_id} of {item} not found"),
+            )
+            .field("attempt")
+        })?;
     let detail = json!({
         "customer": customer,
         "comment": request.comment,
@@ -317,7 +340,7 @@ pub async fn dispute(
         "attempt": AttemptView::from(&attempt),
     });
     let audit = AuditRow {
-        at_ms: now_ms(),
+        at_ms: app.clock.now_ms(),
         actor: format!("customer:{customer}"),
         action: "attempt.disputed".into(),
         subject: format!("attempt:{attempt_id}"),
@@ -327,6 +350,11 @@ pub async fn dispute(
         .db
         .add_dispute(&attempt_id, customer, &detail.to_string(), &audit)
         .await?
-        .ok_or_else(|| ApiError::Conflict(format!("attempt {attempt_id} is already disputed")))?;
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "already_disputed",
+                format!("attempt {attempt_id} is already disputed"),
+            )
+        })?;
     Ok((StatusCode::CREATED, Json(DisputeQueued { queue_id })))
 }

@@ -9,9 +9,9 @@ use tournee_sync_core::validator::{Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
 use crate::backoffice::{write_as, Audit};
+use crate::clock::Clock;
 use crate::db::Database;
 use crate::error::ApiError;
-use crate::scope::{civil_date, days_since_epoch, now_ms};
 use crate::AppState;
 
 /// The demo's first field work, with fixed ids so the README's commands can name them: pm-1
@@ -33,8 +33,8 @@ pub const CUSTOMERS: [&str; 3] = ["cust-1", "cust-2", "cust-3"];
 
 /// Creates the demo town and today's rounds if they are not there yet. Returns whether it
 /// created anything.
-pub async fn seed(db: &Database) -> Result<bool, sqlx::Error> {
-    let today = civil_date(days_since_epoch());
+pub async fn seed(db: &Database, clock: &Clock) -> Result<bool, sqlx::Error> {
+    let today = clock.today().to_string();
     let first_round = format!("demo-{today}-{}", POSTMEN[0].0);
     if !db
         .rounds_for_device(POSTMEN[0].1, &today, &today)
@@ -43,7 +43,7 @@ pub async fn seed(db: &Database) -> Result<bool, sqlx::Error> {
     {
         return Ok(false);
     }
-    let now = now_ms();
+    let now = clock.now_ms();
     for (n, customer) in CUSTOMERS.iter().enumerate() {
         db.insert_customer(customer, &format!("Demo customer {}", n + 1))
             .await?;
@@ -127,7 +127,7 @@ pub async fn field_work(app: &AppState) -> Result<(), ApiError> {
         device: Some("dev-1".into()),
         scope: Scope::All,
     };
-    let minutes_ago = |m: i64| now_ms() - m * 60_000;
+    let minutes_ago = |m: i64| app.clock.now_ms() - m * 60_000;
     let near = |pin: GeoPoint, north: f64| Position {
         lat: pin.lat + north,
         lon: pin.lon,
@@ -142,7 +142,10 @@ pub async fn field_work(app: &AppState) -> Result<(), ApiError> {
         &postman,
         &point(1)?,
         Audit::action("demo.correction"),
-        |doc, _| operations::propose_correction(doc, DEMO_CORRECTION, &correction).map(|_| ()),
+        |doc, _| {
+            operations::propose_correction(doc, DEMO_CORRECTION, &correction)
+                .map(|_| serde_json::Value::Null)
+        },
     )
     .await?;
 
@@ -150,14 +153,16 @@ pub async fn field_work(app: &AppState) -> Result<(), ApiError> {
     absence.recorded_at_ms = minutes_ago(40);
     absence.position = Some(near(fixtures::pin(0), 0.00004));
     if let Some(place) = absence.notice.as_mut().and_then(|n| n.waits_at.as_mut()) {
-        place.until = Some(civil_date(days_since_epoch() + 14));
+        place.until = Some(app.clock.today_plus(14).to_string());
     }
     write_as(
         app,
         &postman,
         &DocId::item(&fixtures::s10(1)),
         Audit::action("demo.attempt"),
-        |doc, _| operations::record_attempt(doc, DEMO_ABSENCE, &absence).map(|_| ()),
+        |doc, _| {
+            operations::record_attempt(doc, DEMO_ABSENCE, &absence).map(|_| serde_json::Value::Null)
+        },
     )
     .await?;
 
@@ -169,13 +174,16 @@ pub async fn field_work(app: &AppState) -> Result<(), ApiError> {
         &postman,
         &DocId::item(&fixtures::s10(4)),
         Audit::action("demo.attempt"),
-        |doc, _| operations::record_attempt(doc, DEMO_FAR_DELIVERY, &far).map(|_| ()),
+        |doc, _| {
+            operations::record_attempt(doc, DEMO_FAR_DELIVERY, &far)
+                .map(|_| serde_json::Value::Null)
+        },
     )
     .await
 }
 
 fn invalid_id(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(format!("demo data: {e}"))
+    ApiError::internal(format!("demo data: {e}"))
 }
 
 async fn insert(db: &Database, id: &DocId, doc: Automerge) -> Result<(), sqlx::Error> {

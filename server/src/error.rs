@@ -1,69 +1,170 @@
-//! The one error type of the HTTP API: a status and a message for the client; internals are
-//! logged and never sent.
+//! The one error type of the HTTP API and its one mapping to answers: every refusal, whatever
+//! produced it (a handler, an extractor, the access layer, the router, a timeout), reaches the
+//! client as the same JSON shape with a stable machine code; internals are logged, never sent.
 
-use axum::http::StatusCode;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tournee_sync_core::rules::Violation;
 
 /// The body of every error answer, so a client reads one shape whatever failed.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct ErrorBody {
+    /// A stable machine code for programs to branch on, e.g. `invalid_s10`, `wrong_role`,
+    /// `rule_violation`, `rate_limited`. Codes are never renamed; new ones may appear.
+    pub code: String,
     /// What was wrong, for a person: names the field or the rule.
-    pub error: String,
+    pub message: String,
+    /// The field, parameter or header at fault, spelled as the client sent it (`comment`,
+    /// `date`, `outcome.kind`, `s10`, `Authorization`), when one is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
 
 /// What an endpoint answers when it cannot do what was asked.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// No token, or a token that does not verify (expired, bad signature, wrong audience…).
-    #[error("{0}")]
-    Unauthorized(String),
-    /// A valid token that may not do this (wrong role, revoked device, document out of scope).
-    #[error("{0}")]
-    Forbidden(String),
-    /// The request is malformed.
-    #[error("{0}")]
-    BadRequest(String),
-    /// The request is well formed but breaks a rule.
-    #[error("{0}")]
-    Unprocessable(String),
-    /// Nothing there.
-    #[error("{0}")]
-    NotFound(String),
-    /// The request conflicts with the current state (e.g. a choice for a delivered item).
-    #[error("{0}")]
-    Conflict(String),
-    /// Storage failed; the client may retry, nothing was acknowledged.
-    #[error("internal error")]
-    Internal(String),
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    field: Option<String>,
+    message: String,
+    /// For 503: what failed inside, logged and never sent.
+    internal: Option<String>,
+    /// For 429: when to come back.
+    retry_after: Option<Duration>,
 }
 
-impl ApiError {
-    fn status(&self) -> StatusCode {
-        match self {
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
-            ApiError::Internal(_) => StatusCode::SERVICE_UNAVAILABLE,
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.internal {
+            Some(detail) => write!(f, "{} ({detail})", self.message),
+            None => f.write_str(&self.message),
         }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            field: None,
+            message: message.into(),
+            internal: None,
+            retry_after: None,
+        }
+    }
+
+    /// 401: no token, or a token that does not verify.
+    pub fn unauthorized(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message).field("Authorization")
+    }
+
+    /// 403: a valid token that may not do this.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    /// 404: nothing there (or nothing the caller may know of).
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, code, message)
+    }
+
+    /// 409: the request conflicts with the current state.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, code, message)
+    }
+
+    /// 413: the body is over the limit.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
+    }
+
+    /// 408: the client stopped sending the body.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            "the body was not received in time; send the request again",
+        )
+    }
+
+    /// 422: well formed, but it breaks a rule.
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, code, message)
+    }
+
+    /// 422 for a broken rule, naming the field as the client sent it.
+    pub fn violation(violation: &Violation, field_as_sent: &str) -> Self {
+        Self::unprocessable(
+            "rule_violation",
+            format!("{field_as_sent}: {}", violation.reason),
+        )
+        .field(field_as_sent)
+    }
+
+    /// 429: too many requests; come back after `retry_after`.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Duration) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message);
+        e.retry_after = Some(retry_after);
+        e
+    }
+
+    /// 503: storage or another internal part failed; the client may retry, nothing was
+    /// acknowledged. `detail` is logged, never sent.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server could not complete the request; retry later",
+        );
+        e.internal = Some(detail.into());
+        e
+    }
+
+    /// Names the field, parameter or header at fault, as the client spelled it.
+    pub fn field(mut self, field: impl Into<String>) -> Self {
+        self.field = Some(field.into());
+        self
+    }
+
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The machine code.
+    pub fn code(&self) -> &'static str {
+        self.code
+    }
+
+    /// Whether this is a conflict with the current state (409).
+    pub fn is_conflict(&self) -> bool {
+        self.status == StatusCode::CONFLICT
     }
 }
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::Internal(e.to_string())
+        ApiError::internal(e.to_string())
     }
 }
 
 impl From<crate::db::WriteError> for ApiError {
     fn from(e: crate::db::WriteError) -> Self {
         match e {
-            crate::db::WriteError::Conflict(why) => ApiError::Conflict(why),
+            crate::db::WriteError::Conflict(why) => ApiError::conflict("already_decided", why),
             crate::db::WriteError::Database(e) => e.into(),
         }
     }
@@ -71,21 +172,52 @@ impl From<crate::db::WriteError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let message = match &self {
-            ApiError::Internal(detail) => {
-                tracing::error!(%detail, "internal error");
-                "the server could not complete the request; retry later".to_string()
-            }
-            other => other.to_string(),
+        if let Some(detail) = &self.internal {
+            tracing::error!(%detail, code = self.code, "internal error");
+        }
+        let body = ErrorBody {
+            code: self.code.to_string(),
+            message: self.message,
+            field: self.field,
         };
-        let mut response = (self.status(), Json(ErrorBody { error: message })).into_response();
-        if matches!(self, ApiError::Unauthorized(_)) {
+        let mut response = (self.status, Json(body)).into_response();
+        let headers = response.headers_mut();
+        if self.status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3: a 401 names the scheme the client must use.
-            response.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
     }
+}
+
+/// The code and message for an answer a layer or the router produced with no body of ours
+/// (405, 408, 413, a panic's 500…), so that no framework text reaches a client.
+pub fn for_status(status: StatusCode) -> ApiError {
+    let (code, message) = match status {
+        StatusCode::NOT_FOUND => ("route_not_found", "no such route"),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this route does not take that method; see /openapi.json",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "request_timeout",
+            "the request was not received in time; send it again",
+        ),
+        StatusCode::PAYLOAD_TOO_LARGE => ("body_too_large", "the body is over the size limit"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported_media_type", "unsupported media type"),
+        StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT => (
+            "unavailable",
+            "the server could not complete the request in time; retry later",
+        ),
+        s if s.is_server_error() => (
+            "internal",
+            "the server could not complete the request; retry later",
+        ),
+        _ => ("bad_request", "the request could not be understood"),
+    };
+    ApiError::new(status, code, message)
 }

@@ -4,10 +4,12 @@
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
-use tournee_sync_core::model::{Attempt, Notice, Requirements};
+use tournee_sync_core::model::{
+    Attempt, Choice, CustomerChoice, Notice, Outcome, Requirements, WaitingPlace, WaitingPlaceKind,
+};
 use tournee_sync_core::{operations, DocId, S10};
 
-use crate::db::{AttemptRow, ChoiceRow, EventRow};
+use crate::db::{AttemptRow, ChoiceRow, EventRow, QueueEntryRow};
 use crate::error::ApiError;
 use crate::AppState;
 
@@ -90,10 +92,121 @@ pub struct ItemView {
     pub events: Vec<EventView>,
     /// The latest attempt.
     pub latest_attempt: Option<AttemptView>,
-    /// Where the item waits for collection, and until when.
-    pub waits_at: Option<Value>,
+    /// Where the item waits for collection, and until when: the latest applicable fact among
+    /// the notice left at the door, the customer's choice of a pickup point and the hand-over
+    /// at the pickup point. None while it is out for delivery or once delivered.
+    pub waits_at: Option<WaitingPlace>,
     /// The customer's current choice.
     pub choice: Option<ChoiceView>,
+    /// Disputes of the item's attempts and how they were decided, oldest first.
+    pub disputes: Vec<DisputeView>,
+}
+
+/// A customer's dispute of an attempt, and its outcome.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DisputeView {
+    /// The review-queue entry.
+    pub queue_id: i64,
+    /// The disputed attempt.
+    pub attempt_id: String,
+    /// What the customer said.
+    pub comment: String,
+    /// When it was opened.
+    pub opened_at_ms: i64,
+    /// `open`, `approved` (the customer was right) or `rejected`.
+    pub status: String,
+    /// The reviewer's answer.
+    pub answer: Option<String>,
+    /// When it was decided.
+    pub decided_at_ms: Option<i64>,
+}
+
+impl From<&QueueEntryRow> for DisputeView {
+    fn from(row: &QueueEntryRow) -> Self {
+        let detail: Value = row
+            .detail
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+            .unwrap_or(Value::Null);
+        Self {
+            queue_id: row.id,
+            attempt_id: row.subject_id.clone(),
+            comment: detail["comment"].as_str().unwrap_or_default().to_string(),
+            opened_at_ms: row.created_ms,
+            status: row.status.clone(),
+            answer: row.decision_comment.clone(),
+            decided_at_ms: row.decided_at_ms,
+        }
+    }
+}
+
+/// Where an item waits, from the facts in the order they happened: a notice naming a place,
+/// then possibly the customer's applicable choice of a pickup point (the item is taken there),
+/// then the hand-over at a pickup point (EDH). A later fact replaces an earlier one; the last
+/// day known from the notice carries over. Nothing waits once the item is delivered (EMI) or
+/// while it has no notice, choice or hand-over behind it.
+pub fn waiting_place(
+    status: &str,
+    attempts: &[AttemptRow],
+    choices: &[ChoiceRow],
+) -> Option<WaitingPlace> {
+    if status == "EMI" {
+        return None;
+    }
+    // (when, place) of every fact that says where the item waits.
+    let mut facts: Vec<(i64, WaitingPlace)> = Vec::new();
+    let mut until: Option<String> = None;
+    for attempt in attempts {
+        let Ok(recorded) = serde_json::from_str::<Attempt>(&attempt.record) else {
+            continue;
+        };
+        match &recorded.outcome {
+            Outcome::DeliveredToPickupPoint { pickup_point } => facts.push((
+                attempt.recorded_at_ms,
+                WaitingPlace {
+                    kind: WaitingPlaceKind::PickupPoint,
+                    place_id: pickup_point.clone(),
+                    until: None,
+                },
+            )),
+            o if o.is_delivered() => {}
+            _ => {
+                if let Some(place) = recorded.notice.and_then(|n| n.waits_at) {
+                    facts.push((attempt.recorded_at_ms, place));
+                }
+            }
+        }
+    }
+    if status == "EMH" || status == "EDH" {
+        for choice in choices.iter().filter(|c| c.applicable) {
+            if let Ok(CustomerChoice {
+                choice: Choice::PickupPoint { pickup_point },
+                ..
+            }) = serde_json::from_str::<CustomerChoice>(&choice.record)
+            {
+                facts.push((
+                    choice.made_at_ms,
+                    WaitingPlace {
+                        kind: WaitingPlaceKind::PickupPoint,
+                        place_id: pickup_point,
+                        until: None,
+                    },
+                ));
+            }
+        }
+    }
+    facts.sort_by_key(|(at, _)| *at);
+    let mut place = None;
+    for (_, fact) in facts {
+        if fact.until.is_some() {
+            until.clone_from(&fact.until);
+        }
+        place = Some(fact);
+    }
+    place.map(|mut p| {
+        p.until = p.until.or(until);
+        p
+    })
 }
 
 /// A human status for a UPU event code.
@@ -154,28 +267,24 @@ impl From<&ChoiceRow> for ChoiceView {
 /// Builds the view of an item; `NotFound` if there is no such item.
 pub async fn item_view(app: &AppState, item: &S10) -> Result<ItemView, ApiError> {
     let id = item.to_string();
-    let info = app
-        .db
-        .item_info(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("item {id} not found")))?;
+    let info = app.db.item_info(&id).await?.ok_or_else(|| {
+        ApiError::not_found("item_not_found", format!("item {id} not found")).field("s10")
+    })?;
     let doc = app
         .docs
         .load(&app.db, &DocId::item(item))
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("item {id} not found")))?;
+        .ok_or_else(|| {
+            ApiError::not_found("item_not_found", format!("item {id} not found")).field("s10")
+        })?;
     let requirements = operations::requirements(&doc)
-        .map_err(|e| ApiError::Internal(format!("item {id}: {e}")))?;
+        .map_err(|e| ApiError::internal(format!("item {id}: {e}")))?;
     let events = app.db.item_events(&id).await?;
     let attempts = app.db.attempts_for_item(&id).await?;
     let choices = app.db.choices_for_item(&id).await?;
+    let disputes = app.db.disputes_for_item(&id).await?;
     let latest_attempt = attempts.last().map(AttemptView::from);
-    let waits_at = latest_attempt
-        .as_ref()
-        .filter(|_| info.status == "EMH" || info.status == "EDH")
-        .and_then(|a| a.notice.as_ref())
-        .and_then(|n| n.waits_at.as_ref())
-        .and_then(|w| serde_json::to_value(w).ok());
+    let waits_at = waiting_place(&info.status, &attempts, &choices);
     Ok(ItemView {
         id,
         delivery_point: info.delivery_point,
@@ -186,5 +295,6 @@ pub async fn item_view(app: &AppState, item: &S10) -> Result<ItemView, ApiError>
         latest_attempt,
         waits_at,
         choice: choices.last().map(ChoiceView::from),
+        disputes: disputes.iter().map(DisputeView::from).collect(),
     })
 }

@@ -1,8 +1,10 @@
-//! `JsonBody<T>`: a JSON request body whose rejections are [`ApiError`]s, so a malformed body
-//! gets the same `{"error": …}` answer as every other refusal, with the field serde names.
+//! Request bodies whose refusals are [`ApiError`]s: `JsonBody<T>` answers 400 for what is not
+//! JSON and 422 for JSON of the wrong shape, naming the field as the client sent it; [`body`]
+//! reads raw bytes with 413 over the limit and 408 for a body that stalls.
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -18,10 +20,8 @@ where
 {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("unreadable body: {e}")))?;
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body(req.into_body()).await?;
         let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
         let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
             let field = e.path().to_string();
@@ -32,12 +32,39 @@ where
     }
 }
 
-/// 422 naming the field for JSON of the wrong shape, 400 for what is not JSON.
+/// The whole body: 413 past the size limit, 408 when the client stops sending it, 400 when the
+/// connection fails midway.
+pub async fn body(body: Body) -> Result<Bytes, ApiError> {
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(cause) = source {
+                if cause.is::<http_body_util::LengthLimitError>() {
+                    return Err(ApiError::too_large("the body is over the size limit"));
+                }
+                if cause.is::<tower_http::timeout::TimeoutError>() {
+                    return Err(ApiError::body_timeout());
+                }
+                source = cause.source();
+            }
+            Err(ApiError::bad_request(
+                "unreadable_body",
+                "the body could not be read to its end",
+            ))
+        }
+    }
+}
+
+/// A body that is JSON whose shape is wrong (field missing, wrong type, unknown field): 422
+/// naming the field as the client spelled it; one that is not JSON at all: 400.
 fn refusal(e: serde_json::Error, field: &str) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Data if field == "." => ApiError::Unprocessable(format!("invalid body: {e}")),
-        Category::Data => ApiError::Unprocessable(format!("{field}: {e}")),
-        _ => ApiError::BadRequest(format!("the body is not JSON: {e}")),
+        Category::Data if field == "." => ApiError::unprocessable("invalid_body", format!("{e}")),
+        Category::Data => {
+            ApiError::unprocessable("invalid_field", format!("{field}: {e}")).field(field)
+        }
+        _ => ApiError::bad_request("not_json", format!("the body is not JSON: {e}")),
     }
 }

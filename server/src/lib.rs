@@ -4,9 +4,11 @@
 //! [`launch_with_tcp_listener`] runs it on a listener the caller chose (port 0 in tests);
 //! [`router`] has every route.
 
+pub mod access;
 pub mod auth;
 pub mod backoffice;
 pub mod backoffice_api;
+pub mod clock;
 pub mod compaction;
 pub mod customer_api;
 pub mod db;
@@ -27,21 +29,30 @@ pub mod web;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{from_fn_with_state, map_response};
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tournee_sync_core::sync::wire::Limits;
+use tower::ServiceExt;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::access::RateLimits;
 use crate::auth::Keys;
+use crate::clock::Clock;
 use crate::db::Database;
 use crate::documents::DocumentCache;
 use crate::metrics::Metrics;
-use crate::settings::Settings;
+use crate::settings::{GuardSettings, Settings};
 
 /// What every request handler shares.
 pub struct AppState {
@@ -61,6 +72,12 @@ pub struct AppState {
     pub holding_days: u32,
     /// Independent identical proposals that approve a correction automatically (0: never).
     pub corroboration: u32,
+    /// Now, and which day it is in the service's time zone.
+    pub clock: Clock,
+    /// Rate limits per client address and principal.
+    pub rate_limits: RateLimits,
+    /// Timeouts and cross-origin access.
+    pub guards: GuardSettings,
 }
 
 /// Why the server could not start.
@@ -72,16 +89,27 @@ pub enum StartError {
     /// Token keys are misconfigured.
     #[error("token keys: {0}")]
     Keys(String),
+    /// Another setting is wrong.
+    #[error("{0}")]
+    Settings(String),
     /// The listener failed.
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
 }
 
 impl AppState {
-    /// Connects to the database (applying migrations) and loads the keys.
+    /// Connects to the database (applying migrations) and loads the keys, on the system clock.
     pub async fn new(settings: &Settings) -> Result<Arc<Self>, StartError> {
-        let db = Database::connect(&settings.database_url).await?;
+        let zone = clock::time_zone(&settings.time_zone)
+            .map_err(|e| StartError::Settings(format!("--time-zone: {e}")))?;
+        Self::with_clock(settings, Clock::system(zone)).await
+    }
+
+    /// As [`AppState::new`], on a given clock (tests stand it where they need).
+    pub async fn with_clock(settings: &Settings, clock: Clock) -> Result<Arc<Self>, StartError> {
         let keys = Keys::from_settings(&settings.auth).map_err(StartError::Keys)?;
+        let rate_limits = RateLimits::new(&settings.guards).map_err(StartError::Settings)?;
+        let db = Database::connect(&settings.database_url).await?;
         let limits = Limits {
             max_frame_bytes: settings.max_body_bytes,
             ..Limits::default()
@@ -95,21 +123,85 @@ impl AppState {
             far_attempt_metres: settings.far_attempt_metres,
             holding_days: settings.holding_days,
             corroboration: settings.corroboration,
+            clock,
+            rate_limits,
+            guards: settings.guards.clone(),
         }))
     }
 }
 
-/// Every route of the server.
+/// Every route of the server, each behind the access its table entry declares, and the guards
+/// around them all.
 pub fn router(state: Arc<AppState>) -> Router {
+    let guards = &state.guards;
     let body_limit = state.limits.max_frame_bytes;
     let router = routes::endpoints()
         .into_iter()
-        .fold(Router::new(), |router, e| router.route(e.path, e.handler));
+        .fold(Router::new(), |router, e| {
+            let enforced = e.handler.route_layer(from_fn_with_state(
+                (state.clone(), e.access),
+                access::enforce,
+            ));
+            router.route(e.path, enforced)
+        })
+        .fallback(|| async { error::for_status(StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|| async {
+            error::for_status(StatusCode::METHOD_NOT_ALLOWED)
+        });
     router
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            guards.body_timeout_secs,
+        )))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(guards.request_timeout_secs),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("a handler panicked");
+            error::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()
+        }))
+        .layer(map_response(errors_in_one_shape))
+        .layer(from_fn_with_state(state.clone(), access::limit_addresses))
+        .layer(cors(&guards.cors_origins))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Cross-origin access: none unless origins are configured; then those origins may call the API
+/// with a bearer token (no cookies are involved, so no credentials mode).
+fn cors(origins: &[String]) -> CorsLayer {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .expose_headers([header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+}
+
+/// Any refusal that a layer or the framework answered in its own words (413, 408, 405, a
+/// panic's 500…) gets the API's one error shape instead.
+async fn errors_in_one_shape(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if (status.is_client_error() || status.is_server_error()) && !is_json {
+        let mut shaped = error::for_status(status).into_response();
+        for name in [header::ALLOW, header::RETRY_AFTER, header::WWW_AUTHENTICATE] {
+            if let Some(value) = response.headers().get(&name) {
+                shaped.headers_mut().insert(name, value.clone());
+            }
+        }
+        return shaped;
+    }
+    response
 }
 
 async fn openapi() -> impl IntoResponse {
@@ -136,7 +228,9 @@ async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     )
 }
 
-/// Serves on `listener` until `shutdown` completes, then finishes the requests in flight.
+/// Serves on `listener` until `shutdown` completes, then gives the requests in flight the
+/// configured grace period to finish. A client gets `header_timeout_secs` to send its headers;
+/// then its connection is closed.
 pub async fn launch_with_tcp_listener(
     state: Arc<AppState>,
     listener: TcpListener,
@@ -149,11 +243,68 @@ pub async fn launch_with_tcp_listener(
     );
     let compactor = tokio::spawn(compaction::run(state.clone()));
     let corroborator = tokio::spawn(review::sweep(state.clone()));
-    let served = axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let forgetter = tokio::spawn({
+        let state = state.clone();
+        async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                state.rate_limits.forget_idle();
+            }
+        }
+    });
+    let grace = Duration::from_secs(state.guards.shutdown_grace_secs);
+    let mut connections = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    connections
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(state.guards.header_timeout_secs));
+    connections.http2().timer(TokioTimer::new());
+    let app = router(state);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before accept: wait, go on.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let app = app.clone();
+        let service =
+            hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(peer));
+                app.clone().oneshot(request.map(axum::body::Body::new))
+            });
+        let connection = connections
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+    drop(listener);
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "requests still in flight after the grace period were cut"
+        );
+    }
     compactor.abort();
     corroborator.abort();
-    served?;
+    forgetter.abort();
     Ok(())
 }

@@ -7,7 +7,7 @@ use tokio::net::TcpListener;
 use tournee_server::auth::{Keys, TokenRole};
 use tournee_server::db::Database;
 use tournee_server::settings::{AuthSettings, Settings};
-use tournee_server::{demo, launch_with_tcp_listener, scope, AppState};
+use tournee_server::{demo, launch_with_tcp_listener, AppState};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -83,9 +83,21 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<(), String> {
     match cli.command {
-        Command::Serve { settings, demo } => {
+        Command::Serve { mut settings, demo } => {
+            // The demo runs on a laptop with the development secret it prints tokens of.
+            settings.auth.insecure_development |= demo;
+            if settings.auth.insecure_development && settings.auth.jwt_public_key.is_none() {
+                tracing::warn!(
+                    "insecure development mode: the JWT secret may be the public development one; \
+                     anyone who knows it can mint any token"
+                );
+            }
             let state = AppState::new(&settings).await.map_err(|e| e.to_string())?;
-            if demo && demo::seed(&state.db).await.map_err(|e| e.to_string())? {
+            if demo
+                && demo::seed(&state.db, &state.clock)
+                    .await
+                    .map_err(|e| e.to_string())?
+            {
                 demo::field_work(&state)
                     .await
                     .map_err(|e| format!("demo: {e}"))?;
@@ -105,12 +117,15 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| e.to_string())
         }
         Command::Token {
-            auth,
+            mut auth,
             role,
             subject,
             device,
             hours,
         } => {
+            // Minting for development with whatever secret is given; serving is what refuses
+            // a weak one.
+            auth.insecure_development = true;
             let keys = Keys::from_settings(&auth)?;
             if role == TokenRole::Postman && device.is_none() {
                 return Err("a postman token needs --device".into());
@@ -129,7 +144,7 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())?;
             if db
-                .revoke_device(&device, scope::now_ms())
+                .revoke_device(&device, jiff::Timestamp::now().as_millisecond())
                 .await
                 .map_err(|e| e.to_string())?
             {
@@ -174,5 +189,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! { () = ctrl_c => {}, () = terminate => {} }
-    tracing::info!("shutting down: finishing requests in flight");
 }

@@ -27,6 +27,11 @@ pub struct Metrics {
     pub refused: Family<RefusalLabels, Counter>,
     /// Seconds to answer a sync.
     pub sync_seconds: Histogram,
+    /// Requests refused for a missing or invalid token (401), or refused as rate limited after
+    /// too many such failures.
+    pub auth_failures: Counter,
+    /// Requests refused by a rate limit (429).
+    pub rate_limited: Counter,
 }
 
 impl Metrics {
@@ -53,7 +58,21 @@ impl Metrics {
             "Time to answer a sync request",
             sync_seconds.clone(),
         );
+        let auth_failures = Counter::default();
+        registry.register(
+            "auth_failures",
+            "Requests whose token was missing or did not verify",
+            auth_failures.clone(),
+        );
+        let rate_limited = Counter::default();
+        registry.register(
+            "rate_limited",
+            "Requests refused by a rate limit (429)",
+            rate_limited.clone(),
+        );
         Self {
+            auth_failures,
+            rate_limited,
             registry,
             syncs,
             changes_accepted,

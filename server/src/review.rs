@@ -7,10 +7,9 @@ use serde_json::Value;
 use tournee_sync_core::model::ReviewDecision;
 use tournee_sync_core::{rules, DocId};
 
-use crate::backoffice::decide_correction;
+use crate::backoffice::decide_corrections;
 use crate::db::{AuditRow, CorrectionRow, QueueEntryRow};
 use crate::error::ApiError;
-use crate::scope::now_ms;
 use crate::AppState;
 
 /// The reviewer's name on automatic approvals.
@@ -87,27 +86,28 @@ pub async fn corroborate(app: &AppState, new: &[CorrectionRow]) -> Result<(), Ap
             continue;
         }
         let point = DocId::delivery_point(&correction.delivery_point_id)
-            .map_err(|v| ApiError::Internal(v.to_string()))?;
+            .map_err(|v| ApiError::internal(v.to_string()))?;
         let reason = format!(
             "proposed identically by {} postmen ({})",
             postmen.len(),
             postmen.iter().cloned().collect::<Vec<_>>().join(", ")
         );
-        for row in same {
-            match decide_correction(
-                app,
-                CORROBORATION,
-                &point,
-                &row.id,
-                ReviewDecision::Approved,
-                &reason,
-                true,
-            )
-            .await
-            {
-                Ok(()) | Err(ApiError::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
+        // One write approves them all and publishes the address once.
+        let ids: Vec<String> = same.into_iter().map(|row| row.id).collect();
+        match decide_corrections(
+            app,
+            CORROBORATION,
+            &point,
+            &ids,
+            ReviewDecision::Approved,
+            &reason,
+            true,
+        )
+        .await
+        {
+            // A reviewer decided one of them meanwhile: the sweep looks at the rest again.
+            Err(e) if e.is_conflict() => {}
+            other => other?,
         }
     }
     Ok(())
@@ -151,32 +151,38 @@ pub async fn decide(
         comment,
         rules::MAX_FREE_TEXT_CHARS,
     )
-    .map_err(|v| ApiError::Unprocessable(v.to_string()))?;
+    .map_err(|v| ApiError::violation(&v, "comment"))?;
     if entry.status != "open" {
-        return Err(ApiError::Conflict(format!(
-            "queue entry {} is already {}",
-            entry.id, entry.status
-        )));
+        return Err(ApiError::conflict(
+            "already_decided",
+            format!("queue entry {} is already {}", entry.id, entry.status),
+        ));
     }
     let status = if approve { "approved" } else { "rejected" };
     if entry.kind == "correction" {
-        let (correction, _) = app
-            .db
-            .correction(&entry.subject_id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("correction {}", entry.subject_id)))?;
+        let (correction, _) = app.db.correction(&entry.subject_id).await?.ok_or_else(|| {
+            ApiError::not_found("not_found", format!("correction {}", entry.subject_id))
+        })?;
         let point = DocId::delivery_point(&correction.delivery_point_id)
-            .map_err(|v| ApiError::Internal(v.to_string()))?;
+            .map_err(|v| ApiError::internal(v.to_string()))?;
         let decision = if approve {
             ReviewDecision::Approved
         } else {
             ReviewDecision::Rejected
         };
-        return decide_correction(app, staff, &point, &correction.id, decision, comment, false)
-            .await;
+        return decide_corrections(
+            app,
+            staff,
+            &point,
+            &[correction.id],
+            decision,
+            comment,
+            false,
+        )
+        .await;
     }
     let audit = AuditRow {
-        at_ms: now_ms(),
+        at_ms: app.clock.now_ms(),
         actor: format!("back_office:{staff}"),
         action: format!("{}.{status}", entry.kind),
         subject: format!("attempt:{}", entry.subject_id),
@@ -187,10 +193,10 @@ pub async fn decide(
         .decide_entry(entry.id, status, staff, comment, &audit)
         .await?
     {
-        return Err(ApiError::Conflict(format!(
-            "queue entry {} was decided meanwhile",
-            entry.id
-        )));
+        return Err(ApiError::conflict(
+            "already_decided",
+            format!("queue entry {} was decided meanwhile", entry.id),
+        ));
     }
     Ok(())
 }

@@ -10,6 +10,7 @@ use serde_json::{json, Map, Value};
 use tournee_sync_core::model::{Preferences, RoundManifest};
 use tournee_sync_core::sync::wire::MEDIA_TYPE;
 
+use crate::auth::TokenRole;
 use crate::backoffice_api::{DecisionRequest, ItemTimeline, QueueEntry, QueueQuery, SearchQuery};
 use crate::customer_api::{
     ChoiceMade, ChoiceRequest, DeliveryPointView, DisputeQueued, DisputeRequest, MyParcels,
@@ -19,18 +20,35 @@ use crate::error::ErrorBody;
 use crate::item_view::ItemView;
 use crate::{backoffice_api, customer_api, sync_api, web, AppState};
 
-/// Who may call a route.
+/// Who may call a route. The access layer (`crate::access`) enforces exactly this for every
+/// route, and `/openapi.json` documents it (`x-roles`), so the two cannot disagree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone (health, metrics, the page's static files).
     Public,
-    /// A postman's device token.
-    Postman,
-    /// A customer's token.
-    Customer,
-    /// A back-office token.
-    BackOffice,
+    /// A token of one of these roles.
+    Roles(&'static [TokenRole]),
 }
+
+impl Access {
+    /// Whether a token of `role` may call the route.
+    pub fn admits(self, role: TokenRole) -> bool {
+        match self {
+            Access::Public => true,
+            Access::Roles(roles) => roles.contains(&role),
+        }
+    }
+}
+
+/// Postmen's devices.
+pub const POSTMAN: Access = Access::Roles(&[TokenRole::Postman]);
+/// Whoever writes into documents through sync: postmen's devices and customers' apps. The back
+/// office never syncs: its writes go through the reviewed routes, which project and audit them.
+pub const SYNCING: Access = Access::Roles(&[TokenRole::Postman, TokenRole::Customer]);
+/// Customers.
+pub const CUSTOMER: Access = Access::Roles(&[TokenRole::Customer]);
+/// Back-office staff.
+pub const BACK_OFFICE: Access = Access::Roles(&[TokenRole::BackOffice]);
 
 /// Builds a type's JSON Schema into the document's `components/schemas`.
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -68,6 +86,8 @@ pub struct Endpoint {
     pub method: &'static str,
     /// The axum path, `{name}` for parameters (as OpenAPI writes them too).
     pub path: &'static str,
+    /// The OpenAPI `operationId`: the name generated clients give the call.
+    pub operation: &'static str,
     /// One line for the OpenAPI summary.
     pub summary: &'static str,
     /// Who may call it.
@@ -87,11 +107,12 @@ const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The route table.
 pub fn endpoints() -> Vec<Endpoint> {
-    use Access::*;
+    use Access::Public;
     use Input::{Frame, Nothing, Query};
-    let e = |method, path, summary, access, input, ok, errors, handler| Endpoint {
+    let e = |method, path, operation, summary, access, input, ok, errors, handler| Endpoint {
         method,
         path,
+        operation,
         summary,
         access,
         input,
@@ -103,27 +124,42 @@ pub fn endpoints() -> Vec<Endpoint> {
     let json_out = |f: SchemaFn| Reply::Json(f);
     #[rustfmt::skip]
     let table = vec![
-        e("GET", "/healthz", "The process is up.", Public, Nothing, (200, Reply::Other(TEXT, "ok")), &[], get(|| async { "ok" })),
-        e("GET", "/readyz", "The database answers.", Public, Nothing, (200, Reply::Other(TEXT, "ready")), &[(503, "database unavailable")], get(crate::ready)),
-        e("GET", "/metrics", "Prometheus metrics.", Public, Nothing, (200, Reply::Other("text/plain; version=0.0.4", "Prometheus text exposition format")), &[], get(crate::metrics)),
-        e("GET", "/openapi.json", "This document.", Public, Nothing, (200, Reply::Other("application/json", "OpenAPI 3.1")), &[], get(crate::openapi)),
-        e("POST", "/v1/sync", "Sync a phone's documents: one request frame in, one answer frame out.", Postman, Frame, (200, Reply::Other(MEDIA_TYPE, "an answer frame")), &[(400, "malformed frame"), (413, "frame over the size limit")], post(sync_api::sync)),
-        e("GET", "/v1/rounds", "The rounds published to the caller's device, in delivery order.", Postman, Nothing, (200, json_out(schema::<Vec<RoundManifest>>)), &[], get(sync_api::rounds)),
-        e("GET", "/v1/customer/items", "The customer's delivery points and items, with status, UPU events, latest attempt and where each waits.", Customer, Nothing, (200, json_out(schema::<MyParcels>)), &[], get(customer_api::my_parcels)),
-        e("GET", "/v1/customer/items/{s10}", "One of the customer's items.", Customer, Nothing, (200, json_out(schema::<ItemView>)), &[(404, "not the customer's item")], get(customer_api::my_item)),
-        e("POST", "/v1/customer/items/{s10}/choice", "Choose where and when to get an item; written into the item's document for the postman's phone.", Customer, json_in(schema::<ChoiceRequest>), (201, json_out(schema::<ChoiceMade>)), &[(400, "not JSON"), (404, "not the customer's item"), (409, "the item was delivered already"), (422, "forbidden by the item's requirements, a date in the past or beyond the holding period, or a malformed choice")], post(customer_api::choose)),
-        e("PUT", "/v1/customer/delivery-points/{id}/preferences", "Set standing preferences for a delivery point.", Customer, json_in(schema::<Preferences>), (200, json_out(schema::<DeliveryPointView>)), &[(400, "not JSON"), (404, "not the customer's delivery point"), (422, "invalid preferences")], put(customer_api::set_preferences)),
-        e("POST", "/v1/customer/items/{s10}/attempts/{attempt}/dispute", "Dispute an attempt (\"I was at home\"); it joins the back-office queue with its evidence.", Customer, json_in(schema::<DisputeRequest>), (201, json_out(schema::<DisputeQueued>)), &[(400, "not JSON"), (404, "unknown attempt"), (409, "already disputed"), (422, "empty comment")], post(customer_api::dispute)),
-        e("GET", "/v1/backoffice/queue", "The review queue: corrections, flagged attempts and disputes, with evidence.", BackOffice, Query(schema::<QueueQuery>), (200, json_out(schema::<Vec<QueueEntry>>)), &[(400, "unknown kind, status or parameter")], get(backoffice_api::queue)),
-        e("GET", "/v1/backoffice/queue/{entry}", "One queue entry with its evidence.", BackOffice, Nothing, (200, json_out(schema::<QueueEntry>)), &[(400, "the entry is not a number"), (404, "no such entry")], get(backoffice_api::queue_entry)),
-        e("POST", "/v1/backoffice/queue/{entry}/decision", "Approve or reject an entry with a comment; an approved correction is published into its delivery point's document.", BackOffice, json_in(schema::<DecisionRequest>), (200, json_out(schema::<QueueEntry>)), &[(400, "not JSON, or the entry is not a number"), (404, "no such entry"), (409, "already decided"), (422, "missing comment or bad decision")], post(backoffice_api::decide)),
-        e("GET", "/v1/backoffice/items/{s10}", "An item's timeline: events, attempts with positions, choices.", BackOffice, Nothing, (200, json_out(schema::<ItemTimeline>)), &[(404, "no such item")], get(backoffice_api::item_timeline)),
-        e("GET", "/v1/backoffice/search", "Find items by S10 number, address, postman, round and date; at least one.", BackOffice, Query(schema::<SearchQuery>), (200, json_out(schema::<Vec<SearchRow>>)), &[(400, "no filter given, or an unknown parameter")], get(backoffice_api::search)),
-        e("GET", "/backoffice", "The back-office page.", Public, Nothing, (200, Reply::Other("text/html; charset=utf-8", "the page")), &[], get(web::page)),
-        e("GET", "/backoffice/app.js", "The page's script.", Public, Nothing, (200, Reply::Other("text/javascript; charset=utf-8", "the script")), &[], get(web::script)),
-        e("GET", "/backoffice/app.css", "The page's style sheet.", Public, Nothing, (200, Reply::Other("text/css; charset=utf-8", "the style sheet")), &[], get(web::style)),
+        e("GET", "/healthz", "health", "The process is up.", Public, Nothing, (200, Reply::Other(TEXT, "ok")), &[], get(|| async { "ok" })),
+        e("GET", "/readyz", "readiness", "The database answers.", Public, Nothing, (200, Reply::Other(TEXT, "ready")), &[(503, "database unavailable")], get(crate::ready)),
+        e("GET", "/metrics", "metrics", "Prometheus metrics.", Public, Nothing, (200, Reply::Other("text/plain; version=0.0.4", "Prometheus text exposition format")), &[], get(crate::metrics)),
+        e("GET", "/openapi.json", "openApi", "This document.", Public, Nothing, (200, Reply::Other("application/json", "OpenAPI 3.1")), &[], get(crate::openapi)),
+        e("POST", "/v1/sync", "sync", "Sync a phone's documents: one request frame in, one answer frame out.", SYNCING, Frame, (200, Reply::Other(MEDIA_TYPE, "an answer frame")), &[(400, "malformed frame"), (413, "frame over the size limit")], post(sync_api::sync)),
+        e("GET", "/v1/rounds", "listRounds", "The rounds published to the caller's device, in delivery order.", POSTMAN, Nothing, (200, json_out(schema::<Vec<RoundManifest>>)), &[], get(sync_api::rounds)),
+        e("GET", "/v1/customer/items", "listMyParcels", "The customer's delivery points and items, with status, UPU events, latest attempt and where each waits.", CUSTOMER, Nothing, (200, json_out(schema::<MyParcels>)), &[], get(customer_api::my_parcels)),
+        e("GET", "/v1/customer/items/{s10}", "getMyItem", "One of the customer's items.", CUSTOMER, Nothing, (200, json_out(schema::<ItemView>)), &[(404, "not the customer's item")], get(customer_api::my_item)),
+        e("POST", "/v1/customer/items/{s10}/choice", "chooseForItem", "Choose where and when to get an item; written into the item's document for the postman's phone.", CUSTOMER, json_in(schema::<ChoiceRequest>), (201, json_out(schema::<ChoiceMade>)), &[(400, "not JSON"), (404, "not the customer's item"), (409, "the item was delivered already"), (422, "forbidden by the item's requirements, a date in the past or beyond the holding period, or a malformed choice")], post(customer_api::choose)),
+        e("PUT", "/v1/customer/delivery-points/{id}/preferences", "setPreferences", "Set standing preferences for a delivery point.", CUSTOMER, json_in(schema::<Preferences>), (200, json_out(schema::<DeliveryPointView>)), &[(400, "not JSON"), (404, "not the customer's delivery point"), (422, "invalid preferences")], put(customer_api::set_preferences)),
+        e("POST", "/v1/customer/items/{s10}/attempts/{attempt}/dispute", "disputeAttempt", "Dispute an attempt (\"I was at home\"); it joins the back-office queue with its evidence.", CUSTOMER, json_in(schema::<DisputeRequest>), (201, json_out(schema::<DisputeQueued>)), &[(400, "not JSON"), (404, "unknown attempt"), (409, "already disputed"), (422, "empty comment")], post(customer_api::dispute)),
+        e("GET", "/v1/backoffice/queue", "listQueue", "The review queue: corrections, flagged attempts and disputes, with evidence.", BACK_OFFICE, Query(schema::<QueueQuery>), (200, json_out(schema::<Vec<QueueEntry>>)), &[(400, "unknown kind, status or parameter")], get(backoffice_api::queue)),
+        e("GET", "/v1/backoffice/queue/{entry}", "getQueueEntry", "One queue entry with its evidence.", BACK_OFFICE, Nothing, (200, json_out(schema::<QueueEntry>)), &[(400, "the entry is not a number"), (404, "no such entry")], get(backoffice_api::queue_entry)),
+        e("POST", "/v1/backoffice/queue/{entry}/decision", "decideQueueEntry", "Approve or reject an entry with a comment; an approved correction is published into its delivery point's document.", BACK_OFFICE, json_in(schema::<DecisionRequest>), (200, json_out(schema::<QueueEntry>)), &[(400, "not JSON, or the entry is not a number"), (404, "no such entry"), (409, "already decided"), (422, "missing comment or bad decision")], post(backoffice_api::decide)),
+        e("GET", "/v1/backoffice/items/{s10}", "getItemTimeline", "An item's timeline: events, attempts with positions, choices.", BACK_OFFICE, Nothing, (200, json_out(schema::<ItemTimeline>)), &[(404, "no such item")], get(backoffice_api::item_timeline)),
+        e("GET", "/v1/backoffice/search", "searchItems", "Find items by S10 number, address, postman, round and date; at least one.", BACK_OFFICE, Query(schema::<SearchQuery>), (200, json_out(schema::<Vec<SearchRow>>)), &[(400, "no filter given, or an unknown parameter")], get(backoffice_api::search)),
+        e("GET", "/backoffice", "backofficePage", "The back-office page.", Public, Nothing, (200, Reply::Other("text/html; charset=utf-8", "the page")), &[], get(web::page)),
+        e("GET", "/backoffice/app.js", "backofficeScript", "The page's script.", Public, Nothing, (200, Reply::Other("text/javascript; charset=utf-8", "the script")), &[], get(web::script)),
+        e("GET", "/backoffice/app.css", "backofficeStyle", "The page's style sheet.", Public, Nothing, (200, Reply::Other("text/css; charset=utf-8", "the style sheet")), &[], get(web::style)),
     ];
     table
+}
+
+/// The audience a route serves, as its OpenAPI tag.
+fn tag(path: &str) -> &'static str {
+    if path.starts_with("/v1/customer") {
+        "customer"
+    } else if path.starts_with("/v1/backoffice") {
+        "back office"
+    } else if path.starts_with("/v1/") {
+        "phone"
+    } else if path.starts_with("/backoffice") {
+        "back-office page"
+    } else {
+        "operations"
+    }
 }
 
 /// A path parameter's schema: queue entries are numbers, everything else is text.
@@ -196,20 +232,45 @@ pub fn openapi() -> Value {
                 }),
             },
         );
+        // What the route itself refuses, then what every route of its kind can answer: the
+        // access layer, the guards and the extractors. Every refusal is an `ErrorBody`.
         let mut refusals: Vec<(u16, &str)> = endpoint.errors.to_vec();
         if endpoint.access != Access::Public {
             refusals.push((401, "no token, or a token that does not verify"));
             refusals.push((403, "a token of another role, or a revoked device"));
-            // Every authenticated route reads the database (the device's revocation at least).
-            refusals.push((503, "the database failed; retry later"));
         }
+        if endpoint.path.contains('{') || matches!(endpoint.input, Input::Query(_)) {
+            refusals.push((400, "a malformed or unknown parameter"));
+        }
+        match endpoint.input {
+            Input::Json(_) => {
+                refusals.push((400, "the body is not JSON"));
+                refusals.push((422, "the body's shape is wrong, or it breaks a rule"));
+            }
+            Input::Frame => refusals.push((400, "malformed frame")),
+            Input::Nothing | Input::Query(_) => {}
+        }
+        if matches!(endpoint.input, Input::Json(_) | Input::Frame) {
+            refusals.push((408, "the body was not received in time"));
+            refusals.push((413, "the body is over the size limit"));
+        }
+        refusals.push((
+            429,
+            "too many requests from this address or principal; see Retry-After",
+        ));
+        refusals.push((
+            503,
+            "the server could not answer in time, or the database failed; retry later",
+        ));
         for (code, meaning) in refusals {
-            let answer = if matches!(reply, Reply::Other(..)) && endpoint.access == Access::Public {
-                json!({ "description": meaning })
-            } else {
-                json!({ "description": meaning, "content": error.clone() })
-            };
-            responses.insert(code.to_string(), answer);
+            let mut answer = json!({ "description": meaning, "content": error.clone() });
+            if code == 429 {
+                answer["headers"] = json!({ "Retry-After": {
+                    "description": "seconds to wait before trying again",
+                    "schema": { "type": "integer", "minimum": 1 },
+                }});
+            }
+            responses.entry(code.to_string()).or_insert(answer);
         }
         let mut parameters: Vec<Value> = endpoint
             .path
@@ -217,7 +278,12 @@ pub fn openapi() -> Value {
             .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": path_parameter(name) }))
             .collect();
-        let mut operation = json!({ "summary": endpoint.summary, "responses": responses });
+        let mut operation = json!({
+            "operationId": endpoint.operation,
+            "tags": [tag(endpoint.path)],
+            "summary": endpoint.summary,
+            "responses": responses,
+        });
         match endpoint.input {
             Input::Nothing => {}
             Input::Query(f) => parameters.extend(query_parameters(&mut generator, f)),
@@ -236,15 +302,9 @@ pub fn openapi() -> Value {
             }
         }
         operation["parameters"] = Value::Array(parameters);
-        let role = match endpoint.access {
-            Access::Public => None,
-            Access::Postman => Some("postman"),
-            Access::Customer => Some("customer"),
-            Access::BackOffice => Some("back_office"),
-        };
-        if let Some(role) = role {
+        if let Access::Roles(roles) = endpoint.access {
             operation["security"] = json!([{ "bearer": [] }]);
-            operation["x-role"] = json!(role);
+            operation["x-roles"] = json!(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
         }
         let item = paths
             .entry(endpoint.path.to_string())
@@ -258,6 +318,13 @@ pub fn openapi() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "Postmen's field work: phone sync, the customer's parcels and choices, the back office's review of field updates."
         },
+        "tags": [
+            { "name": "phone", "description": "The postman's phone: its rounds and sync." },
+            { "name": "customer", "description": "A customer's parcels, choices, preferences and disputes." },
+            { "name": "back office", "description": "Review of field updates, item timelines, search." },
+            { "name": "back-office page", "description": "The reviewers' page and its files." },
+            { "name": "operations", "description": "Health, readiness, metrics and this document." },
+        ],
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
             "schemas": generator.take_definitions(true),

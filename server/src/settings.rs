@@ -8,6 +8,9 @@ use clap::Args;
 /// The development HS256 secret: public, for laptops and tests only.
 pub const DEV_JWT_SECRET: &str = "tournee-development-secret-change-me";
 
+/// The service's time zone unless configured.
+pub const DEFAULT_TIME_ZONE: &str = "Europe/Paris";
+
 /// How a server instance runs. Every flag has an environment variable, for containers.
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -37,6 +40,67 @@ pub struct Settings {
     /// without a reviewer; 0 turns automatic approval off.
     #[arg(long, env = "TOURNEE_CORROBORATION", default_value_t = 2)]
     pub corroboration: u32,
+    /// The service's time zone (IANA name): what "today" is for rounds, holding periods and
+    /// customers' dates.
+    #[arg(long, env = "TOURNEE_TIME_ZONE", default_value = DEFAULT_TIME_ZONE)]
+    pub time_zone: String,
+    /// Guards of a server exposed to the internet.
+    #[command(flatten)]
+    pub guards: GuardSettings,
+}
+
+/// Rate limits, timeouts and cross-origin access.
+#[derive(Debug, Clone, Args)]
+pub struct GuardSettings {
+    /// Requests per second one client address may make, in bursts of up to twice that; 0 turns
+    /// the limit off.
+    #[arg(long, env = "TOURNEE_RATE_PER_ADDRESS", default_value_t = 100)]
+    pub rate_per_address: u32,
+    /// Requests per second one principal (a token's subject and role) may make, in bursts of up
+    /// to three times that; 0 turns the limit off.
+    #[arg(long, env = "TOURNEE_RATE_PER_PRINCIPAL", default_value_t = 20)]
+    pub rate_per_principal: u32,
+    /// Failed authentications one client address may make per minute (in bursts of up to that
+    /// many) before it gets 429; 0 turns the limit off.
+    #[arg(long, env = "TOURNEE_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
+    pub auth_failures_per_minute: u32,
+    /// Behind a reverse proxy: the header it sets to the client's address (e.g.
+    /// `x-forwarded-for`, whose last address is used). Unset: the TCP peer's address. Set it
+    /// only when every request comes through that proxy, or clients can choose their address.
+    #[arg(long, env = "TOURNEE_CLIENT_ADDRESS_HEADER")]
+    pub client_address_header: Option<String>,
+    /// Seconds a client has to send a request's headers before the connection is closed.
+    #[arg(long, env = "TOURNEE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body before it gets 408.
+    #[arg(long, env = "TOURNEE_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// Seconds a request may take in all before it gets 503.
+    #[arg(long, env = "TOURNEE_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// Seconds requests in flight get to finish after a shutdown signal.
+    #[arg(long, env = "TOURNEE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+    /// Origins whose pages may call the API from a browser (CORS), comma separated, e.g.
+    /// `https://suivi.example.fr`. None by default: cross-origin calls are refused.
+    #[arg(long, env = "TOURNEE_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+}
+
+impl Default for GuardSettings {
+    fn default() -> Self {
+        Self {
+            rate_per_address: 100,
+            rate_per_principal: 20,
+            auth_failures_per_minute: 10,
+            client_address_header: None,
+            header_timeout_secs: 10,
+            body_timeout_secs: 30,
+            request_timeout_secs: 60,
+            shutdown_grace_secs: 20,
+            cors_origins: Vec::new(),
+        }
+    }
 }
 
 /// How tokens are checked (and, for development, minted).
@@ -46,7 +110,8 @@ pub struct AuthSettings {
     #[arg(
         long,
         env = "TOURNEE_JWT_SECRET",
-        default_value = "tournee-development-secret-change-me"
+        default_value = DEV_JWT_SECRET,
+        hide_env_values = true
     )]
     pub jwt_secret: String,
     /// A PEM public key (RS256, ES256 or EdDSA, per `--jwt-algorithm`) to verify tokens issued by
@@ -62,4 +127,12 @@ pub struct AuthSettings {
     /// The issuer tokens must name.
     #[arg(long, env = "TOURNEE_JWT_ISSUER", default_value = "tournee-dev")]
     pub jwt_issuer: String,
+    /// Accept the public development secret, or a secret shorter than 32 bytes. Anyone who
+    /// knows the secret can mint any token, the back office's included: for a laptop only.
+    /// `serve --demo` implies it.
+    #[arg(long, env = "TOURNEE_INSECURE_DEVELOPMENT")]
+    pub insecure_development: bool,
 }
+
+/// The shortest HS256 secret accepted outside development: 256 bits, as RFC 7518 §3.2 asks.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;

@@ -3,23 +3,24 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use tournee_sync_core::sync::wire::RequestBody;
+use tournee_sync_core::sync::wire::{RequestBody, SyncRequest};
 use tournee_sync_core::sync::{respond, wire, DocOutcome};
 use tournee_sync_core::validator::Scope;
-use tournee_sync_core::DocKind;
+use tournee_sync_core::{DocId, DocKind};
 
-use crate::auth::{AuthUser, TokenRole};
+use crate::auth::{AuthUser, Claims, TokenRole};
 use crate::db::{EventRow, SyncWrite};
 use crate::documents::PreparedHost;
 use crate::error::ApiError;
+use crate::json_body;
 use crate::metrics::RefusalLabels;
 use crate::reconcile;
-use crate::scope::{self, now_ms};
+use crate::scope;
 use crate::AppState;
 
 /// The media type of sync frames.
@@ -29,36 +30,27 @@ pub const SYNC_MEDIA_TYPE: &str = wire::MEDIA_TYPE;
 pub async fn sync(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let started = Instant::now();
     let limits = app.limits;
-    let request =
-        wire::decode_request(&body, &limits).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let sender = scope::sender(&app.db, &claims).await?;
+    let body = json_body::body(body).await?;
+    let request = wire::decode_request(&body, &limits)
+        .map_err(|e| ApiError::bad_request("malformed_frame", e.to_string()))?;
+    let sender = scope::sender(&app.db, &app.clock, &claims).await?;
 
     // The cursor before any document is read: news stops there (see `Database::news_upto`).
     let upto = app.db.max_seq().await?;
     let mut host = PreparedHost::new(u64::try_from(upto).unwrap_or(0));
     let asked: std::collections::HashSet<_> = request.docs.iter().map(|d| d.doc.clone()).collect();
-    // Items a postman's device downloads for its round are out for delivery (UPU EDG).
-    let out_for_delivery: Vec<_> = match (claims.role, &claims.device) {
-        (TokenRole::Postman, Some(device)) => request
-            .docs
-            .iter()
-            .filter(|d| matches!(d.body, RequestBody::Fetch))
-            .filter(|d| d.doc.kind() == DocKind::Item && sender.scope.contains(&d.doc))
-            .map(|d| (d.doc.key().to_string(), format!("device:{device}")))
-            .collect(),
-        _ => Vec::new(),
-    };
+    let out_for_delivery = departures(&app, &claims, &request).await?;
     host.docs = app
         .docs
         .load_many(&app.db, asked.iter().filter(|id| sender.scope.contains(id)))
         .await?;
     if let Some(since) = request.since {
-        let since =
-            i64::try_from(since).map_err(|_| ApiError::BadRequest("cursor out of range".into()))?;
+        let since = i64::try_from(since)
+            .map_err(|_| ApiError::bad_request("malformed_frame", "the cursor is out of range"))?;
         let scope = match &sender.scope {
             Scope::All => Scope::All,
             Scope::Documents(ids) => Scope::Documents(ids.clone()),
@@ -79,24 +71,24 @@ pub async fn sync(
         (answer, host)
     })
     .await
-    .map_err(|e| ApiError::Internal(format!("sync task failed: {e}")))?;
+    .map_err(|e| ApiError::internal(format!("sync task failed: {e}")))?;
     let answer = match answer {
         Ok(answer) => answer,
         Err(never) => match never {},
     };
 
-    let now = now_ms();
+    let now = app.clock.now_ms();
     let mut write = SyncWrite::default();
     write
         .projection
         .events
-        .extend(out_for_delivery.into_iter().map(|(item, source)| EventRow {
+        .extend(out_for_delivery.into_iter().map(|(item, round)| EventRow {
             item_id: item,
             code: "EDG".into(),
             at_ms: now,
             reason: None,
             action: Some("out for delivery on the postman's round".into()),
-            source,
+            source: format!("round:{round}"),
         }));
     let rules = reconcile::Rules {
         far_attempt_metres: app.far_attempt_metres,
@@ -167,16 +159,55 @@ pub async fn rounds(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
 ) -> Result<Response, ApiError> {
-    if claims.role != TokenRole::Postman {
-        return Err(ApiError::Forbidden(
-            "rounds are published to postmen's devices".into(),
-        ));
-    }
     let device = claims.device.as_deref().unwrap_or_default();
-    let rounds: Vec<_> = scope::rounds_now(&app.db, device)
+    let rounds: Vec<_> = scope::rounds_now(&app.db, &app.clock, device)
         .await?
         .into_iter()
         .filter(|r| r.postman == claims.sub)
         .collect();
     Ok(Json(rounds).into_response())
+}
+
+/// The items a postman's device downloads for the first time on one of its rounds are out for
+/// delivery (UPU EDG): once per item and round (a second download of the same round stamps
+/// nothing), and never for an item already delivered or handed to a pickup point.
+async fn departures(
+    app: &AppState,
+    claims: &Claims,
+    request: &SyncRequest,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let (TokenRole::Postman, Some(device)) = (claims.role, &claims.device) else {
+        return Ok(Vec::new());
+    };
+    let fetched: Vec<&DocId> = request
+        .docs
+        .iter()
+        .filter(|d| matches!(d.body, RequestBody::Fetch) && d.doc.kind() == DocKind::Item)
+        .map(|d| &d.doc)
+        .collect();
+    if fetched.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut round_of = std::collections::HashMap::new();
+    for round in scope::rounds_now(&app.db, &app.clock, device).await? {
+        if round.postman != claims.sub {
+            continue;
+        }
+        for stop in &round.stops {
+            for item in &stop.items {
+                round_of
+                    .entry(item.to_string())
+                    .or_insert_with(|| round.round_id.clone());
+            }
+        }
+    }
+    let keys: Vec<&str> = fetched.iter().map(|id| id.key()).collect();
+    let done = app.db.items_no_longer_out(&keys).await?;
+    let stamped = app.db.departures(&keys).await?;
+    Ok(keys
+        .into_iter()
+        .filter(|item| !done.contains(*item))
+        .filter_map(|item| Some((item.to_string(), round_of.get(item)?.clone())))
+        .filter(|(item, round)| !stamped.contains(&(item.clone(), format!("round:{round}"))))
+        .collect())
 }

@@ -28,6 +28,21 @@ pub const MIN_TIMESTAMP_MS: i64 = 1_577_836_800_000;
 /// Latest plausible device timestamp: 2100-01-01T00:00:00Z.
 pub const MAX_TIMESTAMP_MS: i64 = 4_102_444_800_000;
 
+/// The rules above as JSON Schema patterns (ECMA-262, as JSON Schema and OpenAPI 3.1 use), so
+/// that a request valid by the server's published schema is not refused by its rules.
+pub mod patterns {
+    /// [`super::optional_text`]: no control characters but the line feed.
+    pub const TEXT: &str = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$";
+    /// [`super::required_text`]: no control characters but the line feed, and not blank.
+    pub const REQUIRED_TEXT: &str = r"^[^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u0009\u000b-\u001f\u007f-\u009f]*$";
+    /// [`super::identifier`].
+    pub const IDENTIFIER: &str = r"^[A-Za-z0-9._@-]{1,64}$";
+    /// [`super::date`]: `YYYY-MM-DD` from the year 2000 (with `format: date` for the calendar).
+    pub const DATE: &str = r"^[2-9][0-9]{3}-[0-9]{2}-[0-9]{2}$";
+    /// The shape of an S10 number, in either case (its check digit is checked by the server).
+    pub const S10: &str = r"^[A-Za-z]{2}[0-9]{9}[A-Za-z]{2}$";
+}
+
 /// The field a [`Violation`] is about, named as in the documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[allow(missing_docs)]

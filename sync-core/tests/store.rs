@@ -317,6 +317,19 @@ fn a_store_belongs_to_one_device() {
 }
 
 #[test]
+fn a_store_is_opened_by_one_writer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = reopen(dir.path()).unwrap();
+    // A second open would let two writers each believe their commits durable.
+    match reopen(dir.path()) {
+        Err(StoreError::InUse { path }) => assert_eq!(path, dir.path()),
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    drop(first);
+    reopen(dir.path()).unwrap();
+}
+
+#[test]
 fn recording_on_a_document_not_downloaded_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = reopen(dir.path()).unwrap();

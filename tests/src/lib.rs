@@ -8,10 +8,11 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tournee_server::auth::TokenRole;
-use tournee_server::settings::{AuthSettings, Settings};
+use tournee_server::clock::Clock;
+use tournee_server::settings::{AuthSettings, GuardSettings, Settings};
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
 use tournee_sync_core::model::RoundManifest;
-use tournee_sync_core::store::{DeviceIdentity, PhoneStore, StoreOptions, StoreRole};
+use tournee_sync_core::store::{DeviceIdentity, Interaction, PhoneStore, StoreOptions, StoreRole};
 use tournee_sync_core::sync::wire::{self, Limits};
 use tournee_sync_core::sync::{SyncReport, SyncSession};
 
@@ -54,23 +55,43 @@ pub fn settings(database_url: &str) -> Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.to_string(),
         auth: AuthSettings {
-            jwt_secret: "test-secret-for-tournee-e2e".into(),
+            jwt_secret: "test-secret-for-tournee-e2e-at-least-32-bytes".into(),
             jwt_public_key: None,
             jwt_algorithm: "RS256".into(),
             jwt_audience: "tournee".into(),
             jwt_issuer: "tournee-dev".into(),
+            insecure_development: false,
         },
         max_body_bytes: 4 * 1024 * 1024,
         far_attempt_metres: 150.0,
         document_cache: 1_000,
         holding_days: 15,
         corroboration: 2,
+        time_zone: "Europe/Paris".into(),
+        // Tests drive many clients from 127.0.0.1 as fast as they can: the rate limits are off
+        // but where a test turns them on (`guards.rs`).
+        guards: GuardSettings {
+            rate_per_address: 0,
+            rate_per_principal: 0,
+            auth_failures_per_minute: 0,
+            ..GuardSettings::default()
+        },
     }
 }
 
 impl TestServer {
     /// Starts a server with the demo town on a fresh database.
     pub async fn start(backend: &Backend) -> Self {
+        Self::start_configured(backend, |_| {}, None).await
+    }
+
+    /// Starts a server with the demo town on a fresh database, with the tests' settings as
+    /// `configure` changes them, on `clock` (the system clock in Europe/Paris when `None`).
+    pub async fn start_configured(
+        backend: &Backend,
+        configure: impl FnOnce(&mut Settings),
+        clock: Option<Clock>,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, postgres) = match backend {
             Backend::Sqlite => (
@@ -82,15 +103,27 @@ impl TestServer {
                 (url, Some((admin.clone(), name)))
             }
         };
-        let mut server = Self::start_on(&database_url, dir).await;
+        let mut settings = settings(&database_url);
+        configure(&mut settings);
+        let clock = clock.unwrap_or_else(|| {
+            Clock::system(tournee_server::clock::time_zone(&settings.time_zone).unwrap())
+        });
+        let state = AppState::with_clock(&settings, clock).await.unwrap();
+        let mut server = Self::serve(state, &database_url, dir).await;
         server.postgres = postgres;
-        demo::seed(&server.state.db).await.unwrap();
+        demo::seed(&server.state.db, &server.state.clock)
+            .await
+            .unwrap();
         server
     }
 
     /// Starts a server on an existing database.
     pub async fn start_on(database_url: &str, dir: tempfile::TempDir) -> Self {
         let state = AppState::new(&settings(database_url)).await.unwrap();
+        Self::serve(state, database_url, dir).await
+    }
+
+    async fn serve(state: Arc<AppState>, database_url: &str, dir: tempfile::TempDir) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel();
@@ -264,4 +297,29 @@ impl Phone {
         }
         session.finish()
     }
+}
+
+/// The day `offset` days from today in the tests' service time zone (Europe/Paris), as
+/// `YYYY-MM-DD`: what the server calls today on the system clock.
+pub fn local_day(offset: i64) -> String {
+    let zone = tournee_server::clock::time_zone("Europe/Paris").unwrap();
+    tournee_server::clock::Clock::system(zone)
+        .today_plus(offset)
+        .to_string()
+}
+
+/// pm-1's phone, synced, after nobody answered for item 1 (cust-1's) and a notice was left;
+/// the attempt as the phone recorded it.
+pub async fn after_an_absence(server: &TestServer) -> (Phone, Interaction) {
+    let mut phone = Phone::postman(server, "pm-1", "dev-1").await;
+    phone.sync(server).await;
+    let attempt = phone
+        .store
+        .record_attempt(
+            &tournee_sync_core::fixtures::s10(1),
+            &tournee_sync_core::fixtures::absent_attempt("dev-1", "pm-1", 1),
+        )
+        .unwrap();
+    phone.sync(server).await;
+    (phone, attempt)
 }

@@ -306,6 +306,34 @@ class InvalidInput(unittest.TestCase):
         with self.assertRaises(tf.TourneeError.WrongOwner):
             tf.FieldStore.open(path, "dev-2", "pm-2", tf.StoreRole.POSTMAN)
 
+    def test_a_store_already_open_is_refused_in_this_process_and_in_another(self):
+        path = tempfile.mkdtemp()
+        store = postman_store(path)
+        with self.assertRaises(tf.TourneeError.InUse):
+            tf.FieldStore.open(path, "dev-1", "pm-1", tf.StoreRole.POSTMAN)
+        child = f"""
+import sys
+sys.path.insert(0, {os.path.dirname(tf.__file__)!r})
+import tournee_mobile_ffi as tf
+try:
+    tf.FieldStore.open({path!r}, "dev-1", "pm-1", tf.StoreRole.POSTMAN)
+    print("opened")
+except tf.TourneeError.InUse as e:
+    print("in use")
+"""
+        out = subprocess.run(
+            [sys.executable, "-c", child], check=True, capture_output=True, text=True,
+            env=os.environ,
+        )
+        self.assertEqual(out.stdout.strip(), "in use")
+        # The one writer's attempt is kept; once it is closed, the folder opens again.
+        sync(store, POSTMAN_TOKEN)
+        item = first_stop_with_address(store).items[0]
+        attempt = store.record_attempt(item, absent())
+        del store
+        reopened = tf.FieldStore.open(path, "dev-1", "pm-1", tf.StoreRole.POSTMAN)
+        self.assertIn(attempt.id, [p.id for p in reopened.pending_interactions()])
+
     def test_malformed_or_unexpected_sync_answers_are_protocol_errors(self):
         with self.assertRaises(tf.TourneeError.Protocol):
             self.store.apply_sync_answer(b"TRNE")

@@ -80,7 +80,11 @@ async fn main() {
     let db = Database::connect(&args.database_url)
         .await
         .expect("database");
-    let today = tournee_server::scope::civil_date(tournee_server::scope::days_since_epoch());
+    let zone = tournee_server::clock::time_zone(tournee_server::settings::DEFAULT_TIME_ZONE)
+        .expect("time zone");
+    let today = tournee_server::clock::Clock::system(zone)
+        .today()
+        .to_string();
 
     // 1. The town: every device its own round.
     let points_per_device = args.items.div_ceil(ITEMS_PER_POINT);
@@ -176,6 +180,13 @@ async fn main() {
             &args.database_url,
             "--document-cache",
             "100000",
+            // The storm mints its tokens with the development secret…
+            "--insecure-development",
+            // …and every device syncs from this one address, as fast as it can.
+            "--rate-per-address",
+            "0",
+            "--rate-per-principal",
+            "0",
         ])
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "warn,tournee_server=info")
@@ -207,6 +218,7 @@ async fn main() {
         jwt_algorithm: "RS256".into(),
         jwt_audience: "tournee".into(),
         jwt_issuer: "tournee-dev".into(),
+        insecure_development: true,
     })
     .unwrap();
     let client = reqwest::Client::builder()

@@ -81,6 +81,9 @@ macro_rules! insert_rows {
     };
 }
 
+// Files of aggregates, after the macros they use.
+mod items;
+
 /// Why a write was not committed. Nothing of it is stored in either case.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
@@ -958,7 +961,7 @@ fn like_literal(text: &str) -> String {
     escaped
 }
 
-fn queue_entry<R: Row>(r: &R) -> Result<QueueEntryRow, sqlx::Error>
+pub(crate) fn queue_entry<R: Row>(r: &R) -> Result<QueueEntryRow, sqlx::Error>
 where
     for<'a> &'a str: sqlx::ColumnIndex<R>,
     for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,

@@ -82,7 +82,6 @@ async function api(method, path, body) {
 }
 
 function errorText(body, status) {
-  if (body && typeof body.error === "string") return body.error;
   if (body && typeof body.message === "string") return body.message;
   return `HTTP ${status}`;
 }
@@ -255,7 +254,9 @@ function facts(rows) {
 const FIELDS = ["house_number", "suffix", "street", "building", "floor", "door_code", "mailbox_position", "pin", "note"];
 
 function correctionView(correction) {
-  const current = correction.current || {};
+  // The address and the access data as they stand: approving overwrites what is shown here.
+  const access = correction.current_access || {};
+  const current = { ...(correction.current || {}), ...access };
   const proposed = correction.proposed || {};
   const table = el(
     "table",
@@ -287,6 +288,7 @@ function correctionView(correction) {
       ["When", when(correction.proposed_at_ms)],
       ["Same proposal", `${agreeing} ${agreeing === 1 ? "proposal" : "proposals"} by ${correction.proposers.join(", ") || correction.proposed_by}`],
       ["Current address", (current.lines || []).join(", ")],
+      ["Current access", `door code ${show(access.door_code)} · floor ${show(access.floor)} · mailbox ${show(access.mailbox_position)}`],
     ]),
     table,
   );
@@ -442,6 +444,12 @@ async function appendTimeline(parent, s10) {
   }
   for (const choice of body.choices) {
     rows.push({ at: choice.made_at_ms, code: "choice", text: `customer chose ${choice.kind.replace(/_/g, " ")}${choice.applicable ? "" : ` (cannot apply: ${choice.reason})`}` });
+  }
+  for (const dispute of body.disputes || []) {
+    rows.push({ at: dispute.opened_at_ms, code: "dispute", text: `customer disputed attempt ${dispute.attempt_id}: “${dispute.comment}”` });
+    if (dispute.decided_at_ms !== null && dispute.decided_at_ms !== undefined) {
+      rows.push({ at: dispute.decided_at_ms, code: "decision", text: `dispute ${dispute.status}${dispute.answer ? `: ${dispute.answer}` : ""}` });
+    }
   }
   rows.sort((a, b) => a.at - b.at);
   const list = el("ol", { id: "timeline", class: "timeline", "data-item": s10 });

@@ -97,12 +97,31 @@ pub struct AccessNotes {
 /// The customer's standing preferences for this delivery point.
 #[derive(Debug, Clone, Default, PartialEq, Reconcile, Hydrate, Serialize, Deserialize)]
 #[cfg_attr(feature = "json-schema", derive(schemars::JsonSchema))]
+#[cfg_attr(
+    feature = "json-schema",
+    schemars(extend(
+        "if" = { "properties": { "never_to_neighbour": { "const": true } } },
+        "then" = { "properties": { "preferred_neighbour": { "type": "null" } } }
+    ))
+)]
 pub struct Preferences {
     /// Where parcels may be left when nobody answers.
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(length(max = 120), regex(pattern = crate::rules::patterns::TEXT))
+    )]
     pub safe_place: Option<String>,
-    /// The neighbour to try first.
+    /// The neighbour to try first (none when `never_to_neighbour`).
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(length(max = 120), regex(pattern = crate::rules::patterns::TEXT))
+    )]
     pub preferred_neighbour: Option<String>,
     /// The pickup point to use instead of the post office.
+    #[cfg_attr(
+        feature = "json-schema",
+        schemars(regex(pattern = crate::rules::patterns::IDENTIFIER))
+    )]
     pub preferred_pickup_point: Option<String>,
     /// Never leave anything with a neighbour.
     pub never_to_neighbour: bool,

@@ -73,6 +73,13 @@ pub enum StoreError {
         /// The device it belongs to.
         found: String,
     },
+    /// Another `PhoneStore` (in this process or another) has the store open: two writers on
+    /// one folder would each believe their commits durable while one overwrites the other.
+    #[error("{path} is already open (another store object or process holds its lock)")]
+    InUse {
+        /// The store's folder.
+        path: PathBuf,
+    },
     /// The document is not in the store.
     #[error("{0} is not in this store; sync the round first")]
     UnknownDocument(DocId),
@@ -198,6 +205,9 @@ pub struct PhoneStore {
     manifest: Option<RoundManifest>,
     docs: BTreeMap<DocId, StoredDoc>,
     options: StoreOptions,
+    /// The exclusive lock on `<root>/lock`, held as long as the store is open; the operating
+    /// system releases it when the store is dropped or its process dies.
+    _lock: fs::File,
 }
 
 impl PhoneStore {
@@ -214,6 +224,23 @@ impl PhoneStore {
         };
         rules::identifier(principal, &identity.principal).map_err(OperationError::from)?;
         fs::create_dir_all(root.join("docs")).map_err(|e| StoreError::io(root, e))?;
+        // One writer per folder: taken before anything is read, repaired or written.
+        let lock_path = root.join("lock");
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| StoreError::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::InUse {
+                    path: root.to_owned(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(StoreError::io(&lock_path, e)),
+        }
         remove_temp_files(root)?;
         remove_temp_files(&root.join("docs"))?;
         let meta_path = root.join("store.cbor");
@@ -256,6 +283,7 @@ impl PhoneStore {
             manifest,
             docs: BTreeMap::new(),
             options,
+            _lock: lock,
         };
         let entries = fs::read_dir(root.join("docs")).map_err(|e| StoreError::io(root, e))?;
         for entry in entries {

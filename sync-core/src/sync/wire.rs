@@ -320,8 +320,7 @@ fn decode<T: DeserializeOwned>(frame: &[u8], limits: &Limits) -> Result<T, WireE
         raw.to_vec()
     };
     let mut reader = body.as_slice();
-    let value =
-        ciborium::from_reader(&mut reader).map_err(|e| WireError::Malformed(e.to_string()))?;
+    let value = ciborium::from_reader(&mut reader).map_err(|e| WireError::Malformed(cbor(e)))?;
     if !reader.is_empty() {
         return Err(WireError::Malformed(format!(
             "{} bytes after the batch",
@@ -333,3 +332,16 @@ fn decode<T: DeserializeOwned>(frame: &[u8], limits: &Limits) -> Result<T, WireE
 
 impl bounded::MaybeBytes for DocRequest {}
 impl bounded::MaybeBytes for DocResponse {}
+
+/// What was wrong with the CBOR, in words: ciborium's own `Display` is its `Debug`
+/// (`Semantic(None, "…")`), which is not for the peer to read.
+fn cbor(e: ciborium::de::Error<std::io::Error>) -> String {
+    use ciborium::de::Error;
+    match e {
+        Error::Io(e) => format!("the batch could not be read: {e}"),
+        Error::Syntax(at) => format!("the batch is not CBOR (byte {at})"),
+        Error::Semantic(Some(at), why) => format!("{why} (byte {at})"),
+        Error::Semantic(None, why) => why,
+        Error::RecursionLimitExceeded => "the batch is nested too deeply".into(),
+    }
+}

@@ -50,7 +50,9 @@ async fn run(url: &str, seed: bool) -> Result<(), String> {
     let settings = tournee_e2e::settings(url);
     let state = AppState::new(&settings).await.map_err(|e| e.to_string())?;
     if seed {
-        demo::seed(&state.db).await.map_err(|e| e.to_string())?;
+        demo::seed(&state.db, &state.clock)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let listener = TcpListener::bind(settings.listen)
         .await
