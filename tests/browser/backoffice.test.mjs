@@ -86,6 +86,9 @@ try {
   await page.click(`#queue [data-queue-id="${correctionEntry}"] button`);
   await page.locator(`#detail[data-queue-id="${correctionEntry}"] #correction-table`).waitFor();
   assert.equal(await page.textContent('#correction-table tr[data-field="house_number"] td.proposed'), "35");
+  // The door code it would overwrite is in view, not "—".
+  const doorCodeNow = await page.textContent('#correction-table tr[data-field="door_code"] td:not(.proposed)');
+  assert.match(doorCodeNow, /^[0-9A-Z]{4,}$/, `current door code shown: ${doorCodeNow}`);
   await page.locator("#position-svg").waitFor();
   if (screenshots) await page.screenshot({ path: join(screenshots, "correction.png"), fullPage: true });
 

@@ -58,7 +58,7 @@ impl Database {
     pub async fn disputes_for_item(&self, item: &str) -> Result<Vec<QueueEntryRow>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query(DISPUTES_OF_ITEM).bind(item).fetch_all(pool).await?
-                .iter().map(|r| queue_entry(r)).collect()
+                .iter().map(queue_entry).collect()
         })
     }
 }
