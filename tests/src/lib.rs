@@ -149,6 +149,21 @@ impl TestServer {
         self.state.keys.mint(subject, role, device, 3600).unwrap()
     }
 
+    /// Stops the server and hands back its files (a SQLite database) and URL, to start it again
+    /// on the same data.
+    pub async fn stop_keeping_files(mut self) -> (tempfile::TempDir, String) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+        if let tournee_server::db::Database::Sqlite(pool) = &self.state.db {
+            pool.close().await;
+        }
+        (self._dir, self.database_url)
+    }
+
     /// Stops the server, waiting for requests in flight.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -271,8 +286,20 @@ impl Phone {
         }
     }
 
-    /// A whole sync session over HTTP.
+    /// A whole sync session over HTTP; panics unless every answer is a success.
     pub async fn sync(&mut self, server: &TestServer) -> SyncReport {
+        match self.try_sync(server).await {
+            Ok(report) => report,
+            Err((status, body)) => panic!("sync answered {status}: {body}"),
+        }
+    }
+
+    /// A whole sync session over HTTP, abandoned at the first answer that is not a success
+    /// (as an app does): that answer's status and body.
+    pub async fn try_sync(
+        &mut self,
+        server: &TestServer,
+    ) -> Result<SyncReport, (reqwest::StatusCode, String)> {
         let client = reqwest::Client::new();
         let limits = Limits::default();
         let mut session = SyncSession::new(&mut self.store, limits);
@@ -284,18 +311,15 @@ impl Phone {
                 .send()
                 .await
                 .unwrap();
-            assert!(
-                response.status().is_success(),
-                "sync answered {}: {}",
-                response.status(),
-                response.text().await.unwrap()
-            );
+            if !response.status().is_success() {
+                return Err((response.status(), response.text().await.unwrap()));
+            }
             let frame = response.bytes().await.unwrap();
             session
                 .apply_response(wire::decode_response(&frame, &limits).unwrap())
                 .unwrap();
         }
-        session.finish()
+        Ok(session.finish())
     }
 }
 

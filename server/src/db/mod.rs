@@ -119,6 +119,20 @@ pub struct ItemInfo {
     pub status: String,
 }
 
+/// Whether a connection returned to the pool may serve again: its pending rollback flushed, it
+/// must be outside any transaction. A commit that failed (SQLite's "database or disk is full"
+/// at COMMIT) leaves the driver counting a transaction that its rollback could not end; such
+/// a connection would turn every later transaction into a savepoint of one that never commits,
+/// holding the write lock. It is closed instead, and the pool opens a fresh one.
+async fn still_clean<C: sqlx::Connection>(conn: &mut C) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    let clean = !conn.is_in_transaction();
+    if !clean {
+        tracing::warn!("closing a database connection left inside a transaction");
+    }
+    Ok(clean)
+}
+
 impl Database {
     /// Connects, creating a SQLite file if needed, and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
@@ -126,6 +140,7 @@ impl Database {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
+                .after_release(|conn, _| Box::pin(still_clean(conn)))
                 .connect(url)
                 .await?;
             sqlx::migrate!("../migrations/postgres").run(&pool).await?;
@@ -139,6 +154,7 @@ impl Database {
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 .max_connections(4)
+                .after_release(|conn, _| Box::pin(still_clean(conn)))
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("../migrations/sqlite").run(&pool).await?;

@@ -1,0 +1,260 @@
+//! Faults injected from outside, and the promise that survives them: every interaction the
+//! server acknowledged is stored once, and nothing it did not store is acknowledged.
+//!
+//! - a full SQLite database (its `max_page_count` set at the current size): every sync while
+//!   full answers 5xx and acknowledges nothing; once space returns syncs succeed; after a
+//!   restart every acknowledged interaction is there.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::collections::BTreeSet;
+
+use tournee_e2e::{Backend, Phone, TestServer};
+use tournee_server::db::Database;
+use tournee_sync_core::fixtures;
+
+/// Sets `max_page_count` on every connection of the pool (the pragma is per connection):
+/// `None` gives the database room again.
+async fn limit_pages(db: &Database, pages: Option<i64>) {
+    let Database::Sqlite(pool) = db else {
+        panic!("SQLite only")
+    };
+    let mut held = Vec::new();
+    for _ in 0..pool.options().get_max_connections() {
+        held.push(pool.acquire().await.unwrap());
+    }
+    for conn in &mut held {
+        let current: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        let limit = pages.unwrap_or(1 << 30).max(current);
+        sqlx::query(&format!("PRAGMA max_page_count = {limit}"))
+            .execute(&mut **conn)
+            .await
+            .unwrap();
+    }
+}
+
+/// The ids of the attempts stored in the database.
+async fn stored_attempts(db: &Database) -> BTreeSet<String> {
+    let Database::Sqlite(pool) = db else {
+        panic!("SQLite only")
+    };
+    sqlx::query_scalar("SELECT id FROM attempts")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+#[tokio::test]
+async fn a_full_sqlite_database_acknowledges_nothing_and_loses_nothing() {
+    let server = TestServer::start(&Backend::Sqlite).await;
+    let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
+    phone.sync(&server).await;
+    let items: Vec<_> = phone
+        .store
+        .manifest()
+        .unwrap()
+        .stops
+        .iter()
+        .flat_map(|s| s.items.clone())
+        .collect();
+    let mut acknowledged = BTreeSet::new();
+    let mut n = 0;
+    let mut record = |phone: &mut Phone, count: usize| {
+        for _ in 0..count {
+            let item = tournee_sync_core::S10::parse(&items[n % items.len()]).unwrap();
+            let attempt = fixtures::absent_attempt("dev-1", "pm-1", n as u32);
+            phone.store.record_attempt(&item, &attempt).unwrap();
+            n += 1;
+        }
+    };
+
+    // Full: nothing is acknowledged, and every sync says so with a 5xx.
+    limit_pages(&server.state.db, Some(0)).await;
+    for _ in 0..6 {
+        record(&mut phone, 20);
+        let pending = phone.store.pending_interactions().len();
+        match phone.try_sync(&server).await {
+            Err((status, _)) => assert!(status.is_server_error(), "{status}"),
+            Ok(report) => panic!("a sync into a full database succeeded: {report:?}"),
+        }
+        assert_eq!(phone.store.pending_interactions().len(), pending);
+    }
+
+    // Space again: the phone drains, and what the server acknowledged is in the database,
+    // seen by another connection.
+    limit_pages(&server.state.db, None).await;
+    record(&mut phone, 5);
+    let ids: BTreeSet<String> = phone
+        .store
+        .pending_interactions()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    phone.sync(&server).await;
+    assert!(phone.store.pending_interactions().is_empty());
+    acknowledged.extend(ids);
+    let url = server.database_url.clone();
+    let other = Database::connect(&url).await.unwrap();
+    let stored = stored_attempts(&other).await;
+    assert!(
+        acknowledged.is_subset(&stored),
+        "{:?}",
+        acknowledged.difference(&stored)
+    );
+
+    // After a restart, all of it is still there.
+    let (dir, url) = server.stop_keeping_files().await;
+    let again = TestServer::start_on(&url, dir).await;
+    let stored = stored_attempts(&again.state.db).await;
+    assert!(
+        acknowledged.is_subset(&stored),
+        "{:?}",
+        acknowledged.difference(&stored)
+    );
+    again.stop().await;
+}
+
+/// A small tmpfs, unmounted when dropped (even when the test fails).
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .status();
+        assert!(
+            matches!(status, Ok(s) if s.success()),
+            "mounting a {megabytes} MB tmpfs needs root (CI runs as root): {status:?}"
+        );
+        Self { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Fills what is left of the disk with one file; removing it gives the space back.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_full_disk_fails_commits_visibly_and_loses_no_acknowledged_interaction() {
+    let disk = SmallDisk::mount(8);
+    let url = format!("sqlite://{}", disk.path().join("tournee.db").display());
+    let state = tournee_server::AppState::new(&tournee_e2e::settings(&url))
+        .await
+        .unwrap();
+    tournee_server::demo::seed(&state.db, &state.clock)
+        .await
+        .unwrap();
+    drop(state);
+    let server = TestServer::start_on(&url, tempfile::tempdir().unwrap()).await;
+    let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
+    phone.sync(&server).await;
+    let items: Vec<_> = phone
+        .store
+        .manifest()
+        .unwrap()
+        .stops
+        .iter()
+        .flat_map(|s| s.items.clone())
+        .collect();
+    let mut n = 0u32;
+    let mut acknowledged = BTreeSet::new();
+    let mut record = |phone: &mut Phone, count: u32| {
+        for _ in 0..count {
+            let item = tournee_sync_core::S10::parse(&items[n as usize % items.len()]).unwrap();
+            let attempt = fixtures::absent_attempt("dev-1", "pm-1", n);
+            phone.store.record_attempt(&item, &attempt).unwrap();
+            n += 1;
+        }
+    };
+
+    // The disk fills up: syncs fail with 5xx, and none acknowledges what it could not store.
+    let filler = disk.fill();
+    let mut failed = 0;
+    for _ in 0..14 {
+        record(&mut phone, 3);
+        let before: BTreeSet<String> = phone
+            .store
+            .pending_interactions()
+            .into_iter()
+            .map(|i| i.id)
+            .collect();
+        match phone.try_sync(&server).await {
+            Err((status, _)) => {
+                assert!(status.is_server_error(), "{status}");
+                failed += 1;
+            }
+            // A sync may still fit in what SQLite had preallocated; then it is acknowledged.
+            Ok(_) => {
+                let after: BTreeSet<String> = phone
+                    .store
+                    .pending_interactions()
+                    .into_iter()
+                    .map(|i| i.id)
+                    .collect();
+                acknowledged.extend(before.difference(&after).cloned());
+            }
+        }
+    }
+    assert!(failed > 0, "the disk never filled up");
+
+    // Space returns: the phone drains without a restart, and every interaction the server
+    // acknowledged is visible to another connection and after a restart.
+    std::fs::remove_file(filler).unwrap();
+    let pending: BTreeSet<String> = phone
+        .store
+        .pending_interactions()
+        .into_iter()
+        .map(|i| i.id)
+        .collect();
+    phone.sync(&server).await;
+    assert!(phone.store.pending_interactions().is_empty());
+    acknowledged.extend(pending);
+    let other = Database::connect(&url).await.unwrap();
+    let stored = stored_attempts(&other).await;
+    assert!(
+        acknowledged.is_subset(&stored),
+        "acknowledged but not stored: {:?}",
+        acknowledged.difference(&stored)
+    );
+    if let Database::Sqlite(pool) = &other {
+        pool.close().await;
+    }
+    let (dir, url) = server.stop_keeping_files().await;
+    let again = TestServer::start_on(&url, dir).await;
+    let stored = stored_attempts(&again.state.db).await;
+    assert!(
+        acknowledged.is_subset(&stored),
+        "lost at restart: {:?}",
+        acknowledged.difference(&stored)
+    );
+    again.stop().await;
+}
