@@ -3,7 +3,9 @@
 //!
 //! - a full SQLite database (its `max_page_count` set at the current size): every sync while
 //!   full answers 5xx and acknowledges nothing; once space returns syncs succeed; after a
-//!   restart every acknowledged interaction is there.
+//!   restart every acknowledged interaction is there; the same with a full disk;
+//! - readiness: 503 within a second while the database cannot take a write (full, gone), and
+//!   no start at all on a database the server cannot write.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -257,4 +259,50 @@ async fn a_full_disk_fails_commits_visibly_and_loses_no_acknowledged_interaction
         acknowledged.difference(&stored)
     );
     again.stop().await;
+}
+
+async fn readiness(server: &TestServer) -> (reqwest::StatusCode, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let status = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap()
+        .status();
+    (status, started.elapsed())
+}
+
+#[tokio::test]
+async fn readiness_follows_the_ability_to_write_and_answers_within_a_second() {
+    use reqwest::StatusCode;
+    // SQLite: ready, then full, then ready again.
+    let server = TestServer::start(&Backend::Sqlite).await;
+    assert_eq!(readiness(&server).await.0, StatusCode::OK);
+    limit_pages(&server.state.db, Some(0)).await;
+    let (status, took) = readiness(&server).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(took < std::time::Duration::from_millis(1_500), "{took:?}");
+    limit_pages(&server.state.db, None).await;
+    assert_eq!(readiness(&server).await.0, StatusCode::OK);
+    let (dir, url) = server.stop_keeping_files().await;
+
+    // A database it cannot write: the server refuses to start, and says why.
+    let read_only = format!("{url}?mode=ro");
+    let refusal = tournee_server::AppState::new(&tournee_e2e::settings(&read_only))
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(refusal.contains("cannot take a write"), "{refusal}");
+    drop(dir);
+
+    // PostgreSQL gone: not ready, within a second.
+    if let Some(Backend::Postgres(admin)) = tournee_e2e::backends().into_iter().nth(1) {
+        let (url, name) = tournee_e2e::fresh_postgres(&admin).await;
+        let server = TestServer::start_on(&url, tempfile::tempdir().unwrap()).await;
+        assert_eq!(readiness(&server).await.0, StatusCode::OK);
+        tournee_e2e::drop_postgres(&admin, &name).await;
+        let (status, took) = readiness(&server).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(took < std::time::Duration::from_millis(1_500), "{took:?}");
+        server.stop().await;
+    }
 }

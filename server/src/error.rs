@@ -133,6 +133,11 @@ impl ApiError {
         e
     }
 
+    /// 503 with a message of our own (readiness): nothing internal to hide.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
     /// Names the field, parameter or header at fault, as the client spelled it.
     pub fn field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());

@@ -51,6 +51,7 @@ use crate::auth::Keys;
 use crate::clock::Clock;
 use crate::db::Database;
 use crate::documents::DocumentCache;
+use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::settings::{GuardSettings, Settings};
 
@@ -110,6 +111,10 @@ impl AppState {
         let keys = Keys::from_settings(&settings.auth).map_err(StartError::Keys)?;
         let rate_limits = RateLimits::new(&settings.guards).map_err(StartError::Settings)?;
         let db = Database::connect(&settings.database_url).await?;
+        // A server that cannot write would acknowledge nothing: refuse to start.
+        db.check_writable()
+            .await
+            .map_err(|e| StartError::Settings(format!("the database cannot take a write: {e}")))?;
         let limits = Limits {
             max_frame_bytes: settings.max_body_bytes,
             ..Limits::default()
@@ -208,12 +213,22 @@ async fn openapi() -> impl IntoResponse {
     axum::Json(routes::openapi())
 }
 
-async fn ready(State(app): State<Arc<AppState>>) -> impl IntoResponse {
-    match app.db.ping().await {
-        Ok(()) => (StatusCode::OK, "ready"),
-        Err(e) => {
-            tracing::warn!(error = %e, "database not ready");
-            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
+/// How long readiness may take to answer: a load balancer's probe must not hang.
+const READINESS_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Ready when the database takes a write within a second: not merely when it answers a
+/// `SELECT` (a full disk, a read-only file or blocked writers answer those too).
+async fn ready(State(app): State<Arc<AppState>>) -> Response {
+    match tokio::time::timeout(READINESS_DEADLINE, app.db.check_writable()).await {
+        Ok(Ok(())) => (StatusCode::OK, "ready").into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "not ready: the database cannot take a write");
+            ApiError::unavailable("the database cannot take a write").into_response()
+        }
+        Err(_) => {
+            tracing::warn!("not ready: the database did not take a write within a second");
+            ApiError::unavailable("the database did not take a write within a second")
+                .into_response()
         }
     }
 }

@@ -10,7 +10,7 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -119,6 +119,24 @@ pub struct ItemInfo {
     pub status: String,
 }
 
+/// The readiness probe's write, rolled back.
+const PROBE_WRITE: &str = "INSERT INTO readiness_probe (id, payload) VALUES (1, $1)";
+/// Larger than a page, so that a database that cannot grow refuses it.
+const PROBE_BYTES: usize = 16 * 1024;
+
+/// Settings of every PostgreSQL session, so that no failure holds the others up for long: a
+/// statement that runs away, a lock that is not granted, and a session left idle inside a
+/// transaction (a client cut off mid-commit, still holding the lock every writer takes) end
+/// with an error; keepalives let the server notice a peer that vanished without a word.
+const PG_SESSION: [(&str, &str); 6] = [
+    ("statement_timeout", "30s"),
+    ("lock_timeout", "10s"),
+    ("idle_in_transaction_session_timeout", "15s"),
+    ("tcp_keepalives_idle", "10"),
+    ("tcp_keepalives_interval", "5"),
+    ("tcp_keepalives_count", "3"),
+];
+
 /// Whether a connection returned to the pool may serve again: its pending rollback flushed, it
 /// must be outside any transaction. A commit that failed (SQLite's "database or disk is full"
 /// at COMMIT) leaves the driver counting a transaction that its rollback could not end; such
@@ -137,11 +155,12 @@ impl Database {
     /// Connects, creating a SQLite file if needed, and applies the migrations.
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?.options(PG_SESSION);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
+                .acquire_timeout(Duration::from_secs(5))
                 .after_release(|conn, _| Box::pin(still_clean(conn)))
-                .connect(url)
+                .connect_with(options)
                 .await?;
             sqlx::migrate!("../migrations/postgres").run(&pool).await?;
             Ok(Database::Postgres(pool))
@@ -182,6 +201,20 @@ impl Database {
     /// Whether the database answers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
+    }
+
+    /// Whether the database can take a write now: a row the size of a sync's worth of changes,
+    /// written in a transaction that is rolled back. Fails on a full disk or database, a
+    /// read-only file or server, or a connection that cannot be had.
+    pub async fn check_writable(&self) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(PROBE_WRITE)
+                .bind(vec![0u8; PROBE_BYTES])
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await
+        })
     }
 
     /// Stores a new document the server created (skeleton and reference data).
