@@ -548,3 +548,64 @@ async fn every_refusal_has_one_shape_with_a_code_and_the_field_as_sent() {
         server.stop().await;
     }
 }
+
+#[tokio::test]
+async fn stalled_uploads_cannot_hold_more_memory_than_the_upload_budget() {
+    let server = TestServer::start_configured(
+        &Backend::Sqlite,
+        |s| {
+            s.guards.upload_budget_bytes = 1_000_000;
+            s.guards.body_timeout_secs = 4;
+        },
+        None,
+    )
+    .await;
+    let address = server.base.trim_start_matches("http://").to_string();
+    let token = server.token(TokenRole::Postman, "pm-1", Some("dev-1"));
+    // Three uploads that declare 600 kB each and stall: the first holds its share of the
+    // budget; the others find it spent and are refused, rather than held in memory.
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(
+                format!(
+                    "POST /v1/sync HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\n\
+                     Content-Length: 600000\r\n\r\n0123456789"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        stalled.push(stream);
+    }
+    let mut answers = Vec::new();
+    for mut stream in stalled {
+        answers.push(read_to_close(&mut stream, Duration::from_secs(15)).await);
+    }
+    let busy = answers
+        .iter()
+        .filter(|a| a.starts_with("HTTP/1.1 503") && a.contains("\"code\":\"busy\""))
+        .count();
+    assert_eq!(busy, 2, "{answers:#?}");
+    assert!(
+        answers.iter().any(|a| a.starts_with("HTTP/1.1 408")),
+        "{answers:#?}"
+    );
+    // The budget is whole again, and a normal request goes through.
+    assert_eq!(server.state.uploads.available(), 1_000_000);
+    let answer = reqwest::Client::new()
+        .post(format!("{}/v1/sync", server.base))
+        .bearer_auth(&token)
+        .body(tournee_sync_core::sync::wire::encode_request(
+            &tournee_sync_core::sync::wire::SyncRequest {
+                since: None,
+                docs: vec![],
+            },
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    server.stop().await;
+}

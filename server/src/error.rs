@@ -133,6 +133,13 @@ impl ApiError {
         e
     }
 
+    /// 503 for a server that is busy now: come back after `retry_after`.
+    pub fn busy(message: impl Into<String>, retry_after: Duration) -> Self {
+        let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", message);
+        e.retry_after = Some(retry_after);
+        e
+    }
+
     /// 503 with a message of our own (readiness): nothing internal to hide.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

@@ -25,6 +25,7 @@ pub mod routes;
 pub mod scope;
 pub mod settings;
 pub mod sync_api;
+pub mod uploads;
 pub mod web;
 
 use std::future::Future;
@@ -54,6 +55,7 @@ use crate::documents::DocumentCache;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::settings::{GuardSettings, Settings};
+use crate::uploads::UploadBudget;
 
 /// What every request handler shares.
 pub struct AppState {
@@ -79,6 +81,8 @@ pub struct AppState {
     pub rate_limits: RateLimits,
     /// Timeouts and cross-origin access.
     pub guards: GuardSettings,
+    /// The memory request bodies in flight may hold.
+    pub uploads: UploadBudget,
 }
 
 /// Why the server could not start.
@@ -130,6 +134,7 @@ impl AppState {
             corroboration: settings.corroboration,
             clock,
             rate_limits,
+            uploads: UploadBudget::new(settings.guards.upload_budget_bytes),
             guards: settings.guards.clone(),
         }))
     }
@@ -155,6 +160,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         });
     router
         .layer(DefaultBodyLimit::disable())
+        .layer(from_fn_with_state(state.clone(), uploads::limit_uploads))
         .layer(RequestBodyLimitLayer::new(body_limit))
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
             guards.body_timeout_secs,

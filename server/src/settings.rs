@@ -81,6 +81,10 @@ pub struct GuardSettings {
     /// Seconds requests in flight get to finish after a shutdown signal.
     #[arg(long, env = "TOURNEE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+    /// Bytes that request bodies in flight may hold together; a request that finds them spent
+    /// waits up to 2 s, then gets 503 with Retry-After.
+    #[arg(long, env = "TOURNEE_UPLOAD_BUDGET_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub upload_budget_bytes: usize,
     /// Origins whose pages may call the API from a browser (CORS), comma separated, e.g.
     /// `https://suivi.example.fr`. None by default: cross-origin calls are refused.
     #[arg(long, env = "TOURNEE_CORS_ORIGINS", value_delimiter = ',')]
@@ -98,6 +102,7 @@ impl Default for GuardSettings {
             body_timeout_secs: 30,
             request_timeout_secs: 60,
             shutdown_grace_secs: 20,
+            upload_budget_bytes: 64 * 1024 * 1024,
             cors_origins: Vec::new(),
         }
     }
