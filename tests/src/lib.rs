@@ -109,7 +109,7 @@ impl TestServer {
             Clock::system(tournee_server::clock::time_zone(&settings.time_zone).unwrap())
         });
         let state = AppState::with_clock(&settings, clock).await.unwrap();
-        let mut server = Self::serve(state, &database_url, dir).await;
+        let mut server = Self::serve_state(state, &database_url, dir).await;
         server.postgres = postgres;
         demo::seed(&server.state.db, &server.state.clock)
             .await
@@ -120,10 +120,15 @@ impl TestServer {
     /// Starts a server on an existing database.
     pub async fn start_on(database_url: &str, dir: tempfile::TempDir) -> Self {
         let state = AppState::new(&settings(database_url)).await.unwrap();
-        Self::serve(state, database_url, dir).await
+        Self::serve_state(state, database_url, dir).await
     }
 
-    async fn serve(state: Arc<AppState>, database_url: &str, dir: tempfile::TempDir) -> Self {
+    /// Serves a state the test built itself (its own settings or clock) on port 0.
+    pub async fn serve_state(
+        state: Arc<AppState>,
+        database_url: &str,
+        dir: tempfile::TempDir,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = oneshot::channel();
