@@ -78,3 +78,55 @@ fn it_starts_with_a_secret_of_its_own_and_in_demo_mode() {
         .unwrap();
     assert!(listens(child));
 }
+
+#[test]
+fn sigterm_with_a_stalled_client_stops_within_the_grace_period() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-secret-of-our-own-that-is-long-enough-0123456789";
+    let mut child = server(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--shutdown-grace-secs", "1"],
+        Some(secret),
+    )
+    .spawn()
+    .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(at) = line.find("address=") {
+                let address: String = line[at + 8..]
+                    .chars()
+                    .take_while(|c| !c.is_whitespace())
+                    .collect();
+                let _ = tx.send(address);
+            }
+        }
+    });
+    let address = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    // A client that sends half a body and stops.
+    let mut stalled = std::net::TcpStream::connect(&address).unwrap();
+    stalled
+        .write_all(b"POST /v1/sync HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still running 10 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(stalled);
+}
