@@ -228,7 +228,12 @@ pub fn openapi() -> Value {
                 }),
                 Reply::Other(media, meaning) => json!({
                     "description": meaning,
-                    "content": content(media, json!({ "type": "string" })),
+                    "content": content(media, if media == JSON {
+                        // This document itself: an OpenAPI object.
+                        json!({ "type": "object" })
+                    } else {
+                        json!({ "type": "string" })
+                    }),
                 }),
             },
         );
