@@ -222,10 +222,12 @@ async fn failed_authentication_is_rate_limited_per_address_with_retry_after() {
             .text()
             .await
             .unwrap();
-        assert!(
-            metrics.contains("tournee_auth_failures_total 6"),
-            "{metrics}"
-        );
+        let failures: f64 = metrics
+            .lines()
+            .filter(|l| l.starts_with("tournee_auth_failures_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(failures, 6.0, "{metrics}");
         assert!(
             metrics.contains("tournee_rate_limited_total 1"),
             "{metrics}"

@@ -19,6 +19,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::auth::{authenticate, TokenRole};
 use crate::error::ApiError;
+use crate::metrics::AuthFailureLabels;
 use crate::routes::Access;
 use crate::settings::GuardSettings;
 use crate::AppState;
@@ -152,7 +153,12 @@ pub async fn enforce(
     let claims = match authenticate(&app, request.headers()).await {
         Ok(claims) => claims,
         Err(refusal) => {
-            app.metrics.auth_failures.inc();
+            app.metrics
+                .auth_failures
+                .get_or_create(&AuthFailureLabels {
+                    code: refusal.code().to_string(),
+                })
+                .inc();
             let address = app.rate_limits.client_address(&request);
             let limited = check(
                 app.rate_limits.auth_failures.as_ref(),
@@ -185,6 +191,9 @@ pub async fn enforce(
         app.metrics.rate_limited.inc();
         return limited.into_response();
     }
+    let span = tracing::Span::current();
+    span.record("role", claims.role.as_str());
+    span.record("principal", claims.sub.as_str());
     request.extensions_mut().insert(claims);
     next.run(request).await
 }

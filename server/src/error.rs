@@ -193,6 +193,9 @@ impl IntoResponse for ApiError {
             field: self.field,
         };
         let mut response = (self.status, Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::request_log::RefusalCode(self.code));
         let headers = response.headers_mut();
         if self.status == StatusCode::UNAUTHORIZED {
             // RFC 6750 §3: a 401 names the scheme the client must use.

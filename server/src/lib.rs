@@ -20,6 +20,7 @@ pub mod json_body;
 pub mod metrics;
 pub mod params;
 pub mod reconcile;
+pub mod request_log;
 pub mod review;
 pub mod routes;
 pub mod scope;
@@ -45,7 +46,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
-use tower_http::trace::TraceLayer;
 
 use crate::access::RateLimits;
 use crate::auth::Keys;
@@ -176,7 +176,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(map_response(errors_in_one_shape))
         .layer(from_fn_with_state(state.clone(), access::limit_addresses))
         .layer(cors(&guards.cors_origins))
-        .layer(TraceLayer::new_for_http())
+        .layer(from_fn_with_state(state.clone(), request_log::log_requests))
         .with_state(state)
 }
 
@@ -241,10 +241,7 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
     (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
-        )],
+        [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
         app.metrics.render(),
     )
 }

@@ -1,4 +1,5 @@
-//! Prometheus metrics: syncs, changes accepted and refused, latency.
+//! Prometheus metrics, served as OpenMetrics text: requests and their latency per route,
+//! authentication failures by reason, rate limiting, syncs, changes accepted and refused.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -16,6 +17,31 @@ pub struct RefusalLabels {
     pub role: String,
 }
 
+/// A request's labels: the route template, never the raw path.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    /// GET, POST…
+    pub method: String,
+    /// The route template, e.g. `/v1/customer/items/{s10}`.
+    pub route: String,
+    /// The answer's status.
+    pub status: u16,
+}
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AuthFailureLabels {
+    /// The refusal's code, e.g. `token_expired`, `device_revoked`.
+    pub code: String,
+}
+
+/// The content type of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 14))
+}
+
 /// The server's counters.
 pub struct Metrics {
     registry: Registry,
@@ -27,9 +53,13 @@ pub struct Metrics {
     pub refused: Family<RefusalLabels, Counter>,
     /// Seconds to answer a sync.
     pub sync_seconds: Histogram,
-    /// Requests refused for a missing or invalid token (401), or refused as rate limited after
-    /// too many such failures.
-    pub auth_failures: Counter,
+    /// Requests refused for their token (401, or 403 for a revoked or unregistered device), by
+    /// the refusal's code.
+    pub auth_failures: Family<AuthFailureLabels, Counter>,
+    /// Requests answered, per route, method and status.
+    pub requests: Family<RouteLabels, Counter>,
+    /// Seconds to answer, per route, method and status.
+    pub request_seconds: Family<RouteLabels, Histogram>,
     /// Requests refused by a rate limit (429).
     pub rate_limited: Counter,
 }
@@ -58,11 +88,24 @@ impl Metrics {
             "Time to answer a sync request",
             sync_seconds.clone(),
         );
-        let auth_failures = Counter::default();
+        let auth_failures = Family::<AuthFailureLabels, Counter>::default();
         registry.register(
             "auth_failures",
-            "Requests whose token was missing or did not verify",
+            "Requests refused for their token, by reason",
             auth_failures.clone(),
+        );
+        let requests = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "Requests answered, per route, method and status",
+            requests.clone(),
+        );
+        let request_seconds =
+            Family::<RouteLabels, Histogram>::new_with_constructor(latency_histogram as fn() -> _);
+        registry.register(
+            "http_request_seconds",
+            "Time to answer a request, per route, method and status",
+            request_seconds.clone(),
         );
         let rate_limited = Counter::default();
         registry.register(
@@ -72,6 +115,8 @@ impl Metrics {
         );
         Self {
             auth_failures,
+            requests,
+            request_seconds,
             rate_limited,
             registry,
             syncs,

@@ -30,7 +30,7 @@ fn server(dir: &std::path::Path, args: &[&str], secret: Option<&str>) -> Command
 
 /// Waits for the line saying where the server listens, then stops it.
 fn listens(mut child: Child) -> bool {
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -91,7 +91,7 @@ fn sigterm_with_a_stalled_client_stops_within_the_grace_period() {
     )
     .spawn()
     .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -129,4 +129,113 @@ fn sigterm_with_a_stalled_client_stops_within_the_grace_period() {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(stalled);
+}
+
+/// One HTTP/1.1 exchange over a plain socket: the answer's head and body.
+fn http(address: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+#[test]
+fn json_logs_carry_the_request_id_route_and_caller_and_metrics_count_per_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "a-secret-of-our-own-that-is-long-enough-0123456789";
+    let mut child = server(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--log-format", "json", "--demo"],
+        Some(secret),
+    )
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let lines = || rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let address = loop {
+        let line = lines();
+        let entry: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        if entry["fields"]["message"] == "listening" {
+            break entry["fields"]["address"].as_str().unwrap().to_string();
+        }
+    };
+    let token = Command::new(env!("CARGO_BIN_EXE_tournee-server"))
+        .args(["token", "--role", "customer", "--subject", "cust-1"])
+        .env("TOURNEE_JWT_SECRET", secret)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap();
+    let answer = http(
+        &address,
+        &format!(
+            "GET /v1/customer/items?private=search HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {}\r\nx-request-id: req-42.a\r\n\r\n",
+            token.trim()
+        ),
+    );
+    assert!(answer.contains("x-request-id: req-42.a"), "{answer}");
+    let logged = loop {
+        let line = lines();
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if entry["fields"]["message"] == "answered" && entry["span"]["request_id"] == "req-42.a" {
+            break entry;
+        }
+    };
+    assert_eq!(logged["span"]["route"], "/v1/customer/items", "{logged}");
+    assert_eq!(logged["span"]["method"], "GET");
+    assert_eq!(logged["span"]["role"], "customer");
+    assert_eq!(logged["span"]["principal"], "cust-1");
+    assert_eq!(logged["fields"]["status"], 200);
+    assert!(logged["fields"]["latency_ms"].as_f64().is_some());
+    assert!(
+        !logged.to_string().contains("private=search"),
+        "no query string in logs"
+    );
+
+    // A refusal is logged with its code; a request without an id gets one.
+    let answer = http(
+        &address,
+        "GET /v1/backoffice/items/RR12 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        answer.to_ascii_lowercase().contains("x-request-id: "),
+        "{answer}"
+    );
+    let refused = loop {
+        let entry: serde_json::Value = serde_json::from_str(&lines()).unwrap();
+        if entry["fields"]["message"] == "answered" && entry["fields"]["status"] == 401 {
+            break entry;
+        }
+    };
+    assert_eq!(refused["fields"]["code"], "token_missing", "{refused}");
+
+    let metrics = http(
+        &address,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        metrics.contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"tournee_http_requests_total{method="GET",route="/v1/customer/items",status="200"} 1"#
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"tournee_auth_failures_total{code="token_missing"} 1"#),
+        "{metrics}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -190,7 +190,7 @@ async fn main() {
         ])
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "warn,tournee_server=info")
-        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| {
             panic!(
@@ -199,7 +199,7 @@ async fn main() {
             )
         });
     let pid = server.id();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let mut lines = BufReader::new(server.stderr.take().unwrap()).lines();
     let address = loop {
         let line = lines.next().expect("server exited").unwrap();
         if let Some(at) = line.find("address=") {
