@@ -1528,6 +1528,13 @@ fn attempt_then(
     Ok((server, phone))
 }
 
+/// Raw writes into a new record, as a modified app could make them.
+type RawWrite =
+    Box<dyn FnOnce(&mut Transaction<'_>, &ObjId) -> Result<(), automerge::AutomergeError>>;
+
+/// How a case writes, what it is refused for, and the reason's fragment.
+type ChangeCase<'a> = (&'a str, Box<dyn Fn(&mut Automerge) + 'a>, Field, &'a str);
+
 #[track_caller]
 fn assert_off_schema(result: Result<Accepted, Refusal>, expected_path: &str, fragment: &str) {
     assert_invalid(result, expected_path, Field::Path, fragment);
@@ -1700,10 +1707,7 @@ fn a_record_key_another_document_holds_is_refused() -> TestResult {
 fn records_hold_nothing_beyond_their_schema() -> TestResult {
     let id = item_id(PLAIN_ITEM);
     let postman = postman_for(&[&id]);
-    let cases: Vec<(
-        &str,
-        Box<dyn FnOnce(&mut Transaction<'_>, &ObjId) -> Result<(), automerge::AutomergeError>>,
-    )> = vec![
+    let cases: Vec<(&str, RawWrite)> = vec![
         (
             "an unknown key",
             Box::new(|tx, r| tx.put(r, "<script>", "x").map(|_| ())),
@@ -1900,7 +1904,7 @@ fn changes_without_operations_or_with_a_message_are_refused() -> TestResult {
     let value = autosurgeon_value(&attempt())?;
     let attempts = obj_at(&server, &["attempts"])?;
     let with_message = || CommitOptions::default().with_message("x".repeat(100_000));
-    let cases: [(&str, Box<dyn Fn(&mut Automerge)>, Field, &str); 3] = [
+    let cases: [ChangeCase<'_>; 3] = [
         (
             "an empty change with a 100 kB message",
             Box::new(|doc| {
