@@ -101,6 +101,7 @@ storage_suite!(
     audit_log_reads_one_subjects_lines_in_order,
     a_projected_row_whose_key_another_record_holds_fails_the_whole_write,
     an_actor_is_bound_to_its_first_owner_in_the_write_that_uses_it,
+    actors_of_records_stored_before_bindings_are_bound_to_their_authors,
 );
 
 mod suite {
@@ -1435,6 +1436,43 @@ mod suite {
                 (server, SERVER_OWNER.to_string()),
                 (phone, "postman:pm-1:dev-1".to_string()),
             ])
+        );
+    }
+
+    /// Issue #19: changes stored before migration 0003 bound no actor. Their authors' actors are
+    /// bound to the owner each record names, so nobody can claim a phone's actor first.
+    pub async fn actors_of_records_stored_before_bindings_are_bound_to_their_authors(
+        db: &Database,
+    ) {
+        town(db, 1, 1).await;
+        let phone = ActorId::from([9u8; 16]);
+        let mut doc = fixtures::item_doc(0, 0)
+            .unwrap()
+            .fork()
+            .with_actor(phone.clone());
+        let change = attempt_change(&mut doc, "att-old", 0);
+        let mut row = attempt_row("att-old", 0, 1_000);
+        row.change_hash = change.0.clone();
+        // Stored as before bindings existed: the write binds nothing.
+        db.commit_sync(&SyncWrite {
+            changes: vec![(item(0), vec![change])],
+            projection: Projection {
+                attempts: vec![row],
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+        let actors: BTreeSet<ActorId> = [phone.clone()].into();
+        let claims = db.claims(&actors, &BTreeSet::new()).await.unwrap();
+        assert!(claims.actors.is_empty());
+
+        db.bind_legacy_actors().await.unwrap();
+        db.bind_legacy_actors().await.unwrap();
+        let claims = db.claims(&actors, &BTreeSet::new()).await.unwrap();
+        assert_eq!(
+            claims.actors.get(&phone).map(String::as_str),
+            Some("postman:pm-1:dev-1")
         );
     }
 }

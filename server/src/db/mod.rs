@@ -153,8 +153,13 @@ impl Database {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect(url)
                 .await?;
-            sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-            Ok(Database::Postgres(pool))
+            let db = Database::Postgres(pool);
+            let bound_before = db.actors_table_exists().await;
+            if let Database::Postgres(pool) = &db {
+                sqlx::migrate!("../migrations/postgres").run(pool).await?;
+            }
+            db.after_migrations(bound_before).await?;
+            Ok(db)
         } else {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -166,8 +171,13 @@ impl Database {
                 .max_connections(4)
                 .connect_with(options)
                 .await?;
-            sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-            Ok(Database::Sqlite(pool))
+            let db = Database::Sqlite(pool);
+            let bound_before = db.actors_table_exists().await;
+            if let Database::Sqlite(pool) = &db {
+                sqlx::migrate!("../migrations/sqlite").run(pool).await?;
+            }
+            db.after_migrations(bound_before).await?;
+            Ok(db)
         }
     }
 
