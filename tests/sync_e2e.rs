@@ -933,3 +933,91 @@ async fn a_record_key_another_document_holds_is_refused_and_nothing_is_stored() 
         server.stop().await;
     }
 }
+
+/// Issue #19: an empty change carrying a message, a record with a key beyond its schema, a
+/// counter where the schema has milliseconds: each refused with its code, and nothing stored.
+#[tokio::test]
+async fn changes_beyond_the_schema_empty_or_with_a_message_are_refused_and_nothing_is_stored() {
+    use tournee_sync_core::automerge::transaction::{CommitOptions, Transactable};
+    use tournee_sync_core::automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
+
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut postman = Phone::postman(&server, "pm-1", "dev-1").await;
+        postman.sync(&server).await;
+        let db = &server.state.db;
+        let changes_before = db.count(Table::Changes).await.unwrap();
+        let attempts_before = db.count(Table::Attempts).await.unwrap();
+        let doc = postman.store.document(&item(3)).unwrap().clone();
+
+        let mut empty = doc.fork();
+        empty.empty_commit(CommitOptions::default().with_message("x".repeat(10_000)));
+        let mut off_schema = Vec::new();
+        for (key, value) in [
+            ("<script>", ScalarValue::Str("alert(1)".into())),
+            ("recorded_at_ms", ScalarValue::counter(1_764_000_000_000)),
+        ] {
+            let mut forged = doc.fork();
+            operations::record_attempt(
+                &mut forged,
+                "att-odd",
+                &fixtures::absent_attempt("dev-1", "pm-1", 3),
+            )
+            .unwrap();
+            let attempts = match forged.get(ROOT, "attempts").unwrap() {
+                Some((Value::Object(ObjType::Map), id)) => id,
+                other => panic!("{other:?}"),
+            };
+            let record = match forged.get(&attempts, "att-odd").unwrap() {
+                Some((Value::Object(ObjType::Map), id)) => id,
+                other => panic!("{other:?}"),
+            };
+            forged
+                .transact(|tx| tx.put(&record, key, value.clone()))
+                .unwrap();
+            off_schema.push(forged);
+        }
+        let forgeries = [(&empty, "message")]
+            .into_iter()
+            .chain(off_schema.iter().map(|f| (f, "schema")));
+        for (forged, reason) in forgeries {
+            let changes: Vec<_> = forged
+                .get_changes(&doc.get_heads())
+                .into_iter()
+                .map(|c| c.raw_bytes().to_vec().into())
+                .collect();
+            let request = SyncRequest {
+                since: None,
+                docs: vec![DocRequest {
+                    doc: item(3),
+                    body: RequestBody::Push {
+                        changes,
+                        extra_heads: Default::default(),
+                    },
+                }],
+            };
+            let response =
+                post_frame(&server, &postman.token, wire::encode_request(&request)).await;
+            assert!(response.status().is_success(), "{backend:?}");
+            let answer =
+                wire::decode_response(&response.bytes().await.unwrap(), &Limits::default())
+                    .unwrap();
+            assert!(
+                matches!(&answer.docs[0].body, ResponseBody::Refused { code: RefusalCode::Invalid, message } if message.contains(reason)),
+                "{backend:?}: {:?}",
+                answer.docs[0].body
+            );
+        }
+        assert_eq!(
+            db.count(Table::Changes).await.unwrap(),
+            changes_before,
+            "{backend:?}"
+        );
+        assert_eq!(
+            db.count(Table::Attempts).await.unwrap(),
+            attempts_before,
+            "{backend:?}"
+        );
+        server.stop().await;
+    }
+}
