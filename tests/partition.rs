@@ -113,7 +113,7 @@ async fn a_silent_partition_to_postgresql_fails_requests_in_time_and_heals_witho
     let mut phone = Phone::postman(&instances[0], "pm-1", "dev-1").await;
     phone.sync(&instances[0]).await;
     let items: Vec<_> = phone.store.manifest().unwrap().stops[0].items.clone();
-    let mut record = |phone: &mut Phone, n: u32| {
+    let record = |phone: &mut Phone, n: u32| {
         let item = tournee_sync_core::S10::parse(&items[n as usize % items.len()]).unwrap();
         phone
             .store

@@ -99,21 +99,24 @@ storage_suite!(
     a_decision_on_a_correction_no_longer_pending_stores_nothing,
     news_upto_stops_at_its_bound_and_its_cursor_does_too,
     audit_log_reads_one_subjects_lines_in_order,
+    a_projected_row_whose_key_another_record_holds_fails_the_whole_write,
+    an_actor_is_bound_to_its_first_owner_in_the_write_that_uses_it,
+    actors_of_records_stored_before_bindings_are_bound_to_their_authors,
 );
 
 mod suite {
-    use std::collections::{BTreeMap, HashSet};
+    use std::collections::{BTreeMap, BTreeSet, HashSet};
 
     use tournee_server::db::{
         AttemptRow, AuditRow, ChoiceRow, CorrectionRow, Database, DecisionRow, EventRow,
         PreferencesRow, Projection, QueueRow, ReferenceRow, StoredChange, SyncWrite, Table,
         WriteError,
     };
-    use tournee_sync_core::automerge::Automerge;
+    use tournee_sync_core::automerge::{ActorId, Automerge};
     use tournee_sync_core::fixtures;
     use tournee_sync_core::model::{RoundManifest, Stop};
     use tournee_sync_core::operations;
-    use tournee_sync_core::validator::Scope;
+    use tournee_sync_core::validator::{Scope, SERVER_OWNER};
     use tournee_sync_core::DocId;
 
     const CUSTOMERS: [&str; 2] = ["cust-a", "cust-b"];
@@ -1308,5 +1311,168 @@ mod suite {
         let docs: Vec<&DocId> = next.rows.iter().map(|(_, doc, _)| doc).collect();
         assert_eq!(docs, vec![&b, &a]);
         assert_eq!(next.cursor, db.max_seq().await.unwrap());
+    }
+
+    /// Issue #19: records are keyed by their key alone, so a row for another item or point under
+    /// a key another record holds must fail the write, not vanish; a replay still lands.
+    pub async fn a_projected_row_whose_key_another_record_holds_fails_the_whole_write(
+        db: &Database,
+    ) {
+        town(db, 2, 1).await;
+        let first = SyncWrite {
+            changes: vec![(item(0), vec![fake(1, 24)])],
+            projection: Projection {
+                attempts: vec![attempt_row("att-1", 0, 1_000)],
+                choices: vec![choice_row("cho-1", 0, 1_000, true)],
+                corrections: vec![correction_row("cor-1", 0)],
+                ..Default::default()
+            },
+        };
+        db.commit_sync(&first).await.unwrap();
+        db.commit_sync(&first).await.unwrap();
+        let claims = db
+            .claims(
+                &BTreeSet::new(),
+                &["att-1", "cho-1", "cor-1", "new"].map(String::from).into(),
+            )
+            .await
+            .unwrap();
+        let held: BTreeMap<_, _> = claims.record_keys.into_iter().collect();
+        assert_eq!(
+            held,
+            BTreeMap::from([
+                (("attempts".into(), "att-1".into()), item(0)),
+                (("choices".into(), "cho-1".into()), item(0)),
+                (("corrections".into(), "cor-1".into()), point(0)),
+            ])
+        );
+
+        let mut other_change = attempt_row("att-1", 0, 1_000);
+        other_change.change_hash = b"another change".to_vec();
+        let collisions = [
+            Projection {
+                attempts: vec![attempt_row("att-1", 1, 1_000)],
+                ..Default::default()
+            },
+            Projection {
+                attempts: vec![other_change],
+                ..Default::default()
+            },
+            Projection {
+                choices: vec![choice_row("cho-1", 1, 1_000, true)],
+                ..Default::default()
+            },
+            Projection {
+                corrections: vec![correction_row("cor-1", 1)],
+                queue: vec![queue_row("cor-1", "proposed correction", 2_000)],
+                ..Default::default()
+            },
+        ];
+        for (tag, projection) in (10..).zip(collisions) {
+            let write = SyncWrite {
+                changes: vec![(item(1), vec![fake(tag, 24)])],
+                projection,
+            };
+            assert!(
+                matches!(db.commit_sync(&write).await, Err(WriteError::Conflict(_))),
+                "{write:?}"
+            );
+        }
+        assert_eq!(db.count(Table::Changes).await.unwrap(), 1, "nothing stored");
+        assert_eq!(db.count(Table::ReviewQueue).await.unwrap(), 0);
+        assert!(db.attempts_for_item(&item_key(1)).await.unwrap().is_empty());
+        assert!(db.choices_for_item(&item_key(1)).await.unwrap().is_empty());
+        assert_eq!(
+            db.attempts_for_item(&item_key(0)).await.unwrap(),
+            vec![attempt_row("att-1", 0, 1_000)]
+        );
+    }
+
+    /// Issue #19: an actor id is bound to the first owner whose write stores it, in that write;
+    /// the server's own actors (those of the documents it creates) are bound to the server.
+    pub async fn an_actor_is_bound_to_its_first_owner_in_the_write_that_uses_it(db: &Database) {
+        town(db, 1, 1).await;
+        let server = fixtures::server_actor();
+        let phone = ActorId::from([7u8; 16]);
+        let actors: BTreeSet<ActorId> = [server.clone(), phone.clone()].into();
+        let owners = |claims: tournee_sync_core::validator::Claims| -> BTreeMap<ActorId, String> {
+            claims.actors.into_iter().collect()
+        };
+        let claims = db.claims(&actors, &BTreeSet::new()).await.unwrap();
+        assert_eq!(
+            owners(claims),
+            BTreeMap::from([(server.clone(), SERVER_OWNER.to_string())])
+        );
+
+        let bind = |actor: &ActorId, owner: &str, tag: u32| SyncWrite {
+            changes: vec![(item(0), vec![fake(tag, 24)])],
+            projection: Projection {
+                actors: vec![(actor.to_hex_string(), owner.to_string())],
+                ..Default::default()
+            },
+        };
+        db.commit_sync(&bind(&phone, "postman:pm-1:dev-1", 1))
+            .await
+            .unwrap();
+        // The same owner again: bound already, stored.
+        db.commit_sync(&bind(&phone, "postman:pm-1:dev-1", 2))
+            .await
+            .unwrap();
+        // Another owner, for the phone's actor or the server's: nothing of the write is stored.
+        for (actor, owner) in [
+            (&phone, "customer:cust-a:"),
+            (&server, "postman:pm-1:dev-1"),
+        ] {
+            assert!(matches!(
+                db.commit_sync(&bind(actor, owner, 3)).await,
+                Err(WriteError::Conflict(_))
+            ));
+        }
+        assert_eq!(db.count(Table::Changes).await.unwrap(), 2);
+        let claims = db.claims(&actors, &BTreeSet::new()).await.unwrap();
+        assert_eq!(
+            owners(claims),
+            BTreeMap::from([
+                (server, SERVER_OWNER.to_string()),
+                (phone, "postman:pm-1:dev-1".to_string()),
+            ])
+        );
+    }
+
+    /// Issue #19: changes stored before migration 0003 bound no actor. Their authors' actors are
+    /// bound to the owner each record names, so nobody can claim a phone's actor first.
+    pub async fn actors_of_records_stored_before_bindings_are_bound_to_their_authors(
+        db: &Database,
+    ) {
+        town(db, 1, 1).await;
+        let phone = ActorId::from([9u8; 16]);
+        let mut doc = fixtures::item_doc(0, 0)
+            .unwrap()
+            .fork()
+            .with_actor(phone.clone());
+        let change = attempt_change(&mut doc, "att-old", 0);
+        let mut row = attempt_row("att-old", 0, 1_000);
+        row.change_hash = change.0.clone();
+        // Stored as before bindings existed: the write binds nothing.
+        db.commit_sync(&SyncWrite {
+            changes: vec![(item(0), vec![change])],
+            projection: Projection {
+                attempts: vec![row],
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+        let actors: BTreeSet<ActorId> = [phone.clone()].into();
+        let claims = db.claims(&actors, &BTreeSet::new()).await.unwrap();
+        assert!(claims.actors.is_empty());
+
+        db.bind_legacy_actors().await.unwrap();
+        db.bind_legacy_actors().await.unwrap();
+        let claims = db.claims(&actors, &BTreeSet::new()).await.unwrap();
+        assert_eq!(
+            claims.actors.get(&phone).map(String::as_str),
+            Some("postman:pm-1:dev-1")
+        );
     }
 }

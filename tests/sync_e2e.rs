@@ -696,3 +696,328 @@ async fn compaction_keeps_documents_and_news_whole() {
         server.stop().await;
     }
 }
+
+/// Issue #19: whoever reads a document sees the phone's actor id in its history. A customer (or
+/// another postman) writing a valid change under it, with the phone's next sequence number, is
+/// refused, so the phone is never left with a duplicate sequence number: it goes on pushing and
+/// loading. Nobody writes under the server's actors either.
+#[tokio::test]
+async fn nobody_writes_under_an_actor_bound_to_another_owner_and_the_phone_keeps_syncing() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut postman = Phone::postman(&server, "pm-1", "dev-1").await;
+        postman.sync(&server).await;
+        let attempt = fixtures::absent_attempt("dev-1", "pm-1", 0);
+        postman
+            .store
+            .commit(&item(0), InteractionKind::Attempt, |doc| {
+                Ok((
+                    "att-0".into(),
+                    operations::record_attempt(doc, "att-0", &attempt)?,
+                ))
+            })
+            .unwrap();
+        assert!(postman.sync(&server).await.refused.is_empty());
+        let doc = postman.store.document(&item(0)).unwrap().clone();
+        let phone_actor = doc.get_actor().clone();
+        let changes_before = server.state.db.count(Table::Changes).await.unwrap();
+
+        // The customer's valid choice, under the phone's actor.
+        let mut forged = doc.fork().with_actor(phone_actor.clone());
+        operations::choose_for_item(
+            &mut forged,
+            "cho-forged",
+            &fixtures::redeliver_choice("cust-1", "2026-11-25"),
+        )
+        .unwrap();
+        let change = forged.get_changes(&doc.get_heads()).pop().unwrap();
+        let customer = server.token(TokenRole::Customer, "cust-1", None);
+        let refused = push(&server, &customer, item(0), change.raw_bytes().to_vec()).await;
+        assert!(
+            matches!(&refused, ResponseBody::Refused { code: RefusalCode::Forbidden, message } if message.contains(&phone_actor.to_hex_string())),
+            "{backend:?}: {refused:?}"
+        );
+        // A device under the server's actor (the skeleton's, in every document's history).
+        let mut forged = doc.fork().with_actor(fixtures::server_actor());
+        operations::record_attempt(&mut forged, "att-server", &attempt).unwrap();
+        let change = forged.get_changes(&doc.get_heads()).pop().unwrap();
+        let refused = push(
+            &server,
+            &postman.token,
+            item(0),
+            change.raw_bytes().to_vec(),
+        )
+        .await;
+        assert!(
+            matches!(
+                &refused,
+                ResponseBody::Refused {
+                    code: RefusalCode::Forbidden,
+                    ..
+                }
+            ),
+            "{backend:?}: {refused:?}"
+        );
+        assert_eq!(
+            server.state.db.count(Table::Changes).await.unwrap(),
+            changes_before,
+            "{backend:?}: nothing stored"
+        );
+
+        // The phone records its next attempt under its own actor, pushes it and loads news.
+        let next = fixtures::absent_attempt("dev-1", "pm-1", 1);
+        postman
+            .store
+            .commit(&item(1), InteractionKind::Attempt, |doc| {
+                Ok((
+                    "att-1".into(),
+                    operations::record_attempt(doc, "att-1", &next)?,
+                ))
+            })
+            .unwrap();
+        let report = postman.sync(&server).await;
+        assert!(
+            report.refused.is_empty(),
+            "{backend:?}: {:?}",
+            report.refused
+        );
+        assert!(
+            postman.store.pending_interactions().is_empty(),
+            "{backend:?}"
+        );
+        assert_eq!(server.state.db.count(Table::Attempts).await.unwrap(), 2);
+        // The customer's own app, with an actor of its own, still writes.
+        let mut app = Phone::customer(&server, "cust-1", customer_view());
+        app.sync(&server).await;
+        app.store
+            .choose_for_item(
+                &fixtures::s10(1),
+                &fixtures::redeliver_choice("cust-1", "2026-11-25"),
+            )
+            .unwrap();
+        let report = app.sync(&server).await;
+        assert!(
+            report.refused.is_empty(),
+            "{backend:?}: {:?}",
+            report.refused
+        );
+        server.stop().await;
+    }
+}
+
+/// Issue #19: record keys are unique across documents, as the central tables key them. An
+/// attempt on one item under the key of an attempt on another, or a correction on one point
+/// under the key of another point's, is refused and stores nothing; two documents of one batch
+/// creating one key likewise.
+#[tokio::test]
+async fn a_record_key_another_document_holds_is_refused_and_nothing_is_stored() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut postman = Phone::postman(&server, "pm-1", "dev-1").await;
+        postman.sync(&server).await;
+        let attempt = fixtures::absent_attempt("dev-1", "pm-1", 2);
+        let correction = fixtures::number_correction("dev-1", "pm-1");
+        postman
+            .store
+            .commit(&item(2), InteractionKind::Attempt, |doc| {
+                Ok((
+                    "k-att".into(),
+                    operations::record_attempt(doc, "k-att", &attempt)?,
+                ))
+            })
+            .unwrap();
+        postman
+            .store
+            .commit(&point(0), InteractionKind::Correction, |doc| {
+                Ok((
+                    "k-cor".into(),
+                    operations::propose_correction(doc, "k-cor", &correction)?,
+                ))
+            })
+            .unwrap();
+        assert!(postman.sync(&server).await.refused.is_empty());
+        let db = &server.state.db;
+        let changes_before = db.count(Table::Changes).await.unwrap();
+        let queue_before = db.open_queue().await.unwrap();
+
+        // The same keys on another item and another point.
+        let forge =
+            |doc: &tournee_sync_core::automerge::Automerge,
+             write: &dyn Fn(&mut tournee_sync_core::automerge::Automerge)| {
+                let mut forged = doc.fork();
+                write(&mut forged);
+                forged
+                    .get_changes(&doc.get_heads())
+                    .pop()
+                    .unwrap()
+                    .raw_bytes()
+                    .to_vec()
+            };
+        let on_item_3 = forge(postman.store.document(&item(3)).unwrap(), &|doc| {
+            operations::record_attempt(doc, "k-att", &fixtures::absent_attempt("dev-1", "pm-1", 3))
+                .unwrap();
+        });
+        let on_point_1 = forge(postman.store.document(&point(1)).unwrap(), &|doc| {
+            operations::propose_correction(doc, "k-cor", &correction).unwrap();
+        });
+        for (doc, change) in [(item(3), on_item_3), (point(1), on_point_1)] {
+            let refused = push(&server, &postman.token, doc, change).await;
+            assert!(
+                matches!(&refused, ResponseBody::Refused { code: RefusalCode::Invalid, message } if message.contains("another document")),
+                "{backend:?}: {refused:?}"
+            );
+        }
+
+        // One new key in two documents of one batch: the first stands, the second is refused.
+        let mut fresh = |n: u32| {
+            forge(postman.store.document(&item(n)).unwrap(), &|doc| {
+                operations::record_attempt(
+                    doc,
+                    "k-new",
+                    &fixtures::absent_attempt("dev-1", "pm-1", n),
+                )
+                .unwrap();
+            })
+        };
+        let request = SyncRequest {
+            since: None,
+            docs: [(item(4), fresh(4)), (item(5), fresh(5))]
+                .into_iter()
+                .map(|(doc, change)| DocRequest {
+                    doc,
+                    body: RequestBody::Push {
+                        changes: vec![change.into()],
+                        extra_heads: Default::default(),
+                    },
+                })
+                .collect(),
+        };
+        let response = post_frame(&server, &postman.token, wire::encode_request(&request)).await;
+        assert!(response.status().is_success(), "{backend:?}");
+        let answer =
+            wire::decode_response(&response.bytes().await.unwrap(), &Limits::default()).unwrap();
+        assert!(
+            matches!(answer.docs[0].body, ResponseBody::Update { .. }),
+            "{backend:?}: {:?}",
+            answer.docs
+        );
+        assert!(
+            matches!(
+                &answer.docs[1].body,
+                ResponseBody::Refused {
+                    code: RefusalCode::Invalid,
+                    ..
+                }
+            ),
+            "{backend:?}: {:?}",
+            answer.docs
+        );
+
+        assert_eq!(
+            db.count(Table::Changes).await.unwrap(),
+            changes_before + 1,
+            "{backend:?}"
+        );
+        assert_eq!(db.count(Table::Attempts).await.unwrap(), 2, "{backend:?}");
+        assert!(db
+            .attempts_for_item(fixtures::s10(3).as_str())
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(db
+            .attempts_for_item(fixtures::s10(5).as_str())
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(db.open_queue().await.unwrap(), queue_before, "{backend:?}");
+        server.stop().await;
+    }
+}
+
+/// Issue #19: an empty change carrying a message, a record with a key beyond its schema, a
+/// counter where the schema has milliseconds: each refused with its code, and nothing stored.
+#[tokio::test]
+async fn changes_beyond_the_schema_empty_or_with_a_message_are_refused_and_nothing_is_stored() {
+    use tournee_sync_core::automerge::transaction::{CommitOptions, Transactable};
+    use tournee_sync_core::automerge::{ObjType, ReadDoc, ScalarValue, Value, ROOT};
+
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let mut postman = Phone::postman(&server, "pm-1", "dev-1").await;
+        postman.sync(&server).await;
+        let db = &server.state.db;
+        let changes_before = db.count(Table::Changes).await.unwrap();
+        let attempts_before = db.count(Table::Attempts).await.unwrap();
+        let doc = postman.store.document(&item(3)).unwrap().clone();
+
+        let mut empty = doc.fork();
+        empty.empty_commit(CommitOptions::default().with_message("x".repeat(10_000)));
+        let mut off_schema = Vec::new();
+        for (key, value) in [
+            ("<script>", ScalarValue::Str("alert(1)".into())),
+            ("recorded_at_ms", ScalarValue::counter(1_764_000_000_000)),
+        ] {
+            let mut forged = doc.fork();
+            operations::record_attempt(
+                &mut forged,
+                "att-odd",
+                &fixtures::absent_attempt("dev-1", "pm-1", 3),
+            )
+            .unwrap();
+            let attempts = match forged.get(ROOT, "attempts").unwrap() {
+                Some((Value::Object(ObjType::Map), id)) => id,
+                other => panic!("{other:?}"),
+            };
+            let record = match forged.get(&attempts, "att-odd").unwrap() {
+                Some((Value::Object(ObjType::Map), id)) => id,
+                other => panic!("{other:?}"),
+            };
+            forged
+                .transact(|tx| tx.put(&record, key, value.clone()))
+                .unwrap();
+            off_schema.push(forged);
+        }
+        let forgeries = [(&empty, "message")]
+            .into_iter()
+            .chain(off_schema.iter().map(|f| (f, "schema")));
+        for (forged, reason) in forgeries {
+            let changes: Vec<_> = forged
+                .get_changes(&doc.get_heads())
+                .into_iter()
+                .map(|c| c.raw_bytes().to_vec().into())
+                .collect();
+            let request = SyncRequest {
+                since: None,
+                docs: vec![DocRequest {
+                    doc: item(3),
+                    body: RequestBody::Push {
+                        changes,
+                        extra_heads: Default::default(),
+                    },
+                }],
+            };
+            let response =
+                post_frame(&server, &postman.token, wire::encode_request(&request)).await;
+            assert!(response.status().is_success(), "{backend:?}");
+            let answer =
+                wire::decode_response(&response.bytes().await.unwrap(), &Limits::default())
+                    .unwrap();
+            assert!(
+                matches!(&answer.docs[0].body, ResponseBody::Refused { code: RefusalCode::Invalid, message } if message.contains(reason)),
+                "{backend:?}: {:?}",
+                answer.docs[0].body
+            );
+        }
+        assert_eq!(
+            db.count(Table::Changes).await.unwrap(),
+            changes_before,
+            "{backend:?}"
+        );
+        assert_eq!(
+            db.count(Table::Attempts).await.unwrap(),
+            attempts_before,
+            "{backend:?}"
+        );
+        server.stop().await;
+    }
+}

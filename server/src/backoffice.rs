@@ -7,10 +7,12 @@ use tournee_sync_core::model::{
     HouseSuffix, ProposedCorrection, ReferenceAddress, Review, ReviewDecision,
 };
 use tournee_sync_core::operations::{self, OperationError};
-use tournee_sync_core::validator::{check_applied_records, Accepted, Role, Scope, Sender};
+use tournee_sync_core::validator::{
+    check_actors, check_applied_records, Accepted, Claims, Role, Scope, Sender, SERVER_OWNER,
+};
 use tournee_sync_core::DocId;
 
-use crate::db::{AuditRow, DecisionRow, Projection, ReferenceRow, SyncWrite};
+use crate::db::{bindings_of, AuditRow, DecisionRow, Projection, ReferenceRow, SyncWrite};
 use crate::error::ApiError;
 use crate::reconcile;
 use crate::AppState;
@@ -93,6 +95,11 @@ where
     }
     let (written, records) = check_applied_records(id, &before, &after, &changes, sender)
         .map_err(|refusal| ApiError::unprocessable("refused_by_validator", refusal.to_string()))?;
+    // The server writes on the sender's behalf under a fresh actor of its own (the fork's),
+    // bound to the server: no device may write under it.
+    let bindings = check_actors(&changes, &Claims::default(), SERVER_OWNER)
+        .map_err(|refusal| ApiError::internal(refusal.to_string()))?;
+    projection.actors = bindings_of(&bindings);
     let mut write = SyncWrite {
         projection,
         ..Default::default()
@@ -109,6 +116,7 @@ where
         changes,
         written,
         records,
+        bindings,
     };
     if sender.role != Role::BackOffice {
         let rules = reconcile::Rules {

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use lru::LruCache;
 use tournee_sync_core::automerge::{Automerge, ChangeHash};
 use tournee_sync_core::sync::{DocumentHost, News};
-use tournee_sync_core::validator::{Accepted, Scope};
+use tournee_sync_core::validator::{Accepted, Claims, Scope};
 use tournee_sync_core::DocId;
 
 use crate::db::{Database, NewsRows};
@@ -159,6 +159,8 @@ pub struct PreparedHost {
     pub cursor: u64,
     /// Changes after the device's cursor, for documents not in the request.
     pub news: NewsRows,
+    /// Who owns the actors, and which documents hold the record keys, that the request uses.
+    pub claims: Claims,
     /// What the protocol accepted, per document, in order.
     pub accepted: Vec<(DocId, Accepted)>,
     /// Where each document's latest accepted state is in `accepted`: it replaces the loaded
@@ -202,14 +204,19 @@ impl DocumentHost for PreparedHost {
     /// Preparing is done before; storing is deferred to the commit.
     type Error = Infallible;
 
-    fn document(&mut self, id: &DocId) -> Result<Option<&Automerge>, Infallible> {
+    fn document(&self, id: &DocId) -> Result<Option<&Automerge>, Infallible> {
         Ok(match self.latest.get(id) {
             Some(&at) => Some(&self.accepted[at].1.doc),
             None => self.docs.get(id).map(|doc| &**doc),
         })
     }
 
+    fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
     fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Infallible> {
+        self.claims.claim(id, &accepted);
         if let Some(loaded) = self.docs.remove(id) {
             self.bases.insert(id.clone(), loaded.get_heads());
         }

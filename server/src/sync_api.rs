@@ -9,12 +9,12 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tournee_sync_core::sync::wire::{RequestBody, SyncRequest};
-use tournee_sync_core::sync::{respond, wire, DocOutcome};
+use tournee_sync_core::sync::{respond, wanted_claims, wire, DocOutcome};
 use tournee_sync_core::validator::Scope;
 use tournee_sync_core::{DocId, DocKind};
 
 use crate::auth::{AuthUser, Claims, TokenRole};
-use crate::db::{EventRow, SyncWrite};
+use crate::db::{bindings_of, EventRow, SyncWrite};
 use crate::documents::PreparedHost;
 use crate::error::ApiError;
 use crate::json_body;
@@ -48,6 +48,11 @@ pub async fn sync(
         .docs
         .load_many(&app.db, asked.iter().filter(|id| sender.scope.contains(id)))
         .await?;
+    // Who owns the actors the pushed changes are written under, and where the record keys they
+    // may create are used already: the validator refuses another owner's actor and a key
+    // another document holds.
+    let (actors, keys) = wanted_claims(&request);
+    host.claims = app.db.claims(&actors, &keys).await?;
     if let Some(since) = request.since {
         let since = i64::try_from(since)
             .map_err(|_| ApiError::bad_request("malformed_frame", "the cursor is out of range"))?;
@@ -102,6 +107,10 @@ pub async fn sync(
     let mut accepted_changes = 0;
     for (id, accepted) in &host.accepted {
         accepted_changes += accepted.changes.len();
+        write
+            .projection
+            .actors
+            .extend(bindings_of(&accepted.bindings));
         write.changes.push((
             id.clone(),
             accepted

@@ -12,6 +12,7 @@ pub mod model;
 pub mod operations;
 pub mod rules;
 pub mod s10;
+mod shape;
 pub mod store;
 pub mod sync;
 pub mod validator;

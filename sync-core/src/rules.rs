@@ -87,6 +87,9 @@ pub enum Field {
     ReviewReason,
     ReviewedAt,
     Requirements,
+    Actor,
+    Change,
+    Message,
 }
 
 impl Field {
@@ -133,6 +136,9 @@ impl Field {
             Field::ReviewReason => "review.reason",
             Field::ReviewedAt => "review.at_ms",
             Field::Requirements => "requirements",
+            Field::Actor => "actor",
+            Field::Change => "change",
+            Field::Message => "message",
         }
     }
 }

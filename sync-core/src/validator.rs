@@ -3,14 +3,18 @@
 //! and accepts the batch only if the sender's role may write each path with each value.
 //!
 //! Operations are checked one by one (not the merged view), so a forged write that loses a
-//! conflict today, and would surface when the winner is deleted tomorrow, is still caught.
+//! conflict today, and would surface when the winner is deleted tomorrow, is still caught: each
+//! one's path against the role's table, and its value against the strict shape of the record
+//! it writes ([`crate::shape`]). A change must carry operations and no message, and on the
+//! server it must come from an actor bound to its sender, and create no record under a key
+//! another document uses already ([`Claims`]).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::{
     hydrate,
     legacy::{Key, ObjectId, OpType},
-    Automerge, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, Value, ROOT,
+    ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, Value, ROOT,
 };
 
 use crate::ids::{DocId, DocKind};
@@ -19,6 +23,15 @@ use crate::model::{
     Attempt, Correction, CustomerChoice, Preferences, ReferenceAddress, Requirements, Review,
 };
 use crate::rules::{self, Field, Violation};
+use crate::shape::{self, Shape};
+
+/// The owner of the actors the server writes with (back-office writes, reviews, documents it
+/// creates): no device's change may use them.
+pub const SERVER_OWNER: &str = "server";
+
+/// The maps of records whose keys are unique across all documents, as the server's tables key
+/// them. Reviews are keyed by the correction they decide, within its document.
+pub const UNIQUE_RECORD_MAPS: [&str; 3] = ["attempts", "choices", "corrections"];
 
 /// Who is sending changes, as the server established from their token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +44,50 @@ pub struct Sender {
     pub device: Option<String>,
     /// The documents they may write at all.
     pub scope: Scope,
+}
+
+impl Sender {
+    /// Whom this sender's actors are bound to: role, principal and device. Every actor id is
+    /// bound to the first owner that used it; a change under another owner's actor is refused.
+    pub fn owner(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.role.as_str(),
+            self.principal,
+            self.device.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// What the receiver knows beyond the document, prepared before validation (the server reads it
+/// from its tables, for the actors and record keys a batch uses): the validator stays free of
+/// storage.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claims {
+    /// The owner ([`Sender::owner`] or [`SERVER_OWNER`]) each bound actor belongs to; an actor
+    /// absent here is unbound, and the batch that first uses it binds it to its sender.
+    pub actors: HashMap<ActorId, String>,
+    /// Record keys in use, by map of records ([`UNIQUE_RECORD_MAPS`]) and key: the document that
+    /// holds each.
+    pub record_keys: HashMap<(String, String), DocId>,
+}
+
+impl Claims {
+    /// Adds what an accepted batch of document `id` claims: the actors it binds and the record
+    /// keys it creates, so the rest of a batch of documents sees them.
+    pub fn claim(&mut self, id: &DocId, accepted: &Accepted) {
+        for (actor, owner) in &accepted.bindings {
+            self.actors.insert(actor.clone(), owner.clone());
+        }
+        for touched in accepted.records.keys() {
+            if let Touched::Entry(map, key) = touched {
+                if UNIQUE_RECORD_MAPS.contains(map) {
+                    self.record_keys
+                        .insert((map.to_string(), key.clone()), id.clone());
+                }
+            }
+        }
+    }
 }
 
 /// The three kinds of writers.
@@ -96,6 +153,15 @@ pub enum Refusal {
         /// The path written, e.g. `preferences/safe_place`.
         path: String,
     },
+    /// A change is authored under an actor id bound to another owner: someone else's device, or
+    /// the server.
+    #[error("change {change}: actor {actor} belongs to another device or principal")]
+    ActorTaken {
+        /// The offending change.
+        change: ChangeHash,
+        /// The actor id, hex.
+        actor: String,
+    },
     /// A change writes a permitted path with a value the rules refuse.
     #[error("{path}: {violation}")]
     Invalid {
@@ -119,6 +185,9 @@ pub struct Accepted {
     /// The new records among `written`, as the validator read and checked them: the server
     /// projects these instead of reading every record from the document a second time.
     pub records: BTreeMap<Touched, CheckedRecord>,
+    /// The actors of `changes` that were unbound, with the owner they are bound to now: the
+    /// server stores these bindings in the transaction that stores the changes.
+    pub bindings: Vec<(ActorId, String)>,
 }
 
 /// A new record that passed every rule, as read from the document.
@@ -152,12 +221,27 @@ pub enum Touched {
     Skeleton,
 }
 
-/// Validates `changes` from `sender` against `doc` (the document as the receiver holds it).
+/// Validates `changes` from `sender` against `doc` (the document as the receiver holds it),
+/// with no actor bound and no record key in use elsewhere: [`validate_claimed`] with empty
+/// [`Claims`].
 pub fn validate_changes(
     id: &DocId,
     doc: &Automerge,
     changes: Vec<Change>,
     sender: &Sender,
+) -> Result<Accepted, Refusal> {
+    validate_claimed(id, doc, changes, sender, &Claims::default())
+}
+
+/// Validates `changes` from `sender` against `doc`, knowing `claims`: a change under an actor
+/// bound to another owner is refused, and so is a record created under a key another document
+/// holds.
+pub fn validate_claimed(
+    id: &DocId,
+    doc: &Automerge,
+    changes: Vec<Change>,
+    sender: &Sender,
+    claims: &Claims,
 ) -> Result<Accepted, Refusal> {
     if !sender.scope.contains(id) {
         return Err(Refusal::OutOfScope(id.clone()));
@@ -171,13 +255,41 @@ pub fn validate_changes(
         return Err(Refusal::MissingDependencies(missing.len()));
     }
     let new_changes = fork.get_changes(&before);
-    let (written, records) = check_applied_records(id, doc, &fork, &new_changes, sender)?;
+    let owner = sender.owner();
+    let bindings = check_actors(&new_changes, claims, &owner)?;
+    let (written, records) = check_all(id, doc, &fork, &new_changes, sender, claims)?;
     Ok(Accepted {
         doc: fork,
         changes: new_changes,
         written,
         records,
+        bindings,
     })
+}
+
+/// Refuses a change under an actor bound to someone other than `owner`; the unbound actors, to
+/// bind to `owner`.
+pub fn check_actors(
+    changes: &[Change],
+    claims: &Claims,
+    owner: &str,
+) -> Result<Vec<(ActorId, String)>, Refusal> {
+    let mut bindings: Vec<(ActorId, String)> = Vec::new();
+    for change in changes {
+        let actor = change.actor_id();
+        match claims.actors.get(actor) {
+            Some(bound) if bound != owner => {
+                return Err(Refusal::ActorTaken {
+                    change: change.hash(),
+                    actor: actor.to_hex_string(),
+                })
+            }
+            Some(_) => {}
+            None if bindings.iter().any(|(a, _)| a == actor) => {}
+            None => bindings.push((actor.clone(), owner.to_string())),
+        }
+    }
+    Ok(bindings)
 }
 
 /// Checks changes already applied: `after` is `before` plus `new_changes`. The phone calls this
@@ -200,14 +312,44 @@ pub fn check_applied_records(
     new_changes: &[Change],
     sender: &Sender,
 ) -> Result<CheckedWrites, Refusal> {
+    check_all(id, before, after, new_changes, sender, &Claims::default())
+}
+
+fn check_all(
+    id: &DocId,
+    before: &Automerge,
+    after: &Automerge,
+    new_changes: &[Change],
+    sender: &Sender,
+    claims: &Claims,
+) -> Result<CheckedWrites, Refusal> {
     if !sender.scope.contains(id) {
         return Err(Refusal::OutOfScope(id.clone()));
     }
     let creating = before.get_heads().is_empty();
     let mut touched = BTreeSet::new();
+    let mut preference_keys = BTreeSet::new();
+    // Operations to check against the strict shapes, once every path is known to be permitted.
+    let mut shaped = Vec::new();
     let mut paths = PathCache::default();
     for change in new_changes {
-        for op in change.decode().operations {
+        let refuse_change = |field, reason: &str| Refusal::Invalid {
+            path: format!("changes/{}", change.hash()),
+            violation: Violation::new(field, reason),
+        };
+        // A change's message is not part of any record: nobody reads or audits it, so none is
+        // carried (sync-core's operations never write one).
+        if change.message().is_some_and(|m| !m.is_empty()) {
+            return Err(refuse_change(Field::Message, "a change carries no message"));
+        }
+        let operations = change.decode().operations;
+        if operations.is_empty() {
+            return Err(refuse_change(
+                Field::Change,
+                "a change without operations writes nothing",
+            ));
+        }
+        for op in operations {
             let mut path = paths.path_of(after, &op.obj).map_err(Refusal::Malformed)?;
             path.push(match &op.key {
                 Key::Map(k) => k.to_string(),
@@ -226,16 +368,121 @@ pub fn check_applied_records(
                 return Err(forbidden());
             }
             let touch = permitted(id.kind(), sender.role, &path, creating).ok_or_else(forbidden)?;
+            if touch == Touched::Preferences {
+                preference_keys.insert(path[1].clone());
+            }
+            if shape_of(&touch, &path).is_some() {
+                shaped.push((touch.clone(), path, op.action));
+            }
             touched.insert(touch);
         }
     }
     let mut records = BTreeMap::new();
     for touch in &touched {
         if let Some(record) = check_value(before, after, touch, sender)? {
+            if let Touched::Entry(map, key) = touch {
+                let elsewhere = claims
+                    .record_keys
+                    .get(&(map.to_string(), key.clone()))
+                    .is_some_and(|doc| doc != id);
+                if elsewhere {
+                    return Err(Refusal::Invalid {
+                        path: format!("{map}/{key}"),
+                        violation: Violation::new(
+                            Field::EntryId,
+                            "this record key is used by another document already",
+                        ),
+                    });
+                }
+            }
             records.insert(touch.clone(), record);
         }
     }
+    for (touch, path, action) in &shaped {
+        if let Some((shape, inside)) = shape_of(touch, path) {
+            shape
+                .at(inside)
+                .and_then(|at| at.admits_op(action))
+                .map_err(|why| Refusal::Invalid {
+                    path: path[..path.len() - inside.len()].join("/"),
+                    violation: Violation::new(
+                        Field::Path,
+                        format!("{}: does not follow the schema: {why}", inside.join("/")),
+                    ),
+                })?;
+        }
+    }
+    if !preference_keys.is_empty() {
+        check_preference_conflicts(after, &preference_keys)?;
+    }
     Ok((touched.into_iter().collect(), records))
+}
+
+/// The strict shape of what a path writes, and the path inside it; `None` for the skeleton.
+fn shape_of<'p>(touch: &Touched, path: &'p [String]) -> Option<(&'static Shape, &'p [String])> {
+    let shape = shape_for(touch, path.first().map(String::as_str))?;
+    let inside = match touch {
+        Touched::Entry(..) => path.get(2..)?,
+        _ => path.get(1..)?,
+    };
+    Some((shape, inside))
+}
+
+/// The strict shape of what `touch` names; `top` tells the reference from the access notes.
+fn shape_for(touch: &Touched, top: Option<&str>) -> Option<&'static Shape> {
+    Some(match (touch, top) {
+        (Touched::Entry("attempts", _), _) => &shape::ATTEMPT,
+        (Touched::Entry("choices", _), _) => &shape::CHOICE,
+        (Touched::Entry("corrections", _), _) => &shape::CORRECTION,
+        (Touched::Entry("reviews", _), _) => &shape::REVIEW,
+        (Touched::Preferences, _) => &shape::PREFERENCES,
+        (Touched::Reference, Some("access")) => &shape::ACCESS,
+        (Touched::Reference, _) => &shape::REFERENCE,
+        (Touched::Requirements, _) => &shape::REQUIREMENTS,
+        (Touched::Entry(..) | Touched::Skeleton, _) => return None,
+    })
+}
+
+/// Every value of every conflict on the preference fields a batch wrote, not only the one
+/// that wins today: each must pass the rules as if it had won. (Records are refused outright
+/// when they hold a conflict; preferences are edited in place, so two of a customer's devices
+/// may conflict honestly.)
+fn check_preference_conflicts(doc: &Automerge, keys: &BTreeSet<String>) -> Result<(), Refusal> {
+    let check = |violation: Violation| Refusal::Invalid {
+        path: "preferences".into(),
+        violation,
+    };
+    let Some(obj) = map_obj(doc, "preferences") else {
+        return Err(check(Violation::new(Field::Path, "was deleted")));
+    };
+    let winners: hydrate::Value = ReadDoc::hydrate(doc, &obj, None)
+        .map_err(|e| check(Violation::new(Field::Path, e.to_string())))?;
+    let winners = codec::hydrate_to_json(&winners);
+    for key in keys {
+        let all = doc
+            .get_all(&obj, key.as_str())
+            .map_err(|e| check(Violation::new(Field::Path, e.to_string())))?;
+        if all.len() < 2 {
+            continue;
+        }
+        for (value, value_id) in all {
+            let value = match value {
+                Value::Scalar(s) => codec::scalar_to_json(&s),
+                Value::Object(_) => codec::hydrate_to_json(
+                    &ReadDoc::hydrate(doc, &value_id, None)
+                        .map_err(|e| check(Violation::new(Field::Path, e.to_string())))?,
+                ),
+            };
+            let mut alternative = winners.clone();
+            if let Some(fields) = alternative.as_object_mut() {
+                fields.insert(key.clone(), value);
+            }
+            let prefs: Preferences = serde_json::from_value(alternative)
+                .map_err(|e| check(schema(codec::CodecError(e.to_string()))))?;
+            rules::preferences(&prefs).map_err(check)?;
+        }
+    }
+    Ok(())
 }
 
 /// The path table: which role may write where, per document kind. `None` means forbidden.
@@ -299,7 +546,16 @@ fn check_value(
                     "the record was written concurrently more than once",
                 )));
             }
-            match *map {
+            let strict = || match shape_for(touch, Some(map)) {
+                Some(shape) => shape.admits(&record).map_err(|why| {
+                    check(Violation::new(
+                        Field::Path,
+                        format!("does not follow the schema: {why}"),
+                    ))
+                }),
+                None => Ok(()),
+            };
+            let checked = match *map {
                 "attempts" => {
                     let attempt: Attempt =
                         codec::from_hydrate(&record).map_err(|e| check(schema(e)))?;
@@ -337,12 +593,23 @@ fn check_value(
                     rules::review(&review).map_err(&check)?;
                     Ok(Some(CheckedRecord::Review(review)))
                 }
-            }
+            };
+            // The rules first, for their precise field names; then nothing beyond the schema.
+            strict()?;
+            checked
         }
         Touched::Preferences => {
             let check = invalid("preferences".into());
             let prefs: Preferences = read(after, "", "preferences").map_err(&check)?;
-            rules::preferences(&prefs).map_err(&check).map(|()| None)
+            rules::preferences(&prefs).map_err(&check)?;
+            let (whole, _) = read_record(after, "", "preferences").map_err(&check)?;
+            shape::PREFERENCES.admits(&whole).map_err(|why| {
+                check(Violation::new(
+                    Field::Path,
+                    format!("does not follow the schema: {why}"),
+                ))
+            })?;
+            Ok(None)
         }
         Touched::Reference => {
             let check = invalid("reference".into());

@@ -1506,3 +1506,452 @@ fn a_record_created_twice_concurrently_in_one_batch_is_refused() {
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue #19: actors bound to their owner, record keys unique across documents, strict schemas,
+// every value of every conflict, changes that write something and carry no message
+// ---------------------------------------------------------------------------------------------
+
+use automerge::transaction::CommitOptions;
+use tournee_sync_core::validator::{validate_claimed, Claims, SERVER_OWNER};
+
+/// A new attempt `a1` on the plain item, then `extra` written into it in a second change, as a
+/// modified app could: the server's document, and the phone's.
+fn attempt_then(
+    extra: impl FnOnce(&mut Transaction<'_>, &ObjId) -> Result<(), automerge::AutomergeError>,
+) -> Result<(Automerge, Automerge), Box<dyn Error>> {
+    let server = fixtures::item_doc(PLAIN_ITEM, POINT)?;
+    let mut phone = fork_of(&server);
+    operations::record_attempt(&mut phone, "a1", &attempt())?;
+    let record = obj_at(&phone, &["attempts", "a1"])?;
+    raw(&mut phone, |tx| extra(tx, &record))?;
+    Ok((server, phone))
+}
+
+/// Raw writes into a new record, as a modified app could make them.
+type RawWrite =
+    Box<dyn FnOnce(&mut Transaction<'_>, &ObjId) -> Result<(), automerge::AutomergeError>>;
+
+/// How a case writes, what it is refused for, and the reason's fragment.
+type ChangeCase<'a> = (&'a str, Box<dyn Fn(&mut Automerge) + 'a>, Field, &'a str);
+
+#[track_caller]
+fn assert_off_schema(result: Result<Accepted, Refusal>, expected_path: &str, fragment: &str) {
+    assert_invalid(result, expected_path, Field::Path, fragment);
+}
+
+#[test]
+fn a_change_under_an_actor_bound_to_another_owner_is_refused() -> TestResult {
+    // The phone recorded an attempt; its actor is now bound to the postman's device.
+    let (server, phone) = item_with_accepted_attempt()?;
+    let id = item_id(PLAIN_ITEM);
+    let postman = postman_for(&[&id]);
+    let mut claims = Claims::default();
+    claims
+        .actors
+        .insert(phone.get_actor().clone(), postman.owner());
+
+    // A customer who read the history writes a valid choice under the phone's actor, with the
+    // phone's next sequence number.
+    let mut forged = server.fork().with_actor(phone.get_actor().clone());
+    operations::choose_for_item(
+        &mut forged,
+        "c1",
+        &fixtures::redeliver_choice(CUSTOMER, "2026-11-25"),
+    )?;
+    let customer = customer_for(&[&id]);
+    let refused = validate_claimed(
+        &id,
+        &server,
+        new_changes(&forged, &server),
+        &customer,
+        &claims,
+    )
+    .expect_err("another owner's actor");
+    assert!(
+        matches!(&refused, Refusal::ActorTaken { actor, .. } if *actor == phone.get_actor().to_hex_string()),
+        "{refused:?}"
+    );
+
+    // Another postman's device likewise, and a device under one of the server's actors.
+    let mut other = postman_for(&[&id]);
+    other.device = Some("device-2".into());
+    let mut next = server.fork().with_actor(phone.get_actor().clone());
+    operations::record_attempt(
+        &mut next,
+        "a2",
+        &fixtures::absent_attempt("device-2", POSTMAN, PLAIN_ITEM),
+    )?;
+    assert!(matches!(
+        validate_claimed(&id, &server, new_changes(&next, &server), &other, &claims),
+        Err(Refusal::ActorTaken { .. })
+    ));
+    let server_actor = ActorId::random();
+    claims
+        .actors
+        .insert(server_actor.clone(), SERVER_OWNER.to_string());
+    let mut as_server = server.fork().with_actor(server_actor);
+    operations::record_attempt(&mut as_server, "a3", &attempt())?;
+    assert!(matches!(
+        validate_claimed(
+            &id,
+            &server,
+            new_changes(&as_server, &server),
+            &postman,
+            &claims
+        ),
+        Err(Refusal::ActorTaken { .. })
+    ));
+
+    // The phone itself goes on writing under its actor, and a fresh actor is bound to its
+    // first user.
+    let mut honest = server.fork().with_actor(phone.get_actor().clone());
+    operations::record_attempt(&mut honest, "a4", &attempt())?;
+    let accepted = assert_accepted(validate_claimed(
+        &id,
+        &server,
+        new_changes(&honest, &server),
+        &postman,
+        &claims,
+    ));
+    assert!(accepted.bindings.is_empty(), "bound already");
+    let fresh = fork_of(&server);
+    let mut fresh = fresh;
+    operations::choose_for_item(
+        &mut fresh,
+        "c2",
+        &fixtures::redeliver_choice(CUSTOMER, "2026-11-25"),
+    )?;
+    let accepted = assert_accepted(validate_claimed(
+        &id,
+        &server,
+        new_changes(&fresh, &server),
+        &customer,
+        &claims,
+    ));
+    assert_eq!(
+        accepted.bindings,
+        vec![(fresh.get_actor().clone(), customer.owner())]
+    );
+    Ok(())
+}
+
+/// The delivery point's id and document, and a phone that proposed correction `key` on it.
+fn phone_with_correction(key: &str) -> Result<(DocId, Automerge, Automerge), Box<dyn Error>> {
+    let dp = fixtures::delivery_point_doc(POINT)?;
+    let mut phone = fork_of(&dp);
+    operations::propose_correction(
+        &mut phone,
+        key,
+        &fixtures::number_correction(DEVICE, POSTMAN),
+    )?;
+    Ok((point_id(POINT), dp, phone))
+}
+
+#[test]
+fn a_record_key_another_document_holds_is_refused() -> TestResult {
+    let id = item_id(PLAIN_ITEM);
+    let server = fixtures::item_doc(PLAIN_ITEM, POINT)?;
+    let mut phone = fork_of(&server);
+    operations::record_attempt(&mut phone, "a1", &attempt())?;
+    let (point, dp, corrector) = phone_with_correction("k1")?;
+    let mut app = fork_of(&server);
+    operations::choose_for_item(
+        &mut app,
+        "c1",
+        &fixtures::redeliver_choice(CUSTOMER, "2026-11-25"),
+    )?;
+    let cases = [
+        (&id, &server, &phone, postman_for(&[&id]), "attempts", "a1"),
+        (
+            &point,
+            &dp,
+            &corrector,
+            postman_for(&[&point]),
+            "corrections",
+            "k1",
+        ),
+        (&id, &server, &app, customer_for(&[&id]), "choices", "c1"),
+    ];
+    for (doc, before, device, sender, map, key) in cases {
+        let mut claims = Claims::default();
+        claims
+            .record_keys
+            .insert((map.into(), key.into()), point_id(POINT + 1));
+        assert_invalid(
+            validate_claimed(doc, before, new_changes(device, before), &sender, &claims),
+            &format!("{map}/{key}"),
+            Field::EntryId,
+            "another document",
+        );
+    }
+
+    let mut claims = Claims::default();
+    // The same key in the same document is the record itself (a replay is no new change).
+    claims
+        .record_keys
+        .insert(("attempts".into(), "a1".into()), id.clone());
+    let mut phone = fork_of(&server);
+    operations::record_attempt(&mut phone, "a1", &attempt())?;
+    assert_accepted(validate_claimed(
+        &id,
+        &server,
+        new_changes(&phone, &server),
+        &postman_for(&[&id]),
+        &claims,
+    ));
+    Ok(())
+}
+
+#[test]
+fn records_hold_nothing_beyond_their_schema() -> TestResult {
+    let id = item_id(PLAIN_ITEM);
+    let postman = postman_for(&[&id]);
+    let cases: Vec<(&str, RawWrite)> = vec![
+        (
+            "an unknown key",
+            Box::new(|tx, r| tx.put(r, "<script>", "x").map(|_| ())),
+        ),
+        (
+            "an unknown map",
+            Box::new(|tx, r| tx.put_object(r, "extra", ObjType::Map).map(|_| ())),
+        ),
+        (
+            "an unknown list",
+            Box::new(|tx, r| tx.put_object(r, "extra", ObjType::List).map(|_| ())),
+        ),
+        (
+            "bytes",
+            Box::new(|tx, r| {
+                tx.put(r, "proof", ScalarValue::Bytes(vec![1, 2, 3]))
+                    .map(|_| ())
+            }),
+        ),
+        (
+            "a counter for ms",
+            Box::new(|tx, r| {
+                tx.put(r, "recorded_at_ms", ScalarValue::counter(MORNING_MS))
+                    .map(|_| ())
+            }),
+        ),
+        (
+            "a timestamp for ms",
+            Box::new(|tx, r| {
+                tx.put(r, "recorded_at_ms", ScalarValue::Timestamp(MORNING_MS))
+                    .map(|_| ())
+            }),
+        ),
+        (
+            "a uint for ms",
+            Box::new(|tx, r| {
+                tx.put(r, "recorded_at_ms", ScalarValue::Uint(MORNING_MS as u64))
+                    .map(|_| ())
+            }),
+        ),
+        (
+            "a string for a float",
+            Box::new(|tx, r| {
+                let position = tx.put_object(r, "position", ObjType::Map)?;
+                tx.put(&position, "lat", "48.85")?;
+                tx.put(&position, "lon", 2.35)?;
+                tx.put(&position, "accuracy_m", 5.0).map(|_| ())
+            }),
+        ),
+        (
+            "a 200 kB string, overwritten in the same change",
+            Box::new(|tx, r| {
+                tx.put(r, "device", "x".repeat(200_000))?;
+                tx.put(r, "device", DEVICE).map(|_| ())
+            }),
+        ),
+        (
+            "a key inside a variant",
+            Box::new(|tx, r| {
+                let outcome = tx.put_object(r, "outcome", ObjType::Map)?;
+                let other = tx.put_object(&outcome, "other", ObjType::Map)?;
+                tx.put(&other, "text", "chien")?;
+                tx.put(&other, "bark", true).map(|_| ())
+            }),
+        ),
+        (
+            "an unknown variant",
+            Box::new(|tx, r| tx.put(r, "outcome", "teleported").map(|_| ())),
+        ),
+    ];
+    for (what, extra) in cases {
+        let (server, phone) = attempt_then(extra)?;
+        let refused = validate(&id, &server, &phone, &postman).expect_err(what);
+        assert!(
+            matches!(&refused, Refusal::Invalid { path, violation } if path == "attempts/a1" && violation.reason.contains("schema")),
+            "{what}: {refused:?}"
+        );
+    }
+
+    // A choice and a correction with an extra field, and preferences with an unknown key.
+    let server = fixtures::item_doc(PLAIN_ITEM, POINT)?;
+    let mut app = fork_of(&server);
+    operations::choose_for_item(
+        &mut app,
+        "c1",
+        &fixtures::redeliver_choice(CUSTOMER, "2026-11-25"),
+    )?;
+    let record = obj_at(&app, &["choices", "c1"])?;
+    raw(&mut app, |tx| tx.put(&record, "note", "hello").map(|_| ()))?;
+    assert_off_schema(
+        validate(&id, &server, &app, &customer_for(&[&id])),
+        "choices/c1",
+        "`note`",
+    );
+
+    let (point, dp, mut phone) = phone_with_correction("k1")?;
+    let proposed = obj_at(&phone, &["corrections", "k1", "proposed"])?;
+    raw(&mut phone, |tx| {
+        tx.put(&proposed, "house_number_2", "35").map(|_| ())
+    })?;
+    assert_off_schema(
+        validate(&point, &dp, &phone, &postman_for(&[&point])),
+        "corrections/k1",
+        "house_number_2",
+    );
+
+    let mut app = fork_of(&dp);
+    let preferences = obj_at(&app, &["preferences"])?;
+    raw(&mut app, |tx| {
+        tx.put(&preferences, "safe_place", "garage")?;
+        let extra = tx.put_object(&preferences, "<script>", ObjType::Map)?;
+        tx.put(&extra, "x", ScalarValue::counter(1)).map(|_| ())
+    })?;
+    assert_off_schema(
+        validate(&point, &dp, &app, &customer_for(&[&point])),
+        "preferences",
+        "<script>",
+    );
+    let mut app = fork_of(&dp);
+    raw(&mut app, |tx| {
+        tx.put(&preferences, "safe_place", "x".repeat(5_000))?;
+        tx.put(&preferences, "safe_place", "garage").map(|_| ())
+    })?;
+    assert_off_schema(
+        validate(&point, &dp, &app, &customer_for(&[&point])),
+        "preferences",
+        "safe_place",
+    );
+    Ok(())
+}
+
+#[test]
+fn every_value_of_a_conflict_in_preferences_is_checked() -> TestResult {
+    let point = point_id(POINT);
+    let dp = fixtures::delivery_point_doc(POINT)?;
+    let customer = customer_for(&[&point]);
+    let preferences = obj_at(&dp, &["preferences"])?;
+    // Two actors of one push set one field concurrently; the higher actor id wins the visible
+    // value, so the refused value is the loser.
+    for (field, refused_value) in [
+        ("safe_place", "x".repeat(5_000)),
+        ("preferred_pickup_point", "not an id!".to_string()),
+    ] {
+        let good = if field == "safe_place" {
+            "garage"
+        } else {
+            "PP-75011-3"
+        };
+        let mut winner = dp.fork().with_actor(ActorId::from([0xff; 16]));
+        let mut loser = dp.fork().with_actor(ActorId::from([0x01; 16]));
+        raw(&mut winner, |tx| {
+            tx.put(&preferences, field, good).map(|_| ())
+        })?;
+        raw(&mut loser, |tx| {
+            tx.put(&preferences, field, refused_value.as_str())
+                .map(|_| ())
+        })?;
+        let mut merged = winner.fork();
+        merged.merge(&mut loser)?;
+        let prefs: Preferences = autosurgeon::hydrate_prop(&merged, ROOT, "preferences")?;
+        let shown = if field == "safe_place" {
+            prefs.safe_place
+        } else {
+            prefs.preferred_pickup_point
+        };
+        assert_eq!(
+            shown.as_deref(),
+            Some(good),
+            "the valid value wins the visible one"
+        );
+        let refused = validate(&point, &dp, &merged, &customer).expect_err(field);
+        assert!(
+            matches!(&refused, Refusal::Invalid { path, .. } if path == "preferences"),
+            "{field}: {refused:?}"
+        );
+        // Two valid values in conflict stand.
+        let mut loser = dp.fork().with_actor(ActorId::from([0x01; 16]));
+        raw(&mut loser, |tx| {
+            tx.put(&preferences, field, good).map(|_| ())
+        })?;
+        let mut merged = winner.fork();
+        merged.merge(&mut loser)?;
+        assert_accepted(validate(&point, &dp, &merged, &customer));
+    }
+    Ok(())
+}
+
+#[test]
+fn changes_without_operations_or_with_a_message_are_refused() -> TestResult {
+    let id = item_id(PLAIN_ITEM);
+    let postman = postman_for(&[&id]);
+    let server = fixtures::item_doc(PLAIN_ITEM, POINT)?;
+
+    let value = autosurgeon_value(&attempt())?;
+    let attempts = obj_at(&server, &["attempts"])?;
+    let with_message = || CommitOptions::default().with_message("x".repeat(100_000));
+    let cases: [ChangeCase<'_>; 3] = [
+        (
+            "an empty change with a 100 kB message",
+            Box::new(|doc| {
+                doc.empty_commit(with_message());
+            }),
+            Field::Message,
+            "no message",
+        ),
+        (
+            "an empty change",
+            Box::new(|doc| {
+                doc.empty_commit(CommitOptions::default());
+            }),
+            Field::Change,
+            "without operations",
+        ),
+        (
+            "a valid attempt with a message",
+            Box::new(|doc| {
+                let _ = doc.transact_with(
+                    |_| with_message(),
+                    |tx| tx.batch_create_object(&attempts, "a1", &value, false),
+                );
+            }),
+            Field::Message,
+            "no message",
+        ),
+    ];
+    for (what, write, field, reason) in cases {
+        let mut phone = fork_of(&server);
+        write(&mut phone);
+        assert_eq!(phone.get_heads().len(), 1, "{what}");
+        assert_invalid(
+            validate(&id, &server, &phone, &postman),
+            &format!("changes/{}", phone.get_heads()[0]),
+            field,
+            reason,
+        );
+    }
+
+    // The honest operation, without a message, passes.
+    let mut phone = fork_of(&server);
+    operations::record_attempt(&mut phone, "a1", &attempt())?;
+    assert_accepted(validate(&id, &server, &phone, &postman));
+    Ok(())
+}
+
+fn autosurgeon_value(attempt: &Attempt) -> Result<automerge::hydrate::Value, Box<dyn Error>> {
+    Ok(tournee_sync_core::model::codec::to_hydrate(attempt)?)
+}

@@ -81,8 +81,35 @@ macro_rules! insert_rows {
     };
 }
 
+/// [`insert_rows!`] for rows that must land: `$tail` ends in `RETURNING`, and returns a row
+/// for every row inserted, or found stored already as a replay of the same one; any other row
+/// (a key another record holds) fails the whole write, which is rolled back.
+macro_rules! insert_landing_rows {
+    ($tx:ident, $what:expr, $head:expr, $rows:expr, |$row:ident, $item:pat_param| $bind:block, $tail:expr) => {
+        for chunk in $rows.chunks(ROWS_PER_INSERT) {
+            let mut insert = sqlx::QueryBuilder::new($head);
+            insert.push_values(chunk, |mut $row, $item| $bind);
+            insert.push($tail);
+            let landed = insert.build().fetch_all(&mut *$tx).await?.len();
+            if landed != chunk.len() {
+                $tx.rollback().await?;
+                return Err(WriteError::Conflict(format!(
+                    "{} of {} {} did not land: their keys are held by other records",
+                    chunk.len() - landed,
+                    chunk.len(),
+                    $what
+                )));
+            }
+        }
+    };
+}
+
 // Files of aggregates, after the macros they use.
+mod actors;
 mod items;
+
+use actors::now_ms;
+pub use actors::{bindings_of, server_bindings, ActorBinding};
 
 /// Why a write was not committed. Nothing of it is stored in either case.
 #[derive(Debug, thiserror::Error)]
@@ -162,8 +189,13 @@ impl Database {
                 .after_release(|conn, _| Box::pin(still_clean(conn)))
                 .connect_with(options)
                 .await?;
-            sqlx::migrate!("../migrations/postgres").run(&pool).await?;
-            Ok(Database::Postgres(pool))
+            let db = Database::Postgres(pool);
+            let bound_before = db.actors_table_exists().await;
+            if let Database::Postgres(pool) = &db {
+                sqlx::migrate!("../migrations/postgres").run(pool).await?;
+            }
+            db.after_migrations(bound_before).await?;
+            Ok(db)
         } else {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -176,8 +208,13 @@ impl Database {
                 .after_release(|conn, _| Box::pin(still_clean(conn)))
                 .connect_with(options)
                 .await?;
-            sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-            Ok(Database::Sqlite(pool))
+            let db = Database::Sqlite(pool);
+            let bound_before = db.actors_table_exists().await;
+            if let Database::Sqlite(pool) = &db {
+                sqlx::migrate!("../migrations/sqlite").run(pool).await?;
+            }
+            db.after_migrations(bound_before).await?;
+            Ok(db)
         }
     }
 
@@ -217,16 +254,29 @@ impl Database {
         })
     }
 
-    /// Stores a new document the server created (skeleton and reference data).
+    /// Stores a new document the server created (skeleton and reference data), with the
+    /// actors that wrote it bound to the server in the same transaction. (A snapshot that does
+    /// not load binds nothing: nobody can load it to learn its actors.)
     pub async fn insert_document(&self, id: &DocId, snapshot: &[u8]) -> Result<(), sqlx::Error> {
         let kind = match id.kind() {
             tournee_sync_core::DocKind::Item => "item",
             tournee_sync_core::DocKind::DeliveryPoint => "delivery_point",
         };
+        let bindings = tournee_sync_core::automerge::Automerge::load(snapshot)
+            .map(|doc| server_bindings(&doc))
+            .unwrap_or_default();
+        let now = now_ms();
         with_pool!(self, pool => {
-            sqlx::query("INSERT INTO documents (id, kind, snapshot, snapshot_seq) VALUES ($1, $2, $3, 0) ON CONFLICT (id) DO NOTHING")
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query("INSERT INTO documents (id, kind, snapshot, snapshot_seq) VALUES ($1, $2, $3, 0) ON CONFLICT (id) DO NOTHING")
                 .bind(id.as_str()).bind(kind).bind(snapshot)
-                .execute(pool).await?;
+                .execute(&mut *tx).await?;
+            if inserted.rows_affected() > 0 {
+                insert_rows!(tx, actors::BIND_ACTORS, bindings, |row, (actor, owner)| {
+                    row.push_bind(actor).push_bind(owner).push_bind(now);
+                }, " ON CONFLICT (actor) DO NOTHING");
+            }
+            tx.commit().await?;
             Ok(())
         })
     }
@@ -410,23 +460,32 @@ impl Database {
                     changed.insert(stored.try_get("doc_id")?);
                 }
             }
+            // The actors the changes are written under, bound in the transaction that stores
+            // them: an actor another owner bound meanwhile fails the write.
+            let now = now_ms();
+            insert_landing_rows!(tx, "actor bindings", actors::BIND_ACTORS, write.projection.actors, |row, (actor, owner)| {
+                row.push_bind(actor).push_bind(owner).push_bind(now);
+            }, actors::BIND_ACTORS_TAIL);
+            // Records are keyed by their key alone: a row that does not land (a key another
+            // document's record holds) fails the write rather than being skipped; a replay of
+            // the same change finds its own row and lands.
             let p = &write.projection;
-            insert_rows!(tx, "INSERT INTO attempts (id, item_id, change_hash, outcome, recorded_at_ms, device, postman, lat, lon, accuracy_m, distance_m, notice_number, waits_at, record) ", p.attempts, |row, a| {
+            insert_landing_rows!(tx, "attempts", "INSERT INTO attempts (id, item_id, change_hash, outcome, recorded_at_ms, device, postman, lat, lon, accuracy_m, distance_m, notice_number, waits_at, record) ", p.attempts, |row, a| {
                 row.push_bind(&a.id).push_bind(&a.item_id).push_bind(&a.change_hash).push_bind(&a.outcome)
                     .push_bind(a.recorded_at_ms).push_bind(&a.device).push_bind(&a.postman).push_bind(a.lat)
                     .push_bind(a.lon).push_bind(a.accuracy_m).push_bind(a.distance_m)
                     .push_bind(&a.notice_number).push_bind(&a.waits_at).push_bind(&a.record);
-            }, " ON CONFLICT (id) DO NOTHING");
-            insert_rows!(tx, "INSERT INTO choices (id, item_id, change_hash, kind, made_at_ms, made_by, applicable, reason, record) ", p.choices, |row, c| {
+            }, " ON CONFLICT (id) DO UPDATE SET change_hash = excluded.change_hash WHERE attempts.item_id = excluded.item_id AND attempts.change_hash = excluded.change_hash RETURNING id");
+            insert_landing_rows!(tx, "choices", "INSERT INTO choices (id, item_id, change_hash, kind, made_at_ms, made_by, applicable, reason, record) ", p.choices, |row, c| {
                 row.push_bind(&c.id).push_bind(&c.item_id).push_bind(&c.change_hash).push_bind(&c.kind)
                     .push_bind(c.made_at_ms).push_bind(&c.made_by).push_bind(c.applicable)
                     .push_bind(&c.reason).push_bind(&c.record);
-            }, " ON CONFLICT (id) DO NOTHING");
-            insert_rows!(tx, "INSERT INTO corrections (id, delivery_point_id, change_hash, proposed_by, device, proposed_at_ms, status, record) ", p.corrections, |row, c| {
+            }, " ON CONFLICT (id) DO UPDATE SET change_hash = excluded.change_hash WHERE choices.item_id = excluded.item_id AND choices.change_hash = excluded.change_hash RETURNING id");
+            insert_landing_rows!(tx, "corrections", "INSERT INTO corrections (id, delivery_point_id, change_hash, proposed_by, device, proposed_at_ms, status, record) ", p.corrections, |row, c| {
                 row.push_bind(&c.id).push_bind(&c.delivery_point_id).push_bind(&c.change_hash)
                     .push_bind(&c.proposed_by).push_bind(&c.device).push_bind(c.proposed_at_ms)
                     .push_bind("pending").push_bind(&c.record);
-            }, " ON CONFLICT (id) DO NOTHING");
+            }, " ON CONFLICT (id) DO UPDATE SET change_hash = excluded.change_hash WHERE corrections.delivery_point_id = excluded.delivery_point_id AND corrections.change_hash = excluded.change_hash RETURNING id");
             for pr in &p.preferences {
                 sqlx::query("INSERT INTO preferences (delivery_point_id, safe_place, preferred_neighbour, preferred_pickup_point, never_to_neighbour, updated_seq) VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT (delivery_point_id) DO UPDATE SET safe_place = excluded.safe_place, preferred_neighbour = excluded.preferred_neighbour, preferred_pickup_point = excluded.preferred_pickup_point, never_to_neighbour = excluded.never_to_neighbour")
                     .bind(&pr.delivery_point_id).bind(&pr.safe_place).bind(&pr.preferred_neighbour)

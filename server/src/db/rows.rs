@@ -188,6 +188,9 @@ pub struct Projection {
     pub decisions: Vec<DecisionRow>,
     /// Reference data published.
     pub references: Vec<ReferenceRow>,
+    /// The actors the changes are authored under that were unbound, with their new owner:
+    /// bound in the transaction that stores the changes.
+    pub actors: Vec<super::ActorBinding>,
 }
 
 /// A review-queue entry with its decision, as the back office lists it.

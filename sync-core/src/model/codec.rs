@@ -100,7 +100,7 @@ fn json_to_hydrate(json: Json) -> hydrate::Value {
     }
 }
 
-fn hydrate_to_json(value: &hydrate::Value) -> Json {
+pub(crate) fn hydrate_to_json(value: &hydrate::Value) -> Json {
     match value {
         hydrate::Value::Scalar(s) => scalar_to_json(s),
         hydrate::Value::Map(map) => Json::Object(
@@ -115,7 +115,7 @@ fn hydrate_to_json(value: &hydrate::Value) -> Json {
     }
 }
 
-fn scalar_to_json(s: &ScalarValue) -> Json {
+pub(crate) fn scalar_to_json(s: &ScalarValue) -> Json {
     match s {
         ScalarValue::Str(s) => Json::String(s.to_string()),
         ScalarValue::Int(i) | ScalarValue::Timestamp(i) => Json::Number((*i).into()),

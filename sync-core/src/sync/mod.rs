@@ -23,7 +23,7 @@ pub mod wire;
 
 pub use client::{SyncError, SyncExchange, SyncReport, SyncSession};
 pub use heads::Heads;
-pub use server::{respond, Answer, DocOutcome, DocumentHost, MemoryHost, News};
+pub use server::{respond, wanted_claims, Answer, DocOutcome, DocumentHost, MemoryHost, News};
 
 use serde::{Deserialize, Serialize};
 

@@ -2,10 +2,11 @@
 //! against a [`DocumentHost`], which the real server implements over SQL and [`MemoryHost`] in
 //! memory.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::convert::Infallible;
 
-use automerge::{Automerge, Change, ChangeHash};
+use automerge::legacy::{Key, OpType};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType};
 use serde_bytes::ByteBuf;
 
 use super::wire::{
@@ -14,7 +15,8 @@ use super::wire::{
 };
 use super::Heads;
 use crate::ids::DocId;
-use crate::validator::{validate_changes, Accepted, Refusal, Scope, Sender};
+use crate::rules::{self, Field};
+use crate::validator::{validate_claimed, Accepted, Claims, Refusal, Scope, Sender, SERVER_OWNER};
 
 /// Where the server's documents live. `store` calls may be buffered; `commit` makes them all
 /// durable, and [`respond`] calls it before it returns an answer that acknowledges them.
@@ -23,9 +25,15 @@ pub trait DocumentHost {
     type Error: std::error::Error + Send + Sync + 'static;
 
     /// The document, if the server has it.
-    fn document(&mut self, id: &DocId) -> Result<Option<&Automerge>, Self::Error>;
+    fn document(&self, id: &DocId) -> Result<Option<&Automerge>, Self::Error>;
 
-    /// Stores a validated batch of changes for a document.
+    /// Who owns the actors, and which documents hold the record keys, that the batch uses:
+    /// prepared before it runs, and added to by [`DocumentHost::store`] (see
+    /// [`Claims::claim`]), so a batch of documents cannot claim one key or actor twice.
+    fn claims(&self) -> &Claims;
+
+    /// Stores a validated batch of changes for a document; its actor bindings and record keys
+    /// join [`DocumentHost::claims`].
     fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Self::Error>;
 
     /// Makes everything stored so far durable.
@@ -91,6 +99,34 @@ impl News {
         }
         news
     }
+}
+
+/// What a host must read into its [`Claims`] before [`respond`] runs a request: the actors its
+/// pushed changes are authored under, and the keys of every map they create that could be a
+/// record's (the validator later knows which are). Changes that do not parse are passed over:
+/// `respond` refuses them.
+pub fn wanted_claims(request: &SyncRequest) -> (BTreeSet<ActorId>, BTreeSet<String>) {
+    let mut actors = BTreeSet::new();
+    let mut keys = BTreeSet::new();
+    for entry in &request.docs {
+        let RequestBody::Push { changes, .. } = &entry.body else {
+            continue;
+        };
+        for bytes in changes {
+            let Ok(change) = Change::from_bytes(bytes.to_vec()) else {
+                continue;
+            };
+            actors.insert(change.actor_id().clone());
+            for op in change.decode().operations {
+                if let (OpType::Make(ObjType::Map), Key::Map(key)) = (&op.action, &op.key) {
+                    if rules::identifier(Field::EntryId, key).is_ok() {
+                        keys.insert(key.to_string());
+                    }
+                }
+            }
+        }
+    }
+    (actors, keys)
 }
 
 /// What happened to each document of a batch, for logs and metrics.
@@ -236,7 +272,7 @@ fn answer_doc<H: DocumentHost>(
     }
     let mut client_heads = maximal(&parsed);
     client_heads.extend(extra_heads.0);
-    let accepted = match validate_changes(id, doc, parsed, sender) {
+    let accepted = match validate_claimed(id, doc, parsed, sender, host.claims()) {
         Ok(accepted) => accepted,
         Err(Refusal::MissingDependencies(_)) => {
             let heads = doc.get_heads().into();
@@ -246,7 +282,7 @@ fn answer_doc<H: DocumentHost>(
             let code = match &refusal {
                 Refusal::OutOfScope(_) => RefusalCode::OutOfScope,
                 Refusal::Malformed(_) | Refusal::MissingDependencies(_) => RefusalCode::Malformed,
-                Refusal::Forbidden { .. } => RefusalCode::Forbidden,
+                Refusal::Forbidden { .. } | Refusal::ActorTaken { .. } => RefusalCode::Forbidden,
                 Refusal::Invalid { .. } => RefusalCode::Invalid,
             };
             return Ok(Err((code, refusal.to_string())));
@@ -325,6 +361,7 @@ fn maximal(changes: &[Change]) -> Vec<ChangeHash> {
 pub struct MemoryHost {
     docs: HashMap<DocId, Automerge>,
     log: Vec<(DocId, Vec<u8>)>,
+    claims: Claims,
 }
 
 impl MemoryHost {
@@ -333,9 +370,11 @@ impl MemoryHost {
         Self::default()
     }
 
-    /// Adds a document the server created (its skeleton and reference data).
+    /// Adds a document the server created (its skeleton and reference data); its actors are
+    /// the server's.
     pub fn insert(&mut self, id: DocId, doc: Automerge) {
         for change in doc.get_changes(&[]) {
+            self.bind_to_server(&change);
             self.log.push((id.clone(), change.raw_bytes().to_vec()));
         }
         self.docs.insert(id, doc);
@@ -348,9 +387,18 @@ impl MemoryHost {
         };
         let before = doc.get_heads();
         f(doc);
-        for change in doc.get_changes(&before) {
+        let changes = doc.get_changes(&before);
+        for change in changes {
+            self.bind_to_server(&change);
             self.log.push((id.clone(), change.raw_bytes().to_vec()));
         }
+    }
+
+    fn bind_to_server(&mut self, change: &Change) {
+        self.claims
+            .actors
+            .entry(change.actor_id().clone())
+            .or_insert_with(|| SERVER_OWNER.to_string());
     }
 
     /// A document as the server holds it.
@@ -363,11 +411,16 @@ impl DocumentHost for MemoryHost {
     /// Memory never fails.
     type Error = Infallible;
 
-    fn document(&mut self, id: &DocId) -> Result<Option<&Automerge>, Infallible> {
+    fn document(&self, id: &DocId) -> Result<Option<&Automerge>, Infallible> {
         Ok(self.docs.get(id))
     }
 
+    fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
     fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Infallible> {
+        self.claims.claim(id, &accepted);
         for change in &accepted.changes {
             self.log.push((id.clone(), change.raw_bytes().to_vec()));
         }
