@@ -4,6 +4,8 @@
 //! - a full SQLite database (its `max_page_count` set at the current size): every sync while
 //!   full answers 5xx and acknowledges nothing; once space returns syncs succeed; after a
 //!   restart every acknowledged interaction is there; the same with a full disk;
+//! - a change altered in transit (checksum left as it was): refused as malformed, nothing
+//!   stored, and the phone's genuine change stored at its next sync, on both backends;
 //! - readiness: 503 within a second while the database cannot take a write (full, gone), and
 //!   no start at all on a database the server cannot write.
 
@@ -304,5 +306,73 @@ async fn readiness_follows_the_ability_to_write_and_answers_within_a_second() {
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(took < std::time::Duration::from_millis(1_500), "{took:?}");
         server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_change_altered_in_transit_is_refused_and_the_genuine_one_is_stored_after() {
+    use tournee_sync_core::sync::wire::{self, Limits, RefusalCode, RequestBody, ResponseBody};
+    for backend in tournee_e2e::backends() {
+        let server = TestServer::start(&backend).await;
+        let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
+        phone.sync(&server).await;
+        let item = fixtures::s10(1);
+        phone
+            .store
+            .record_attempt(&item, &fixtures::absent_attempt("dev-1", "pm-1", 1))
+            .unwrap();
+        let limits = Limits::default();
+        let mut request = {
+            let mut session = tournee_sync_core::sync::SyncSession::new(&mut phone.store, limits);
+            session.next_request().unwrap().unwrap()
+        };
+        let doc = tournee_sync_core::DocId::item(&item);
+        let entry = request.docs.iter_mut().find(|d| d.doc == doc).unwrap();
+        let RequestBody::Push { changes, .. } = &mut entry.body else {
+            panic!("a push")
+        };
+        let at = changes[0].windows(3).position(|w| w == b"AV0").unwrap();
+        changes[0][at + 2] = b'9';
+        let answer = reqwest::Client::new()
+            .post(format!("{}/v1/sync", server.base))
+            .bearer_auth(&phone.token)
+            .body(wire::encode_request(&request))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::OK);
+        let frame = answer.bytes().await.unwrap();
+        let response = wire::decode_response(&frame, &limits).unwrap();
+        let refused = response.docs.iter().find(|d| d.doc == doc).map(|d| &d.body);
+        assert!(
+            matches!(
+                refused,
+                Some(ResponseBody::Refused {
+                    code: RefusalCode::Malformed,
+                    ..
+                })
+            ),
+            "{refused:?}"
+        );
+        assert!(stored_attempts_any(&server.state.db).await.is_empty());
+        // The phone's own sync gets the genuine attempt stored.
+        phone.sync(&server).await;
+        assert!(phone.store.pending_interactions().is_empty());
+        assert_eq!(stored_attempts_any(&server.state.db).await.len(), 1);
+        server.stop().await;
+    }
+}
+
+/// The ids of the attempts stored, on either backend.
+async fn stored_attempts_any(db: &Database) -> Vec<String> {
+    match db {
+        Database::Sqlite(pool) => sqlx::query_scalar("SELECT id FROM attempts")
+            .fetch_all(pool)
+            .await
+            .unwrap(),
+        Database::Postgres(pool) => sqlx::query_scalar("SELECT id FROM attempts")
+            .fetch_all(pool)
+            .await
+            .unwrap(),
     }
 }

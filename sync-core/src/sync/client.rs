@@ -139,9 +139,19 @@ impl SyncExchange {
             });
         }
         let ids: Vec<DocId> = store.document_ids().cloned().collect();
+        // A document refused in this session is not pushed again before the next one.
+        let refused: HashSet<DocId> = self
+            .report
+            .refused
+            .iter()
+            .map(|(id, _, _)| id.clone())
+            .collect();
         for id in ids {
             if docs.len() >= self.limits.max_docs || size >= budget {
                 break;
+            }
+            if refused.contains(&id) {
+                continue;
             }
             let state = store.sync_state(&id).cloned().unwrap_or_default();
             let doc = store.document(&id)?;
@@ -255,7 +265,13 @@ impl SyncExchange {
 fn request_for(doc: &Automerge, state: &DocSyncState, limits: &Limits) -> Option<RequestBody> {
     let heads = doc.get_heads();
     match &state.need {
-        Need::Refused { at_heads, .. } if at_heads.0 == heads => None,
+        // Malformed means the bytes were damaged on the way (an honest phone makes no malformed
+        // change): the next session pushes them again. Any other refusal waits for a change.
+        Need::Refused { at_heads, code, .. }
+            if at_heads.0 == heads && *code != RefusalCode::Malformed =>
+        {
+            None
+        }
         Need::Resync { server_heads } => {
             let known: Vec<ChangeHash> = server_heads
                 .0

@@ -23,7 +23,9 @@ pub mod wire;
 
 pub use client::{SyncError, SyncExchange, SyncReport, SyncSession};
 pub use heads::Heads;
-pub use server::{respond, wanted_claims, Answer, DocOutcome, DocumentHost, MemoryHost, News};
+pub use server::{
+    parse_change, respond, wanted_claims, Answer, DocOutcome, DocumentHost, MemoryHost, News,
+};
 
 use serde::{Deserialize, Serialize};
 

@@ -113,11 +113,14 @@ pub fn wanted_claims(request: &SyncRequest) -> (BTreeSet<ActorId>, BTreeSet<Stri
             continue;
         };
         for bytes in changes {
-            let Ok(change) = Change::from_bytes(bytes.to_vec()) else {
+            let Ok(change) = parse_change(bytes) else {
                 continue;
             };
             actors.insert(change.actor_id().clone());
-            for op in change.decode().operations {
+            let Ok(decoded) = contained(|| change.decode()) else {
+                continue;
+            };
+            for op in decoded.operations {
                 if let (OpType::Make(ObjType::Map), Key::Map(key)) = (&op.action, &op.key) {
                     if rules::identifier(Field::EntryId, key).is_ok() {
                         keys.insert(key.to_string());
@@ -176,7 +179,18 @@ pub fn respond<H: DocumentHost>(
     let mut budget = limits.max_body_bytes / 2;
     for DocRequest { doc, body } in request.docs {
         answered.insert(doc.clone());
-        let answer = match answer_doc(host, &doc, body, sender, limits, &mut budget)? {
+        // Automerge can panic on crafted bytes (an unwrap on a missing column, an assertion
+        // on a sequence gap): such a panic refuses this document, as malformed, and touches
+        // nothing: the validator only ever works on a fork.
+        let outcome = match contained(|| answer_doc(host, &doc, body, sender, limits, &mut budget))
+        {
+            Ok(outcome) => outcome?,
+            Err(()) => Err((
+                RefusalCode::Malformed,
+                "the changes could not be read".to_string(),
+            )),
+        };
+        let answer = match outcome {
             Ok((answer, accepted)) => {
                 if accepted > 0 {
                     outcomes.push(DocOutcome::Accepted {
@@ -223,6 +237,33 @@ pub fn respond<H: DocumentHost>(
     })
 }
 
+/// Parses a change and checks it against its own checksum: `Change::from_bytes` does not, so a
+/// change altered in transit would otherwise be taken for a new change of the same actor and
+/// sequence number, and the genuine one refused after it.
+pub fn parse_change(bytes: &[u8]) -> Result<Change, String> {
+    let change = contained(|| Change::from_bytes(bytes.to_vec()))
+        .map_err(|()| "a change could not be read".to_string())?
+        .map_err(|e| format!("a change does not parse: {e}"))?;
+    // Magic (4 bytes), then the first 4 bytes of the SHA-256 the change's hash is: for a
+    // compressed chunk too, since its checksum is the uncompressed change's.
+    let declared = bytes.get(4..8);
+    if declared != Some(&change.hash().0[..4]) {
+        return Err(format!(
+            "change {} does not match its checksum: it was altered or damaged",
+            change.hash()
+        ));
+    }
+    Ok(change)
+}
+
+/// Runs `f`, turning a panic inside it into `Err(())`. Only for work on data that a panic
+/// cannot leave half-changed (parsing, or a fork that is thrown away).
+fn contained<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
+        tracing::warn!("automerge panicked on a change; the document is refused");
+    })
+}
+
 /// A document's answer and how many changes it stored, or why it was refused.
 type DocAnswer = Result<(ResponseBody, usize), (RefusalCode, String)>;
 
@@ -260,14 +301,9 @@ fn answer_doc<H: DocumentHost>(
             let message = format!("a change of {} bytes is over the limit", bytes.len());
             return Ok(Err((RefusalCode::TooLarge, message)));
         }
-        match Change::from_bytes(bytes.into_vec()) {
+        match parse_change(&bytes) {
             Ok(change) => parsed.push(change),
-            Err(e) => {
-                return Ok(Err((
-                    RefusalCode::Malformed,
-                    format!("a change does not parse: {e}"),
-                )))
-            }
+            Err(why) => return Ok(Err((RefusalCode::Malformed, why))),
         }
     }
     let mut client_heads = maximal(&parsed);

@@ -1,0 +1,260 @@
+//! Changes damaged or altered between the phone and the server: refused whole, stored nowhere,
+//! never a panic, and never able to block the phone's genuine change.
+//!
+//! - a change whose bytes were altered in transit (its checksum left as it was) is refused as
+//!   malformed, and the genuine change gets through at the phone's next session;
+//! - a fuzz test over real push frames with random damage to their changes (bytes flipped,
+//!   cut, spliced from another change, dropped), with checksums forged to match half of the
+//!   time so that the damage reaches Automerge's decoder: `respond` never panics, whatever it accepts still
+//!   loads, and (for damage the checksum catches) the phone's honest push is accepted
+//!   afterwards. Bounded in CI
+//!   (`PROPTEST_CASES`, default 96); run longer by hand with a larger value.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod common;
+
+use proptest::prelude::*;
+use tournee_sync_core::automerge::Automerge;
+use tournee_sync_core::fixtures;
+use tournee_sync_core::sync::wire::{self, Limits, RefusalCode, RequestBody, ResponseBody};
+use tournee_sync_core::sync::{respond, MemoryHost, SyncSession};
+use tournee_sync_core::validator::Sender;
+use tournee_sync_core::DocId;
+
+/// A phone that downloaded a small town's round and recorded two attempts on item 0; the
+/// server; the postman's sender; and the push the phone would send now.
+fn pushed() -> (
+    tempfile::TempDir,
+    tournee_sync_core::store::PhoneStore,
+    MemoryHost,
+    Sender,
+    wire::SyncRequest,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut host, manifest) = common::town(1, 2);
+    let mut phone = common::phone(dir.path(), "dev-1", "pm-1", &manifest);
+    let sender = common::postman_sender("dev-1", "pm-1", &manifest);
+    common::sync(&mut phone, &mut host, &sender);
+    for n in 0..2 {
+        phone
+            .record_attempt(
+                &fixtures::s10(0),
+                &fixtures::absent_attempt("dev-1", "pm-1", n),
+            )
+            .unwrap();
+    }
+    let request = {
+        let mut session = SyncSession::new(&mut phone, Limits::default());
+        session.next_request().unwrap().unwrap()
+    };
+    (dir, phone, host, sender, request)
+}
+
+fn item() -> DocId {
+    DocId::item(&fixtures::s10(0))
+}
+
+/// The changes pushed for item 0.
+fn pushed_changes(request: &mut wire::SyncRequest) -> &mut Vec<serde_bytes::ByteBuf> {
+    request
+        .docs
+        .iter_mut()
+        .find(|d| d.doc == item())
+        .and_then(|d| match &mut d.body {
+            RequestBody::Push { changes, .. } => Some(changes),
+            _ => None,
+        })
+        .expect("the phone pushes item 0")
+}
+
+fn attempts(doc: &Automerge) -> usize {
+    tournee_sync_core::operations::read_item(doc)
+        .unwrap()
+        .attempts
+        .len()
+}
+
+#[test]
+fn a_change_altered_in_transit_is_refused_and_the_genuine_one_gets_through_next_session() {
+    let (_dir, mut phone, mut host, sender, mut request) = pushed();
+    // The notice number AV00000000 becomes AV90000000 in the bytes; the checksum stays.
+    let changes = pushed_changes(&mut request);
+    let mut altered = false;
+    for change in changes.iter_mut() {
+        if let Some(at) = change.windows(3).position(|w| w == b"AV0") {
+            change[at + 2] = b'9';
+            altered = true;
+        }
+    }
+    assert!(altered, "the notice number is in the change's bytes");
+    let before = host.get(&item()).unwrap().get_heads();
+    let limits = Limits::default();
+    let answer = respond(&mut host, request, &sender, &limits).unwrap();
+    let refused = answer
+        .response
+        .docs
+        .iter()
+        .find(|d| d.doc == item())
+        .map(|d| &d.body);
+    assert!(
+        matches!(
+            refused,
+            Some(ResponseBody::Refused { code: RefusalCode::Malformed, message })
+                if message.contains("checksum")
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        host.get(&item()).unwrap().get_heads(),
+        before,
+        "nothing stored"
+    );
+
+    // The phone hears the refusal; at its next session it pushes the genuine changes, which
+    // are accepted: the altered copy blocked nothing.
+    {
+        let mut session = SyncSession::new(&mut phone, limits);
+        let _ = session.next_request().unwrap();
+        let frame = wire::encode_response(&answer.response);
+        session
+            .apply_response(wire::decode_response(&frame, &limits).unwrap())
+            .unwrap();
+    }
+    common::sync(&mut phone, &mut host, &sender);
+    assert!(phone.pending_interactions().is_empty());
+    let stored = host.get(&item()).unwrap();
+    assert_eq!(attempts(stored), 2);
+    let notices: Vec<String> = tournee_sync_core::operations::read_item(stored)
+        .unwrap()
+        .attempts
+        .values()
+        .filter_map(|a| a.notice.as_ref()?.number.clone())
+        .collect();
+    assert!(notices.iter().all(|n| !n.starts_with("AV9")), "{notices:?}");
+}
+
+/// One kind of damage to the pushed changes.
+#[derive(Debug, Clone)]
+enum Damage {
+    /// XOR a byte of change `change` at `at` (both taken modulo the sizes).
+    Flip { change: usize, at: usize, with: u8 },
+    /// Keep the first `keep` bytes of a change.
+    Cut { change: usize, keep: usize },
+    /// Replace a change's tail from `at` with the tail of another change.
+    Splice {
+        change: usize,
+        from: usize,
+        at: usize,
+    },
+    /// Drop a change (a sequence gap for its actor).
+    Drop { change: usize },
+}
+
+fn damage() -> impl Strategy<Value = Damage> {
+    prop_oneof![
+        4 => (any::<usize>(), any::<usize>(), 1..=255u8)
+            .prop_map(|(change, at, with)| Damage::Flip { change, at, with }),
+        1 => (any::<usize>(), any::<usize>()).prop_map(|(change, keep)| Damage::Cut { change, keep }),
+        1 => (any::<usize>(), any::<usize>(), any::<usize>())
+            .prop_map(|(change, from, at)| Damage::Splice { change, from, at }),
+        1 => any::<usize>().prop_map(|change| Damage::Drop { change }),
+    ]
+}
+
+/// Rewrites a chunk's checksum (bytes 4..8) to match the rest of its bytes.
+fn forge_checksum(change: &mut [u8]) {
+    use sha2::Digest;
+    if change.len() > 8 {
+        let hash = sha2::Sha256::digest(&change[8..]);
+        change[4..8].copy_from_slice(&hash[..4]);
+    }
+}
+
+fn apply(changes: &mut Vec<serde_bytes::ByteBuf>, damage: &Damage) {
+    if changes.is_empty() {
+        return;
+    }
+    let n = changes.len();
+    match *damage {
+        Damage::Flip { change, at, with } => {
+            let bytes = &mut changes[change % n];
+            let len = bytes.len().max(1);
+            if let Some(byte) = bytes.get_mut(at % len) {
+                *byte ^= with;
+            }
+        }
+        Damage::Cut { change, keep } => {
+            let bytes = &mut changes[change % n];
+            let len = bytes.len().max(1);
+            bytes.truncate(keep % len);
+        }
+        Damage::Splice { change, from, at } => {
+            let donor = changes[from % n].clone();
+            let bytes = &mut changes[change % n];
+            let at = at % bytes.len().max(1);
+            bytes.truncate(at);
+            bytes.extend_from_slice(&donor[at.min(donor.len())..]);
+        }
+        Damage::Drop { change } => {
+            changes.remove(change % n);
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(96),
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn damaged_frames_never_panic_never_store_a_bad_change_and_never_block_the_phone(
+        damages in proptest::collection::vec(damage(), 1..4),
+        forged in any::<bool>(),
+    ) {
+        let (_dir, mut phone, mut host, sender, mut request) = pushed();
+        {
+            let changes = pushed_changes(&mut request);
+            for d in &damages {
+                apply(changes, d);
+            }
+            if forged {
+                // As an attacker would: the checksum made to match the damaged bytes, so the
+                // damage reaches Automerge's decoder.
+                for change in changes.iter_mut() {
+                    forge_checksum(change);
+                }
+            }
+        }
+        let limits = Limits::default();
+        // Through the wire as the server would receive it. A frame the decoder refuses whole
+        // (a change cut under 16 bytes) is a 400: the phone abandons that session.
+        let frame = wire::encode_request(&request);
+        if let Ok(request) = wire::decode_request(&frame, &limits) {
+            let answer = respond(&mut host, request, &sender, &limits).unwrap();
+            // Whatever the server holds now still saves and loads.
+            let held = host.get(&item()).unwrap();
+            let reloaded = Automerge::load(&held.save()).unwrap();
+            prop_assert_eq!(reloaded.get_heads(), held.get_heads());
+            prop_assert!(attempts(&reloaded) <= 2);
+            // The phone hears the answer.
+            let mut session = SyncSession::new(&mut phone, limits);
+            let _ = session.next_request().unwrap();
+            let frame = wire::encode_response(&answer.response);
+            session
+                .apply_response(wire::decode_response(&frame, &limits).unwrap())
+                .unwrap();
+        }
+        // Its next session gets every honest change stored, when the damage was caught by the
+        // checksum. A forged change that still passes the rules is stored under the phone's
+        // actor and sequence number, and then blocks the genuine one: that recovery is not
+        // built yet (issue #13, item 2), so for forged damage only what holds is asserted: no
+        // panic, and what the server holds loads.
+        if !forged {
+            common::sync(&mut phone, &mut host, &sender);
+            prop_assert!(phone.pending_interactions().is_empty());
+            prop_assert_eq!(attempts(host.get(&item()).unwrap()), 2);
+        }
+    }
+}
