@@ -51,6 +51,17 @@ fn pushed() -> (
     (dir, phone, host, sender, request)
 }
 
+/// The phone sends its push and hears `answer` to it, in a session of its own.
+fn hear(phone: &mut tournee_sync_core::store::PhoneStore, answer: &wire::SyncResponse) {
+    let limits = Limits::default();
+    let mut session = SyncSession::new(phone, limits);
+    let _ = session.next_request().unwrap();
+    let frame = wire::encode_response(answer);
+    session
+        .apply_response(wire::decode_response(&frame, &limits).unwrap())
+        .unwrap();
+}
+
 fn item() -> DocId {
     DocId::item(&fixtures::s10(0))
 }
@@ -113,14 +124,7 @@ fn a_change_altered_in_transit_is_refused_and_the_genuine_one_gets_through_next_
 
     // The phone hears the refusal; at its next session it pushes the genuine changes, which
     // are accepted: the altered copy blocked nothing.
-    {
-        let mut session = SyncSession::new(&mut phone, limits);
-        let _ = session.next_request().unwrap();
-        let frame = wire::encode_response(&answer.response);
-        session
-            .apply_response(wire::decode_response(&frame, &limits).unwrap())
-            .unwrap();
-    }
+    hear(&mut phone, &answer.response);
     common::sync(&mut phone, &mut host, &sender);
     assert!(phone.pending_interactions().is_empty());
     let stored = host.get(&item()).unwrap();
@@ -238,13 +242,7 @@ proptest! {
             let reloaded = Automerge::load(&held.save()).unwrap();
             prop_assert_eq!(reloaded.get_heads(), held.get_heads());
             prop_assert!(attempts(&reloaded) <= 2);
-            // The phone hears the answer.
-            let mut session = SyncSession::new(&mut phone, limits);
-            let _ = session.next_request().unwrap();
-            let frame = wire::encode_response(&answer.response);
-            session
-                .apply_response(wire::decode_response(&frame, &limits).unwrap())
-                .unwrap();
+            hear(&mut phone, &answer.response);
         }
         // Its next session gets every honest change stored, when the damage was caught by the
         // checksum. A forged change that still passes the rules is stored under the phone's
