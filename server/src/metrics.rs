@@ -60,7 +60,7 @@ pub struct Metrics {
     pub requests: Family<RouteLabels, Counter>,
     /// Seconds to answer, per route, method and status.
     pub request_seconds: Family<RouteLabels, Histogram>,
-    /// Requests refused by a rate limit (429).
+    /// Requests refused by a rate limit (429) or a spent upload budget (503 `busy`).
     pub rate_limited: Counter,
 }
 
@@ -110,7 +110,7 @@ impl Metrics {
         let rate_limited = Counter::default();
         registry.register(
             "rate_limited",
-            "Requests refused by a rate limit (429)",
+            "Requests refused by a rate limit (429) or a spent upload budget (503 busy)",
             rate_limited.clone(),
         );
         Self {
