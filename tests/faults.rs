@@ -17,6 +17,36 @@ use tournee_e2e::{Backend, Phone, TestServer};
 use tournee_server::db::Database;
 use tournee_sync_core::fixtures;
 
+/// Absences recorded round-robin on the items of a phone's round, each with a new notice.
+struct Attempts {
+    items: Vec<tournee_sync_core::S10>,
+    recorded: u32,
+}
+
+impl Attempts {
+    fn on_round_of(phone: &Phone) -> Self {
+        let manifest = phone.store.manifest().unwrap();
+        Self {
+            items: manifest
+                .stops
+                .iter()
+                .flat_map(|s| &s.items)
+                .map(|s| tournee_sync_core::S10::parse(s).unwrap())
+                .collect(),
+            recorded: 0,
+        }
+    }
+
+    fn more(&mut self, phone: &mut Phone, count: u32) {
+        for _ in 0..count {
+            let item = &self.items[self.recorded as usize % self.items.len()];
+            let attempt = fixtures::absent_attempt("dev-1", "pm-1", self.recorded);
+            phone.store.record_attempt(item, &attempt).unwrap();
+            self.recorded += 1;
+        }
+    }
+}
+
 /// Sets `max_page_count` on every connection of the pool (the pragma is per connection):
 /// `None` gives the database room again.
 async fn limit_pages(db: &Database, pages: Option<i64>) {
@@ -58,29 +88,13 @@ async fn a_full_sqlite_database_acknowledges_nothing_and_loses_nothing() {
     let server = TestServer::start(&Backend::Sqlite).await;
     let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
     phone.sync(&server).await;
-    let items: Vec<_> = phone
-        .store
-        .manifest()
-        .unwrap()
-        .stops
-        .iter()
-        .flat_map(|s| s.items.clone())
-        .collect();
     let mut acknowledged = BTreeSet::new();
-    let mut n = 0;
-    let mut record = |phone: &mut Phone, count: usize| {
-        for _ in 0..count {
-            let item = tournee_sync_core::S10::parse(&items[n % items.len()]).unwrap();
-            let attempt = fixtures::absent_attempt("dev-1", "pm-1", n as u32);
-            phone.store.record_attempt(&item, &attempt).unwrap();
-            n += 1;
-        }
-    };
+    let mut record = Attempts::on_round_of(&phone);
 
     // Full: nothing is acknowledged, and every sync says so with a 5xx.
     limit_pages(&server.state.db, Some(0)).await;
     for _ in 0..6 {
-        record(&mut phone, 20);
+        record.more(&mut phone, 20);
         let pending = phone.store.pending_interactions().len();
         match phone.try_sync(&server).await {
             Err((status, _)) => assert!(status.is_server_error(), "{status}"),
@@ -92,7 +106,7 @@ async fn a_full_sqlite_database_acknowledges_nothing_and_loses_nothing() {
     // Space again: the phone drains, and what the server acknowledged is in the database,
     // seen by another connection.
     limit_pages(&server.state.db, None).await;
-    record(&mut phone, 5);
+    record.more(&mut phone, 5);
     let ids: BTreeSet<String> = phone
         .store
         .pending_interactions()
@@ -181,30 +195,14 @@ async fn a_full_disk_fails_commits_visibly_and_loses_no_acknowledged_interaction
     let server = TestServer::start_on(&url, tempfile::tempdir().unwrap()).await;
     let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
     phone.sync(&server).await;
-    let items: Vec<_> = phone
-        .store
-        .manifest()
-        .unwrap()
-        .stops
-        .iter()
-        .flat_map(|s| s.items.clone())
-        .collect();
-    let mut n = 0u32;
     let mut acknowledged = BTreeSet::new();
-    let mut record = |phone: &mut Phone, count: u32| {
-        for _ in 0..count {
-            let item = tournee_sync_core::S10::parse(&items[n as usize % items.len()]).unwrap();
-            let attempt = fixtures::absent_attempt("dev-1", "pm-1", n);
-            phone.store.record_attempt(&item, &attempt).unwrap();
-            n += 1;
-        }
-    };
+    let mut record = Attempts::on_round_of(&phone);
 
     // The disk fills up: syncs fail with 5xx, and none acknowledges what it could not store.
     let filler = disk.fill();
     let mut failed = 0;
     for _ in 0..14 {
-        record(&mut phone, 3);
+        record.more(&mut phone, 3);
         let before: BTreeSet<String> = phone
             .store
             .pending_interactions()
