@@ -17,6 +17,16 @@ use tournee_e2e::{Backend, Phone, TestServer};
 use tournee_server::db::Database;
 use tournee_sync_core::fixtures;
 
+/// The ids of the interactions a phone still holds pending.
+fn pending_ids(phone: &Phone) -> BTreeSet<String> {
+    phone
+        .store
+        .pending_interactions()
+        .into_iter()
+        .map(|i| i.id)
+        .collect()
+}
+
 /// Absences recorded round-robin on the items of a phone's round, each with a new notice.
 struct Attempts {
     items: Vec<tournee_sync_core::S10>,
@@ -107,12 +117,7 @@ async fn a_full_sqlite_database_acknowledges_nothing_and_loses_nothing() {
     // seen by another connection.
     limit_pages(&server.state.db, None).await;
     record.more(&mut phone, 5);
-    let ids: BTreeSet<String> = phone
-        .store
-        .pending_interactions()
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
+    let ids: BTreeSet<String> = pending_ids(&phone);
     phone.sync(&server).await;
     assert!(phone.store.pending_interactions().is_empty());
     acknowledged.extend(ids);
@@ -203,12 +208,7 @@ async fn a_full_disk_fails_commits_visibly_and_loses_no_acknowledged_interaction
     let mut failed = 0;
     for _ in 0..14 {
         record.more(&mut phone, 3);
-        let before: BTreeSet<String> = phone
-            .store
-            .pending_interactions()
-            .into_iter()
-            .map(|i| i.id)
-            .collect();
+        let before: BTreeSet<String> = pending_ids(&phone);
         match phone.try_sync(&server).await {
             Err((status, _)) => {
                 assert!(status.is_server_error(), "{status}");
@@ -216,12 +216,7 @@ async fn a_full_disk_fails_commits_visibly_and_loses_no_acknowledged_interaction
             }
             // A sync may still fit in what SQLite had preallocated; then it is acknowledged.
             Ok(_) => {
-                let after: BTreeSet<String> = phone
-                    .store
-                    .pending_interactions()
-                    .into_iter()
-                    .map(|i| i.id)
-                    .collect();
+                let after: BTreeSet<String> = pending_ids(&phone);
                 acknowledged.extend(before.difference(&after).cloned());
             }
         }
@@ -231,12 +226,7 @@ async fn a_full_disk_fails_commits_visibly_and_loses_no_acknowledged_interaction
     // Space returns: the phone drains without a restart, and every interaction the server
     // acknowledged is visible to another connection and after a restart.
     std::fs::remove_file(filler).unwrap();
-    let pending: BTreeSet<String> = phone
-        .store
-        .pending_interactions()
-        .into_iter()
-        .map(|i| i.id)
-        .collect();
+    let pending: BTreeSet<String> = pending_ids(&phone);
     phone.sync(&server).await;
     assert!(phone.store.pending_interactions().is_empty());
     acknowledged.extend(pending);

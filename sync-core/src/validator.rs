@@ -137,9 +137,13 @@ pub enum Refusal {
     /// The document is not one the sender may write.
     #[error("{0} is outside the sender's scope")]
     OutOfScope(DocId),
-    /// The change bytes do not parse or do not apply.
+    /// The change bytes do not parse.
     #[error("malformed change: {0}")]
     Malformed(String),
+    /// Changes that parse but do not apply to the document: most often one whose actor and
+    /// sequence number another stored change holds already. Sending them again changes nothing.
+    #[error("the changes do not apply to the stored document: {0}")]
+    DoesNotApply(String),
     /// Some changes depend on changes the receiver does not have: the peers must resynchronise.
     #[error("{0} change(s) depend on changes this peer does not have")]
     MissingDependencies(usize),
@@ -249,7 +253,7 @@ pub fn validate_claimed(
     let before = doc.get_heads();
     let mut fork = doc.fork();
     fork.apply_changes(changes)
-        .map_err(|e| Refusal::Malformed(e.to_string()))?;
+        .map_err(|e| Refusal::DoesNotApply(e.to_string()))?;
     let missing = fork.get_missing_deps(&[]);
     if !missing.is_empty() {
         return Err(Refusal::MissingDependencies(missing.len()));

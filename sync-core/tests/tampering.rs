@@ -253,6 +253,18 @@ proptest! {
             common::sync(&mut phone, &mut host, &sender);
             prop_assert!(phone.pending_interactions().is_empty());
             prop_assert_eq!(attempts(host.get(&item()).unwrap()), 2);
+        } else {
+            // Not drained, the phone at least stops pushing what cannot apply: a refusal
+            // other than `malformed`, not repeated at every later session.
+            let (first, _, _) = common::sync(&mut phone, &mut host, &sender);
+            if !phone.pending_interactions().is_empty() {
+                let (again, _, _) = common::sync(&mut phone, &mut host, &sender);
+                prop_assert!(
+                    first.refused.iter().chain(&again.refused).all(|(_, code, _)| *code != RefusalCode::Malformed),
+                    "{:?} then {:?}", first.refused, again.refused
+                );
+                prop_assert!(again.refused.is_empty(), "pushed again: {:?}", again.refused);
+            }
         }
     }
 }

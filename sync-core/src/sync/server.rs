@@ -319,7 +319,9 @@ fn answer_doc<H: DocumentHost>(
                 Refusal::OutOfScope(_) => RefusalCode::OutOfScope,
                 Refusal::Malformed(_) | Refusal::MissingDependencies(_) => RefusalCode::Malformed,
                 Refusal::Forbidden { .. } | Refusal::ActorTaken { .. } => RefusalCode::Forbidden,
-                Refusal::Invalid { .. } => RefusalCode::Invalid,
+                // Damage is `Malformed` (the phone sends it again next session); a change that
+                // parsed and checks out but does not apply will not apply next time either.
+                Refusal::Invalid { .. } | Refusal::DoesNotApply(_) => RefusalCode::Invalid,
             };
             return Ok(Err((code, refusal.to_string())));
         }
