@@ -6,6 +6,10 @@
 //!   restart every acknowledged interaction is there; the same with a full disk;
 //! - a change altered in transit (checksum left as it was): refused as malformed, nothing
 //!   stored, and the phone's genuine change stored at its next sync, on both backends;
+//! - a change altered in transit and re-checksummed, stored under the phone's actor and
+//!   sequence number: the genuine change is refused as `collision` (as `invalid` to a
+//!   phone speaking wire version 1), and the phone sets its interactions aside, fetches the
+//!   document and records them again, drained in one sync, on both backends;
 //! - readiness: 503 within a second while the database cannot take a write (full, gone), and
 //!   no start at all on a database the server cannot write.
 
@@ -347,6 +351,99 @@ async fn a_change_altered_in_transit_is_refused_and_the_genuine_one_is_stored_af
         phone.sync(&server).await;
         assert!(phone.store.pending_interactions().is_empty());
         assert_eq!(stored_attempts_any(&server.state.db).await.len(), 1);
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_forged_change_that_takes_the_phones_sequence_number_leaves_nothing_pending() {
+    use sha2::Digest;
+    use tournee_sync_core::store::AgainOutcome;
+    use tournee_sync_core::sync::wire::{self, Limits, RefusalCode, RequestBody, ResponseBody};
+    for backend in tournee_e2e::backends() {
+        let server = TestServer::start(&backend).await;
+        let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
+        phone.sync(&server).await;
+        let item = fixtures::s10(1);
+        let doc = tournee_sync_core::DocId::item(&item);
+        let genuine: Vec<_> = (1..=2)
+            .map(|n| fixtures::absent_attempt("dev-1", "pm-1", n))
+            .collect();
+        for attempt in &genuine {
+            phone.store.record_attempt(&item, attempt).unwrap();
+        }
+        let limits = Limits::default();
+        let request = {
+            let mut session = tournee_sync_core::sync::SyncSession::new(&mut phone.store, limits);
+            session.next_request().unwrap().unwrap()
+        };
+        // In transit, the second attempt's notice number is altered and its checksum forged;
+        // the phone never hears the answer (the connection drops).
+        let mut forged = request.clone();
+        let entry = forged.docs.iter_mut().find(|d| d.doc == doc).unwrap();
+        let RequestBody::Push { changes, .. } = &mut entry.body else {
+            panic!("a push")
+        };
+        let last = changes.last_mut().unwrap();
+        let at = last.windows(3).position(|w| w == b"AV0").unwrap();
+        last[at + 2] = b'9';
+        let checksum = sha2::Sha256::digest(&last[8..]);
+        last[4..8].copy_from_slice(&checksum[..4]);
+        let post = |frame: Vec<u8>| {
+            reqwest::Client::new()
+                .post(format!("{}/v1/sync", server.base))
+                .bearer_auth(&phone.token)
+                .body(frame)
+                .send()
+        };
+        let answer = post(wire::encode_request(&forged)).await.unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::OK);
+        assert_eq!(stored_attempts_any(&server.state.db).await.len(), 2);
+
+        // A phone of wire version 1 pushing the genuine changes hears `invalid`, in version 1.
+        let mut old = wire::encode_request(&request);
+        old[4] = wire::OLDEST_VERSION;
+        let frame = post(old).await.unwrap().bytes().await.unwrap();
+        assert_eq!(wire::frame_version(&frame), Some(wire::OLDEST_VERSION));
+        let response = wire::decode_response(&frame, &limits).unwrap();
+        let body = response.docs.iter().find(|d| d.doc == doc).map(|d| &d.body);
+        assert!(
+            matches!(
+                body,
+                Some(ResponseBody::Refused {
+                    code: RefusalCode::Invalid,
+                    ..
+                })
+            ),
+            "{body:?}"
+        );
+
+        // The phone's own sync: refused as `collision`, set aside, fetched, written again.
+        let report = phone.sync(&server).await;
+        assert!(report.refused.is_empty(), "{:?}", report.refused);
+        assert!(phone.store.pending_interactions().is_empty());
+        let outcomes: Vec<_> = report.recorded_again.iter().map(|a| &a.outcome).collect();
+        assert!(
+            matches!(
+                outcomes[..],
+                [AgainOutcome::Stored, AgainOutcome::Recorded(_)]
+            ),
+            "{outcomes:?}"
+        );
+        let stored = stored_attempts_any(&server.state.db).await;
+        assert_eq!(stored.len(), 3, "the forgery, and both genuine attempts");
+        let held =
+            tournee_sync_core::operations::read_item(phone.store.document(&doc).unwrap()).unwrap();
+        for attempt in &genuine {
+            assert!(held.attempts.values().any(|a| a == attempt));
+        }
+        // The same device reinstalled, fetching the item afresh, sees the same document.
+        let mut other = Phone::postman(&server, "pm-1", "dev-1").await;
+        other.sync(&server).await;
+        assert_eq!(
+            other.store.document(&doc).unwrap().get_heads(),
+            phone.store.document(&doc).unwrap().get_heads()
+        );
         server.stop().await;
     }
 }

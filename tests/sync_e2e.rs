@@ -385,10 +385,12 @@ async fn bad_bodies_and_bad_tokens_get_a_precise_4xx_and_store_nothing() {
         assert_eq!(status, 400);
         let oversized = vec![0u8; 5 * 1024 * 1024];
         assert_eq!(post_frame(&server, &token, oversized).await.status(), 413);
-        let version_2 = [b"TRNE".as_slice(), &[2, 0, 0xa0]].concat();
-        let response = post_frame(&server, &token, version_2).await;
+        let unknown = wire::VERSION + 1;
+        let from_the_future = [b"TRNE".as_slice(), &[unknown, 0, 0xa0]].concat();
+        let response = post_frame(&server, &token, from_the_future).await;
         assert_eq!(response.status(), 400);
-        assert!(response.text().await.unwrap().contains("wire version 2"));
+        let body = response.text().await.unwrap();
+        assert!(body.contains(&format!("wire version {unknown}")), "{body}");
 
         let frame = wire::encode_request(&SyncRequest {
             since: None,
@@ -808,7 +810,7 @@ async fn nobody_writes_under_an_actor_bound_to_another_owner_and_the_phone_keeps
 /// Issue #19: record keys are unique across documents, as the central tables key them. An
 /// attempt on one item under the key of an attempt on another, or a correction on one point
 /// under the key of another point's, is refused and stores nothing; two documents of one batch
-/// creating one key likewise.
+/// creating one key likewise. The refusal is a `collision`: a phone that hears it writes its records again under fresh keys.
 #[tokio::test]
 async fn a_record_key_another_document_holds_is_refused_and_nothing_is_stored() {
     for backend in backends() {
@@ -863,7 +865,7 @@ async fn a_record_key_another_document_holds_is_refused_and_nothing_is_stored() 
         for (doc, change) in [(item(3), on_item_3), (point(1), on_point_1)] {
             let refused = push(&server, &postman.token, doc, change).await;
             assert!(
-                matches!(&refused, ResponseBody::Refused { code: RefusalCode::Invalid, message } if message.contains("another document")),
+                matches!(&refused, ResponseBody::Refused { code: RefusalCode::Collision, message } if message.contains("another document")),
                 "{backend:?}: {refused:?}"
             );
         }
@@ -905,7 +907,7 @@ async fn a_record_key_another_document_holds_is_refused_and_nothing_is_stored() 
             matches!(
                 &answer.docs[1].body,
                 ResponseBody::Refused {
-                    code: RefusalCode::Invalid,
+                    code: RefusalCode::Collision,
                     ..
                 }
             ),

@@ -5,7 +5,7 @@ use tournee_sync_core::model::{
     AccessNotes, Attempt, CustomerChoice, Notice, Outcome, Position, Preferences, Proof,
     ProposedCorrection, ReferenceAddress, Requirements, RoundManifest,
 };
-use tournee_sync_core::store::{Interaction, InteractionKind};
+use tournee_sync_core::store::{self, Interaction, InteractionKind};
 use tournee_sync_core::sync::SyncReport;
 use tournee_sync_core::views::{DoorView, StopView};
 
@@ -186,6 +186,34 @@ pub struct RefusedDocument {
     pub message: String,
 }
 
+/// A pending interaction the phone had to write again: the server held another change under
+/// this phone's sequence number, so the original could never be stored.
+#[derive(Debug, Clone, uniffi::Record)]
+pub struct RecordedAgain {
+    /// The interaction as it was pending.
+    pub before: PendingInteraction,
+    /// How it ended.
+    pub outcome: AgainOutcome,
+}
+
+/// How an interaction written again ended.
+#[derive(Debug, Clone, uniffi::Enum)]
+pub enum AgainOutcome {
+    /// The server holds it exactly as recorded: it is saved.
+    Stored,
+    /// Written again and pending; follow its new id.
+    Recorded {
+        /// The interaction that replaces it.
+        again: PendingInteraction,
+    },
+    /// The item or address no longer allows it (e.g. the item was delivered meanwhile):
+    /// nothing was written.
+    Refused {
+        /// Why, for people.
+        reason: String,
+    },
+}
+
 /// What one sync answer did.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct SyncProgress {
@@ -195,6 +223,8 @@ pub struct SyncProgress {
     pub acknowledged: Vec<PendingInteraction>,
     /// Documents the server refused.
     pub refused: Vec<RefusedDocument>,
+    /// Pending interactions recorded again under new ids; they are still pending.
+    pub recorded_again: Vec<RecordedAgain>,
 }
 
 impl From<SyncReport> for SyncProgress {
@@ -213,6 +243,20 @@ impl From<SyncReport> for SyncProgress {
                     document: doc.to_string(),
                     code: code.as_str().to_string(),
                     message,
+                })
+                .collect(),
+            recorded_again: r
+                .recorded_again
+                .into_iter()
+                .map(|again| RecordedAgain {
+                    before: again.before.into(),
+                    outcome: match again.outcome {
+                        store::AgainOutcome::Stored => AgainOutcome::Stored,
+                        store::AgainOutcome::Recorded(again) => AgainOutcome::Recorded {
+                            again: again.into(),
+                        },
+                        store::AgainOutcome::Refused(reason) => AgainOutcome::Refused { reason },
+                    },
                 })
                 .collect(),
         }

@@ -242,12 +242,13 @@ impl FieldStore {
                     reason: "no sync request is waiting for an answer".into(),
                 });
             };
-            let (changed, acked, refused) = {
+            let (changed, acked, refused, again) = {
                 let r = exchange.report();
                 (
                     r.changed_documents.len(),
                     r.acknowledged.len(),
                     r.refused.len(),
+                    r.recorded_again.len(),
                 )
             };
             let applied = wire::decode_response(&answer, exchange.limits())
@@ -265,6 +266,7 @@ impl FieldStore {
             report.changed_documents.drain(..changed);
             report.acknowledged.drain(..acked);
             report.refused.drain(..refused);
+            report.recorded_again.drain(..again);
             SyncProgress::from(report)
         };
         self.notify(&progress);

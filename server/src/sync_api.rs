@@ -37,6 +37,8 @@ pub async fn sync(
     let body = json_body::body(body).await?;
     let request = wire::decode_request(&body, &limits)
         .map_err(|e| ApiError::bad_request("malformed_frame", e.to_string()))?;
+    // A phone is answered in the version it spoke (decoding checked it is one this build reads).
+    let version = wire::frame_version(&body).unwrap_or(wire::VERSION);
     let sender = scope::sender(&app.db, &app.clock, &claims).await?;
 
     // The cursor before any document is read: news stops there (see `Database::news_upto`).
@@ -159,7 +161,7 @@ pub async fn sync(
     app.metrics
         .sync_seconds
         .observe(started.elapsed().as_secs_f64());
-    let frame = wire::encode_response(&answer.response);
+    let frame = wire::encode_response_for(&answer.response, version);
     Ok(([(CONTENT_TYPE, SYNC_MEDIA_TYPE)], frame).into_response())
 }
 

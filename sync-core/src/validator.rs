@@ -140,10 +140,29 @@ pub enum Refusal {
     /// The change bytes do not parse.
     #[error("malformed change: {0}")]
     Malformed(String),
-    /// Changes that parse but do not apply to the document: most often one whose actor and
-    /// sequence number another stored change holds already. Sending them again changes nothing.
+    /// Changes that parse but do not apply to the document. Sending them again changes nothing.
     #[error("the changes do not apply to the stored document: {0}")]
     DoesNotApply(String),
+    /// A change's actor and sequence number are held by a different change the receiver
+    /// stored: one altered in transit and re-checksummed, or a sender restored from an old copy
+    /// of its store. The sender must write its changes again under a fresh actor.
+    #[error("sequence number {seq} of actor {actor} is held by another change")]
+    SequenceTaken {
+        /// The actor id, hex.
+        actor: String,
+        /// The sequence number.
+        seq: u64,
+    },
+    /// A change creates a record under a key another change created already, in this
+    /// document or another (records are immutable, keys random): as for
+    /// [`Refusal::SequenceTaken`], the sender must write the record again under a fresh key.
+    #[error("{path}: {reason}")]
+    KeyTaken {
+        /// The record, e.g. `attempts/4f…`.
+        path: String,
+        /// Where the key is held.
+        reason: &'static str,
+    },
     /// Some changes depend on changes the receiver does not have: the peers must resynchronise.
     #[error("{0} change(s) depend on changes this peer does not have")]
     MissingDependencies(usize),
@@ -252,8 +271,13 @@ pub fn validate_claimed(
     }
     let before = doc.get_heads();
     let mut fork = doc.fork();
-    fork.apply_changes(changes)
-        .map_err(|e| Refusal::DoesNotApply(e.to_string()))?;
+    fork.apply_changes(changes).map_err(|e| match e {
+        automerge::AutomergeError::DuplicateSeqNumber(seq, actor) => Refusal::SequenceTaken {
+            actor: actor.to_hex_string(),
+            seq,
+        },
+        e => Refusal::DoesNotApply(e.to_string()),
+    })?;
     let missing = fork.get_missing_deps(&[]);
     if !missing.is_empty() {
         return Err(Refusal::MissingDependencies(missing.len()));
@@ -332,6 +356,8 @@ fn check_all(
     }
     let creating = before.get_heads().is_empty();
     let mut touched = BTreeSet::new();
+    // Records the batch creates (a map made under a record key), as opposed to edits.
+    let mut created = BTreeSet::new();
     let mut preference_keys = BTreeSet::new();
     // Operations to check against the strict shapes, once every path is known to be permitted.
     let mut shaped = Vec::new();
@@ -372,6 +398,9 @@ fn check_all(
                 return Err(forbidden());
             }
             let touch = permitted(id.kind(), sender.role, &path, creating).ok_or_else(forbidden)?;
+            if path.len() == 2 && matches!(op.action, OpType::Make(ObjType::Map)) {
+                created.insert(touch.clone());
+            }
             if touch == Touched::Preferences {
                 preference_keys.insert(path[1].clone());
             }
@@ -383,19 +412,16 @@ fn check_all(
     }
     let mut records = BTreeMap::new();
     for touch in &touched {
-        if let Some(record) = check_value(before, after, touch, sender)? {
+        if let Some(record) = check_value(before, after, touch, created.contains(touch), sender)? {
             if let Touched::Entry(map, key) = touch {
                 let elsewhere = claims
                     .record_keys
                     .get(&(map.to_string(), key.clone()))
                     .is_some_and(|doc| doc != id);
                 if elsewhere {
-                    return Err(Refusal::Invalid {
+                    return Err(Refusal::KeyTaken {
                         path: format!("{map}/{key}"),
-                        violation: Violation::new(
-                            Field::EntryId,
-                            "this record key is used by another document already",
-                        ),
+                        reason: "this record key is used by another document already",
                     });
                 }
             }
@@ -518,6 +544,7 @@ fn check_value(
     before: &Automerge,
     after: &Automerge,
     touch: &Touched,
+    created: bool,
     sender: &Sender,
 ) -> Result<Option<CheckedRecord>, Refusal> {
     let invalid = |path: String| {
@@ -534,11 +561,18 @@ fn check_value(
             rules::identifier(Field::EntryId, key).map_err(&check)?;
             // Records are immutable once stored: an attempt rewritten after the fact is no
             // evidence. Reviews may be revised by the back office.
+            // A record created under a stored record's key collides with it; an edit of a
+            // stored record is invalid.
             if *map != "reviews" && entry_exists(before, map, key) {
-                return Err(check(Violation::new(
-                    Field::Path,
-                    "this record exists already and cannot be changed",
-                )));
+                let reason = "this record exists already and cannot be changed";
+                return Err(if created {
+                    Refusal::KeyTaken {
+                        path: path.clone(),
+                        reason,
+                    }
+                } else {
+                    check(Violation::new(Field::Path, reason))
+                });
             }
             // Only the winning value of a conflict is read below; a record that arrives with a
             // conflict inside it (never produced by an honest device, whose ids are random)

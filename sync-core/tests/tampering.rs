@@ -3,11 +3,13 @@
 //!
 //! - a change whose bytes were altered in transit (its checksum left as it was) is refused as
 //!   malformed, and the genuine change gets through at the phone's next session;
+//! - a change altered and re-checksummed, stored under the phone's actor and sequence number:
+//!   the phone sets its interactions aside and records them again (`collision`);
 //! - a fuzz test over real push frames with random damage to their changes (bytes flipped,
 //!   cut, spliced from another change, dropped), with checksums forged to match half of the
-//!   time so that the damage reaches Automerge's decoder: `respond` never panics, whatever it accepts still
-//!   loads, and (for damage the checksum catches) the phone's honest push is accepted
-//!   afterwards. Bounded in CI
+//!   time so that the damage reaches Automerge's decoder: `respond` never panics, whatever it
+//!   accepts still loads, and the phone's next session gets every genuine attempt stored, the
+//!   phone drained. Bounded in CI
 //!   (`PROPTEST_CASES`, default 96); run longer by hand with a larger value.
 
 #![allow(clippy::unwrap_used, missing_docs)]
@@ -138,6 +140,104 @@ fn a_change_altered_in_transit_is_refused_and_the_genuine_one_gets_through_next_
     assert!(notices.iter().all(|n| !n.starts_with("AV9")), "{notices:?}");
 }
 
+/// The genuine attempts the phone of [`pushed`] recorded.
+fn genuine_attempts() -> Vec<tournee_sync_core::model::Attempt> {
+    (0..2)
+        .map(|n| fixtures::absent_attempt("dev-1", "pm-1", n))
+        .collect()
+}
+
+/// Whether the server holds every genuine attempt, by value.
+fn holds_every_genuine_attempt(host: &MemoryHost) -> bool {
+    let held = tournee_sync_core::operations::read_item(host.get(&item()).unwrap()).unwrap();
+    genuine_attempts()
+        .iter()
+        .all(|genuine| held.attempts.values().any(|a| a == genuine))
+}
+
+/// Issue #13: a change altered in transit and re-checksummed (which TLS prevents, and a thief
+/// of the phone's token could do) is stored under the phone's actor and sequence number. The
+/// phone's genuine change is then refused as `collision`; the phone sets its pending
+/// interactions aside under a fresh actor (durably: a restart in between loses nothing),
+/// fetches the document as the server holds it, and writes them again: the one the server
+/// holds as recorded is acknowledged, the one the forgery replaced is recorded under a new id,
+/// and the phone is drained.
+#[test]
+fn a_forged_change_that_takes_the_phones_sequence_number_blocks_nothing() {
+    let (dir, mut phone, mut host, sender, mut request) = pushed();
+    let identity = phone.identity().clone();
+    let old_actor = phone.document(&item()).unwrap().get_actor().clone();
+    // The second attempt's notice number altered, and its checksum made to match.
+    let changes = pushed_changes(&mut request);
+    let last = changes.last_mut().unwrap();
+    let at = last.windows(3).position(|w| w == b"AV0").unwrap();
+    last[at + 2] = b'9';
+    forge_checksum(last);
+    let limits = Limits::default();
+    let answer = respond(&mut host, request, &sender, &limits).unwrap();
+    assert_eq!(
+        attempts(host.get(&item()).unwrap()),
+        2,
+        "the forgery is stored"
+    );
+    assert!(!holds_every_genuine_attempt(&host));
+    hear(&mut phone, &answer.response);
+    assert_eq!(phone.pending_interactions().len(), 2);
+
+    // The next session's push is refused as `collision`; the phone sets its two
+    // interactions aside, and stops there (the app is killed).
+    {
+        let mut session = SyncSession::new(&mut phone, limits);
+        let request = session.next_request().unwrap().unwrap();
+        let answer = respond(&mut host, request, &sender, &limits).unwrap();
+        assert!(
+            answer.response.docs.iter().any(|d| matches!(
+                &d.body,
+                ResponseBody::Refused { code: RefusalCode::Collision, message } if message.contains(&old_actor.to_hex_string())
+            )),
+            "{:?}",
+            answer.response
+        );
+        let frame = wire::encode_response(&answer.response);
+        session
+            .apply_response(wire::decode_response(&frame, &limits).unwrap())
+            .unwrap();
+        assert!(
+            session.report().refused.is_empty(),
+            "set aside, not refused"
+        );
+    }
+    assert_eq!(phone.pending_interactions().len(), 2, "still pending");
+    drop(phone);
+    let mut phone = tournee_sync_core::store::PhoneStore::open(
+        dir.path(),
+        identity,
+        tournee_sync_core::store::StoreOptions { fsync: false },
+    )
+    .unwrap();
+    assert_eq!(phone.pending_interactions().len(), 2, "set aside durably");
+    assert_ne!(phone.document(&item()).unwrap().get_actor(), &old_actor);
+
+    let (report, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(phone.pending_interactions().is_empty());
+    use tournee_sync_core::store::AgainOutcome;
+    let outcomes: Vec<&AgainOutcome> = report.recorded_again.iter().map(|a| &a.outcome).collect();
+    assert!(
+        matches!(outcomes[..], [AgainOutcome::Stored, AgainOutcome::Recorded(ref again)] if again.id != report.recorded_again[1].before.id),
+        "{outcomes:?}"
+    );
+    assert!(holds_every_genuine_attempt(&host));
+    assert_eq!(
+        phone.document(&item()).unwrap().get_heads(),
+        host.get(&item()).unwrap().get_heads(),
+        "the phone holds the document as the server does"
+    );
+    // Nothing left to say on either side.
+    let (quiet, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(quiet.recorded_again.is_empty() && quiet.acknowledged.is_empty());
+}
+
 /// One kind of damage to the pushed changes.
 #[derive(Debug, Clone)]
 enum Damage {
@@ -244,27 +344,16 @@ proptest! {
             prop_assert!(attempts(&reloaded) <= 2);
             hear(&mut phone, &answer.response);
         }
-        // Its next session gets every honest change stored, when the damage was caught by the
-        // checksum. A forged change that still passes the rules is stored under the phone's
-        // actor and sequence number, and then blocks the genuine one: that recovery is not
-        // built yet (issue #13, item 2), so for forged damage only what holds is asserted: no
-        // panic, and what the server holds loads.
+        // Its next session gets every genuine attempt stored. Damage the checksum caught
+        // stored nothing. A forgery is refused (the phone pushes again at its next session),
+        // or stored when it passes the rules, under the phone's actor and sequence number:
+        // then the phone sets its interactions aside, and records again what the forgery
+        // replaced.
+        let (report, _, _) = common::sync(&mut phone, &mut host, &sender);
+        prop_assert!(phone.pending_interactions().is_empty(), "{:?} after {report:?}", phone.pending_interactions());
+        prop_assert!(holds_every_genuine_attempt(&host));
         if !forged {
-            common::sync(&mut phone, &mut host, &sender);
-            prop_assert!(phone.pending_interactions().is_empty());
             prop_assert_eq!(attempts(host.get(&item()).unwrap()), 2);
-        } else {
-            // Not drained, the phone at least stops pushing what cannot apply: a refusal
-            // other than `malformed`, not repeated at every later session.
-            let (first, _, _) = common::sync(&mut phone, &mut host, &sender);
-            if !phone.pending_interactions().is_empty() {
-                let (again, _, _) = common::sync(&mut phone, &mut host, &sender);
-                prop_assert!(
-                    first.refused.iter().chain(&again.refused).all(|(_, code, _)| *code != RefusalCode::Malformed),
-                    "{:?} then {:?}", first.refused, again.refused
-                );
-                prop_assert!(again.refused.is_empty(), "pushed again: {:?}", again.refused);
-            }
         }
     }
 }

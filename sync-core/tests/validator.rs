@@ -191,6 +191,17 @@ fn assert_invalid(
     }
 }
 
+/// Expects a record created under a key another change holds.
+fn assert_key_taken(result: Result<Accepted, Refusal>, expected_path: &str, reason_fragment: &str) {
+    match result.expect_err("expected a refusal") {
+        Refusal::KeyTaken { path, reason } => {
+            assert_eq!(path, expected_path, "{reason}");
+            assert!(reason.contains(reason_fragment), "{reason}");
+        }
+        other => panic!("expected KeyTaken, got {other:?}"),
+    }
+}
+
 /// The server's item document with attempt `a1` from the postman accepted and applied, and the
 /// postman's phone that recorded it.
 fn item_with_accepted_attempt() -> Result<(Automerge, Automerge), Box<dyn Error>> {
@@ -471,6 +482,8 @@ fn rewriting_a_stored_attempt_is_invalid() -> TestResult {
     Ok(())
 }
 
+/// Reconciled over the stored one, the replacement edits it in place: invalid. (A new map made
+/// under the key is a collision, as `a_record_created_under_a_stored_key_collides_with_it`.)
 #[test]
 fn replacing_a_stored_attempt_whole_is_invalid() -> TestResult {
     let (server, mut phone) = item_with_accepted_attempt()?;
@@ -484,6 +497,27 @@ fn replacing_a_stored_attempt_whole_is_invalid() -> TestResult {
         validate(&id, &server, &phone, &postman_for(&[&id])),
         "attempts/a1",
         Field::Path,
+        "exists already",
+    );
+    Ok(())
+}
+
+/// Another change creating a record under a stored record's key (as a change forged from the
+/// phone's own does) collides with it: the sender must write its record again under a fresh
+/// key.
+#[test]
+fn a_record_created_under_a_stored_key_collides_with_it() -> TestResult {
+    let (server, _) = item_with_accepted_attempt()?;
+    // Concurrently with the stored `a1`, from the document before it: a new record, same key.
+    let mut concurrent = fork_of(&fixtures::item_doc(PLAIN_ITEM, POINT)?);
+    let refused = attempt_with(|a| a.outcome = Outcome::Refused);
+    operations::record_attempt(&mut concurrent, "a1", &refused)?;
+    let mut device = server.fork();
+    device.merge(&mut concurrent)?;
+    let id = item_id(PLAIN_ITEM);
+    assert_key_taken(
+        validate(&id, &server, &device, &postman_for(&[&id])),
+        "attempts/a1",
         "exists already",
     );
     Ok(())
@@ -1678,10 +1712,9 @@ fn a_record_key_another_document_holds_is_refused() -> TestResult {
         claims
             .record_keys
             .insert((map.into(), key.into()), point_id(POINT + 1));
-        assert_invalid(
+        assert_key_taken(
             validate_claimed(doc, before, new_changes(device, before), &sender, &claims),
             &format!("{map}/{key}"),
-            Field::EntryId,
             "another document",
         );
     }

@@ -19,7 +19,7 @@ use tournee_sync_core::fixtures;
 use tournee_sync_core::operations;
 use tournee_sync_core::sync::wire::{
     self, DocRequest, DocResponse, Limits, RefusalCode, RequestBody, ResponseBody, SyncRequest,
-    SyncResponse, WireError, MAGIC, VERSION,
+    SyncResponse, WireError, MAGIC, OLDEST_VERSION, VERSION,
 };
 use tournee_sync_core::sync::{respond, DocOutcome, Heads, MemoryHost};
 use tournee_sync_core::validator::{Scope, Sender};
@@ -311,11 +311,51 @@ fn every_truncation_of_a_frame_is_refused() {
     }
 }
 
+/// A phone of the previous version is read, and answered in its version: a refusal that
+/// version has no code for reads as the nearest code it has.
+#[test]
+fn an_older_phone_is_read_and_answered_in_its_own_version() {
+    let limits = Limits::default();
+    let mut old = wire::encode_request(&small_request());
+    old[4] = OLDEST_VERSION;
+    assert_eq!(wire::frame_version(&old), Some(OLDEST_VERSION));
+    assert_eq!(wire::decode_request(&old, &limits), Ok(small_request()));
+
+    let mut response = small_response();
+    response.docs[0].body = ResponseBody::Refused {
+        code: RefusalCode::Collision,
+        message: "held by another change".into(),
+    };
+    let current = wire::encode_response(&response);
+    assert_eq!(wire::frame_version(&current), Some(VERSION));
+    assert_eq!(
+        wire::decode_response(&current, &limits),
+        Ok(response.clone())
+    );
+
+    let answer = wire::encode_response_for(&response, OLDEST_VERSION);
+    assert_eq!(wire::frame_version(&answer), Some(OLDEST_VERSION));
+    let heard = wire::decode_response(&answer, &limits).unwrap();
+    assert!(
+        matches!(
+            &heard.docs[0].body,
+            ResponseBody::Refused { code: RefusalCode::Invalid, message } if message == "held by another change"
+        ),
+        "{heard:?}"
+    );
+    // Codes version 1 has are sent as they are.
+    let answer = wire::encode_response_for(&small_response(), OLDEST_VERSION);
+    assert_eq!(
+        wire::decode_response(&answer, &limits),
+        Ok(small_response())
+    );
+}
+
 #[test]
 fn another_version_is_refused_with_the_version_found() {
     let limits = Limits::default();
     for (what, frame) in valid_frames() {
-        for version in [0, 2, 255] {
+        for version in [0, VERSION + 1, 255] {
             let mut frame = frame.clone();
             frame[4] = version;
             for result in decode_both(&frame, &limits) {

@@ -44,6 +44,7 @@ mod kind {
     pub const SYNC: u8 = 4;
     pub const INTERACTION: u8 = 5;
     pub const ACKED: u8 = 6;
+    pub const ASIDE: u8 = 7;
 }
 
 /// Why the store could not do what was asked.
@@ -155,6 +156,112 @@ pub struct Interaction {
     pub change: String,
 }
 
+/// What became of an interaction set aside because its sequence number was taken
+/// ([`PhoneStore::set_aside`]), once the document was fetched again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedAgain {
+    /// The interaction as it was pending.
+    pub before: Interaction,
+    /// How it ended.
+    pub outcome: AgainOutcome,
+}
+
+/// How an interaction set aside ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgainOutcome {
+    /// The server holds it exactly as recorded (its own change reached the server before the
+    /// collision): acknowledged.
+    Stored,
+    /// Recorded again, pending, under a new id (the old one may be held by the change that
+    /// collided with it).
+    Recorded(Interaction),
+    /// The document as the server holds it no longer allows it (e.g. the item was delivered
+    /// meanwhile): nothing was recorded, and the reason is given.
+    Refused(String),
+}
+
+/// What a pending interaction wrote, read back from the document to be written again.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum PendingContent {
+    Attempt(Attempt),
+    Correction(Correction),
+    Choice(CustomerChoice),
+    Preferences(Preferences),
+}
+
+/// An interaction set aside, with what it wrote.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SetAside {
+    interaction: Interaction,
+    content: PendingContent,
+}
+
+impl PendingContent {
+    fn read(doc: &Automerge, interaction: &Interaction) -> Result<Self, StoreError> {
+        let missing = || {
+            StoreError::Operation(OperationError::Schema(format!(
+                "pending {:?} {} is not in {}",
+                interaction.kind, interaction.id, interaction.doc
+            )))
+        };
+        Ok(match interaction.kind {
+            InteractionKind::Attempt => Self::Attempt(
+                operations::read_item(doc)?
+                    .attempts
+                    .remove(&interaction.id)
+                    .ok_or_else(missing)?,
+            ),
+            InteractionKind::Choice => Self::Choice(
+                operations::read_item(doc)?
+                    .choices
+                    .remove(&interaction.id)
+                    .ok_or_else(missing)?,
+            ),
+            InteractionKind::Correction => Self::Correction(
+                operations::read_delivery_point(doc)?
+                    .corrections
+                    .remove(&interaction.id)
+                    .ok_or_else(missing)?,
+            ),
+            // The preferences as they stand now: setting them again writes whatever differs.
+            InteractionKind::Preferences => {
+                Self::Preferences(operations::read_delivery_point(doc)?.preferences)
+            }
+        })
+    }
+
+    /// Whether `doc` holds exactly this content under `id`.
+    fn held(&self, doc: &Automerge, id: &str) -> Result<bool, OperationError> {
+        Ok(match self {
+            Self::Attempt(mine) => operations::read_item(doc)?.attempts.get(id) == Some(mine),
+            Self::Choice(mine) => operations::read_item(doc)?.choices.get(id) == Some(mine),
+            Self::Correction(mine) => {
+                operations::read_delivery_point(doc)?.corrections.get(id) == Some(mine)
+            }
+            Self::Preferences(_) => false,
+        })
+    }
+
+    /// Writes the content under entry id `entry`; the interaction's id and change.
+    fn record(
+        &self,
+        doc: &mut Automerge,
+        entry: String,
+    ) -> Result<(String, Option<ChangeHash>), OperationError> {
+        let hash = match self {
+            Self::Attempt(attempt) => operations::record_attempt(doc, &entry, attempt)?,
+            Self::Correction(correction) => {
+                operations::propose_correction(doc, &entry, correction)?
+            }
+            Self::Choice(choice) => operations::choose_for_item(doc, &entry, choice)?,
+            Self::Preferences(preferences) => {
+                let hash = operations::set_preferences(doc, preferences)?;
+                return Ok((hash.map(|h| h.to_string()).unwrap_or_default(), hash));
+            }
+        };
+        Ok((entry, hash))
+    }
+}
 #[derive(Serialize, Deserialize)]
 struct StoreMeta {
     format: u32,
@@ -179,6 +286,9 @@ struct StoredDoc {
     doc: Option<Automerge>,
     sync: DocSyncState,
     pending: Vec<Interaction>,
+    /// Interactions set aside after a `collision` refusal, until the document is fetched
+    /// again (see [`PhoneStore::set_aside`]).
+    aside: Vec<SetAside>,
     records_since_snapshot: usize,
 }
 
@@ -339,7 +449,10 @@ impl PhoneStore {
     pub fn pending_interactions(&self) -> Vec<Interaction> {
         self.docs
             .values()
-            .flat_map(|d| d.pending.iter().cloned())
+            .flat_map(|d| {
+                let aside = d.aside.iter().map(|a| &a.interaction);
+                aside.chain(&d.pending).cloned()
+            })
             .collect()
     }
 
@@ -357,12 +470,7 @@ impl PhoneStore {
     where
         F: FnOnce(&mut Automerge) -> Result<(String, Option<ChangeHash>), OperationError>,
     {
-        let sender = Sender {
-            role: self.identity.role.role(),
-            principal: self.identity.principal.clone(),
-            device: Some(self.identity.device.clone()),
-            scope: Scope::All,
-        };
+        let sender = self.sender();
         let current = self.loaded(id)?;
         // A clone, not a next: the device's own actor must author its changes.
         let mut next = current.clone();
@@ -460,6 +568,166 @@ impl PhoneStore {
                 "a fresh {kind:?} entry {entry} changed nothing"
             )))
         })
+    }
+
+    /// Sets a document's pending interactions aside, after the server refused them as
+    /// `collision`: another change holds this device's actor and sequence number there, or the
+    /// key of a record they create (one altered in transit and re-checksummed, or this store
+    /// restored from an old copy), so these changes can never be accepted, and the server's
+    /// change under that number could never load here either.
+    ///
+    /// The whole device moves to a fresh actor, so no later change collides again; the document
+    /// goes back to what the server acknowledged, and asks for the rest; the interactions, with
+    /// what they wrote, stay pending (in [`PhoneStore::pending_interactions`]) until
+    /// [`PhoneStore::record_set_aside`] writes them again on the document as the server holds
+    /// it. The log is rewritten atomically: a crash leaves the old pending changes (pushed,
+    /// refused and set aside again next session) or the new state. If any interaction cannot be
+    /// read back, nothing changes and the error is returned. Returns how many were set aside.
+    pub fn set_aside(&mut self, id: &DocId) -> Result<usize, StoreError> {
+        let stored = self
+            .docs
+            .get(id)
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        let pending = stored.pending.clone();
+        let mut aside = stored.aside.clone();
+        let acked = stored.sync.acked_heads();
+        let current = self.loaded(id)?;
+        for interaction in pending {
+            let content = PendingContent::read(current, &interaction)?;
+            aside.push(SetAside {
+                interaction,
+                content,
+            });
+        }
+        let base = current.fork_at(&acked).map_err(|e| StoreError::Corrupt {
+            path: PathBuf::from(id.as_str()),
+            reason: format!("the acknowledged heads are not in the document: {e}"),
+        })?;
+        let sync = DocSyncState {
+            acked: acked.into(),
+            need: crate::sync::Need::Have,
+        };
+        // The fresh actor is durable before any change can be written under it.
+        self.set_actor(ActorId::random())?;
+        let snapshot = base.save();
+        let stored = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        rewrite_log(&mut stored.log, &snapshot, &sync, &[], &aside, &[])?;
+        let count = aside.len();
+        stored.records_since_snapshot = 0;
+        stored.unloaded.clear();
+        stored.doc = Some(base.with_actor(self.actor.clone()));
+        stored.sync = sync;
+        stored.pending.clear();
+        stored.aside = aside;
+        Ok(count)
+    }
+
+    /// Whether the document has interactions set aside, waiting for it to be fetched again.
+    pub fn has_set_aside(&self, id: &DocId) -> bool {
+        self.docs.get(id).is_some_and(|d| !d.aside.is_empty())
+    }
+
+    /// Writes the interactions set aside again on the document as the server now holds it
+    /// (call once the document is fetched: its sync state needs nothing more). Each is
+    /// acknowledged if the server holds it exactly, recorded again under a new id, or dropped
+    /// with the reason when the document no longer allows it. The log is rewritten atomically.
+    pub fn record_set_aside(&mut self, id: &DocId) -> Result<Vec<RecordedAgain>, StoreError> {
+        let sender = self.sender();
+        let aside = match self.docs.get(id) {
+            Some(stored) if !stored.aside.is_empty() => stored.aside.clone(),
+            Some(_) => return Ok(Vec::new()),
+            None => return Err(StoreError::UnknownDocument(id.clone())),
+        };
+        let mut doc = self.loaded(id)?.clone();
+        let snapshot = doc.save();
+        let mut records = Vec::new();
+        let mut outcomes = Vec::with_capacity(aside.len());
+        for SetAside {
+            interaction,
+            content,
+        } in aside
+        {
+            if content.held(&doc, &interaction.id)? {
+                outcomes.push(RecordedAgain {
+                    before: interaction,
+                    outcome: AgainOutcome::Stored,
+                });
+                continue;
+            }
+            // A fresh id: the old one may be held by the change that collided, in this document
+            // or another.
+            let previous = doc.clone();
+            let outcome = match content.record(&mut doc, operations::new_entry_id()) {
+                Err(refused) => AgainOutcome::Refused(refused.to_string()),
+                Ok((_, None)) => AgainOutcome::Stored,
+                Ok((entry, Some(hash))) => {
+                    let change = doc.get_change_by_hash(&hash).ok_or_else(|| {
+                        OperationError::Schema("the operation's change vanished".into())
+                    })?;
+                    check_applied(id, &previous, &doc, std::slice::from_ref(&change), &sender)?;
+                    let after = Interaction {
+                        id: entry,
+                        doc: id.clone(),
+                        kind: interaction.kind,
+                        change: hash.to_string(),
+                    };
+                    records.push(to_cbor(&LocalRecord {
+                        interaction: after.clone(),
+                        change: change.raw_bytes().to_vec(),
+                    }));
+                    AgainOutcome::Recorded(after)
+                }
+            };
+            outcomes.push(RecordedAgain {
+                before: interaction,
+                outcome,
+            });
+        }
+        let stored = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        let (sync, pending) = (&stored.sync, &stored.pending);
+        rewrite_log(&mut stored.log, &snapshot, sync, pending, &[], &records)?;
+        stored.records_since_snapshot = records.len();
+        stored.unloaded.clear();
+        stored.doc = Some(doc);
+        stored.aside.clear();
+        stored
+            .pending
+            .extend(outcomes.iter().filter_map(|o| match &o.outcome {
+                AgainOutcome::Recorded(after) => Some(after.clone()),
+                _ => None,
+            }));
+        Ok(outcomes)
+    }
+    /// Moves the device to a new actor, durably, for every document.
+    fn set_actor(&mut self, actor: ActorId) -> Result<(), StoreError> {
+        let meta = StoreMeta {
+            format: STORE_FORMAT,
+            identity: self.identity.clone(),
+            actor: actor.to_bytes().to_vec(),
+            cursor: self.cursor,
+        };
+        write_cbor(&self.root.join("store.cbor"), &meta, self.options.fsync)?;
+        for doc in self.docs.values_mut().filter_map(|d| d.doc.as_mut()) {
+            doc.set_actor(actor.clone());
+        }
+        self.actor = actor;
+        Ok(())
+    }
+
+    /// The store's device as the validator's sender.
+    fn sender(&self) -> Sender {
+        Sender {
+            role: self.identity.role.role(),
+            principal: self.identity.principal.clone(),
+            device: Some(self.identity.device.clone()),
+            scope: Scope::All,
+        }
     }
 
     /// The server's sync cursor for this device.
@@ -617,11 +885,8 @@ impl PhoneStore {
             .docs
             .get_mut(id)
             .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
-        let sync = to_cbor(&stored.sync);
-        let pending: Vec<Vec<u8>> = stored.pending.iter().map(to_cbor).collect();
-        let mut records: Vec<(u8, &[u8])> = vec![(kind::SNAPSHOT, &snapshot), (kind::SYNC, &sync)];
-        records.extend(pending.iter().map(|p| (kind::INTERACTION, p.as_slice())));
-        stored.log.rewrite(&records)?;
+        let (sync, pending, aside) = (&stored.sync, &stored.pending, &stored.aside);
+        rewrite_log(&mut stored.log, &snapshot, sync, pending, aside, &[])?;
         stored.records_since_snapshot = 0;
         Ok(())
     }
@@ -673,6 +938,7 @@ fn open_doc(path: &Path, fsync: bool) -> Result<StoredDoc, StoreError> {
         doc: None,
         sync: DocSyncState::default(),
         pending: Vec::new(),
+        aside: Vec::new(),
         records_since_snapshot: 0,
     };
     for record in records {
@@ -693,6 +959,7 @@ fn open_doc(path: &Path, fsync: bool) -> Result<StoredDoc, StoreError> {
             kind::INTERACTION => doc
                 .pending
                 .push(from_cbor(&record.payload).map_err(corrupt)?),
+            kind::ASIDE => doc.aside = from_cbor(&record.payload).map_err(corrupt)?,
             kind::ACKED => {
                 let acked: Vec<String> = from_cbor(&record.payload).map_err(corrupt)?;
                 doc.pending.retain(|i| !acked.contains(&i.id));
@@ -701,6 +968,26 @@ fn open_doc(path: &Path, fsync: bool) -> Result<StoredDoc, StoreError> {
         }
     }
     Ok(doc)
+}
+
+/// Replaces a document's log, atomically, with a snapshot, its sync state, the interactions
+/// pending in the snapshot, those set aside, and new local changes on top of the snapshot.
+fn rewrite_log(
+    log: &mut RecordLog,
+    snapshot: &[u8],
+    sync: &DocSyncState,
+    pending: &[Interaction],
+    aside: &[SetAside],
+    local: &[Vec<u8>],
+) -> Result<(), StoreError> {
+    let sync = to_cbor(sync);
+    let pending: Vec<Vec<u8>> = pending.iter().map(to_cbor).collect();
+    let aside = (!aside.is_empty()).then(|| to_cbor(&aside));
+    let mut records: Vec<(u8, &[u8])> = vec![(kind::SNAPSHOT, snapshot), (kind::SYNC, &sync)];
+    records.extend(pending.iter().map(|p| (kind::INTERACTION, p.as_slice())));
+    records.extend(aside.iter().map(|a| (kind::ASIDE, a.as_slice())));
+    records.extend(local.iter().map(|l| (kind::LOCAL, l.as_slice())));
+    log.rewrite(&records)
 }
 
 fn remove_temp_files(dir: &Path) -> Result<(), StoreError> {

@@ -11,7 +11,7 @@ use super::wire::{
 };
 use super::{DocSyncState, Heads, Need};
 use crate::ids::DocId;
-use crate::store::{Interaction, PhoneStore, StoreError};
+use crate::store::{AgainOutcome, Interaction, PhoneStore, RecordedAgain, StoreError};
 
 /// A session gives up after this many exchanges without finishing: a server that keeps asking
 /// for the same thing is a bug to report, not a reason to drain the battery.
@@ -40,6 +40,11 @@ pub struct SyncReport {
     pub acknowledged: Vec<Interaction>,
     /// Documents the server refused, with its reason.
     pub refused: Vec<(DocId, RefusalCode, String)>,
+    /// Interactions set aside because the server holds another change under this device's
+    /// actor and sequence number (refusal `collision`), and written again once the
+    /// document was fetched (see [`PhoneStore::set_aside`]); those the server held already are
+    /// in `acknowledged` too.
+    pub recorded_again: Vec<RecordedAgain>,
     /// Requests sent.
     pub exchanges: usize,
 }
@@ -201,10 +206,23 @@ impl SyncExchange {
                     let changed = !chunks.is_empty();
                     let acked = store
                         .apply_remote(&id, &chunks, |doc| settle(doc, previous, heads, complete))?;
+                    self.report.acknowledged.extend(acked);
+                    let settled = store
+                        .sync_state(&id)
+                        .is_some_and(|state| state.need == Need::Nothing);
+                    if settled && store.has_set_aside(&id) {
+                        let again = store.record_set_aside(&id)?;
+                        self.report.acknowledged.extend(
+                            again
+                                .iter()
+                                .filter(|a| a.outcome == AgainOutcome::Stored)
+                                .map(|a| a.before.clone()),
+                        );
+                        self.report.recorded_again.extend(again);
+                    }
                     if changed {
                         self.report.changed_documents.push(id);
                     }
-                    self.report.acknowledged.extend(acked);
                 }
                 ResponseBody::Resync { heads } => {
                     let mut state = store.sync_state(&id).cloned().unwrap_or_default();
@@ -212,6 +230,16 @@ impl SyncExchange {
                         server_heads: heads,
                     };
                     store.set_sync_state(&id, state)?;
+                }
+                ResponseBody::Refused {
+                    code: RefusalCode::Collision,
+                    message,
+                } if store.contains(&id) => {
+                    // Pushing these changes again can never succeed: set the interactions
+                    // aside under a fresh actor, fetch the document as the server holds it in
+                    // the next exchange, and write them again on it.
+                    let aside = store.set_aside(&id)?;
+                    tracing::warn!(doc = %id, %message, aside, "this device's sequence number is taken on the server; pending interactions set aside");
                 }
                 ResponseBody::Refused { code, message } => {
                     if store.contains(&id) {
@@ -265,10 +293,16 @@ impl SyncExchange {
 fn request_for(doc: &Automerge, state: &DocSyncState, limits: &Limits) -> Option<RequestBody> {
     let heads = doc.get_heads();
     match &state.need {
-        // Malformed means the bytes were damaged on the way (an honest phone makes no malformed
-        // change): the next session pushes them again. Any other refusal waits for a change.
+        // The phone checked its changes with the server's own rules before storing them, so a
+        // refusal of their bytes (malformed, invalid, forbidden) means they were damaged or
+        // altered on the way: the next session pushes them again. A refusal of the document
+        // itself (out of scope, unknown, too large) waits for the document to change.
         Need::Refused { at_heads, code, .. }
-            if at_heads.0 == heads && *code != RefusalCode::Malformed =>
+            if at_heads.0 == heads
+                && matches!(
+                    code,
+                    RefusalCode::OutOfScope | RefusalCode::UnknownDocument | RefusalCode::TooLarge
+                ) =>
         {
             None
         }

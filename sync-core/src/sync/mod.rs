@@ -61,7 +61,8 @@ pub enum Need {
         /// The server's heads when it asked.
         server_heads: Heads,
     },
-    /// The server refused our changes; we stop pushing them until the document changes again.
+    /// The server refused our changes: pushed again at the next session when the refusal was of
+    /// their bytes (they may have been altered on the way), else only once the document changes.
     Refused {
         /// The refusal code.
         code: wire::RefusalCode,

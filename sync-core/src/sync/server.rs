@@ -322,6 +322,7 @@ fn answer_doc<H: DocumentHost>(
                 // Damage is `Malformed` (the phone sends it again next session); a change that
                 // parsed and checks out but does not apply will not apply next time either.
                 Refusal::Invalid { .. } | Refusal::DoesNotApply(_) => RefusalCode::Invalid,
+                Refusal::SequenceTaken { .. } | Refusal::KeyTaken { .. } => RefusalCode::Collision,
             };
             return Ok(Err((code, refusal.to_string())));
         }

@@ -20,7 +20,13 @@ pub const MAGIC: &[u8; 4] = b"TRNE";
 /// The HTTP media type of request and response frames.
 pub const MEDIA_TYPE: &str = "application/vnd.tournee.sync";
 /// The wire version this build speaks.
-pub const VERSION: u8 = 1;
+///
+/// - 1: the first.
+/// - 2: adds [`RefusalCode::Collision`]. A server answers a version-1 request in version 1,
+///   where that refusal reads [`RefusalCode::Invalid`] (such a phone stays blocked, as before).
+pub const VERSION: u8 = 2;
+/// The oldest wire version this build still reads and answers.
+pub const OLDEST_VERSION: u8 = 1;
 const FLAG_DEFLATE: u8 = 1;
 const COMPRESS_ABOVE: usize = 256;
 
@@ -55,7 +61,9 @@ pub enum WireError {
     #[error("not a Tournée sync frame")]
     NotAFrame,
     /// A version this build does not speak.
-    #[error("wire version {found} is not supported (this build speaks {VERSION})")]
+    #[error(
+        "wire version {found} is not supported (this build speaks {OLDEST_VERSION} to {VERSION})"
+    )]
     UnsupportedVersion {
         /// The version in the frame.
         found: u8,
@@ -177,6 +185,13 @@ pub enum RefusalCode {
     Malformed,
     /// An entry or change over the size limit.
     TooLarge,
+    /// A change collides with a different change the server stored: it reuses that change's
+    /// actor and sequence number, or creates a record under a key that change created (one
+    /// altered in transit and re-checksummed, or a phone restored from an old copy of its
+    /// store). Sending it again cannot succeed: the phone sets its pending interactions aside
+    /// under a fresh actor and writes them again under fresh ids (`PhoneStore::set_aside`).
+    /// Version 2 on.
+    Collision,
 }
 
 impl RefusalCode {
@@ -189,6 +204,15 @@ impl RefusalCode {
             RefusalCode::UnknownDocument => "unknown_document",
             RefusalCode::Malformed => "malformed",
             RefusalCode::TooLarge => "too_large",
+            RefusalCode::Collision => "sequence_taken",
+        }
+    }
+
+    /// The code as a peer speaking `version` understands it.
+    fn for_version(self, version: u8) -> Self {
+        match self {
+            RefusalCode::Collision if version < 2 => RefusalCode::Invalid,
+            code => code,
         }
     }
 }
@@ -204,12 +228,39 @@ impl RequestBody {
 
 /// Encodes a request frame.
 pub fn encode_request(request: &SyncRequest) -> Vec<u8> {
-    encode(request)
+    encode(request, VERSION)
 }
 
-/// Encodes a response frame.
+/// Encodes a response frame in this build's version.
 pub fn encode_response(response: &SyncResponse) -> Vec<u8> {
-    encode(response)
+    encode(response, VERSION)
+}
+
+/// Encodes a response frame for a peer that spoke `version` (one [`decode_request`] accepted):
+/// what that version cannot say is said as it would have been then.
+pub fn encode_response_for(response: &SyncResponse, version: u8) -> Vec<u8> {
+    let version = version.clamp(OLDEST_VERSION, VERSION);
+    let outdated = response.docs.iter().any(|d| {
+        matches!(d.body, ResponseBody::Refused { code, .. } if code.for_version(version) != code)
+    });
+    if !outdated {
+        return encode(response, version);
+    }
+    let mut response = response.clone();
+    for entry in &mut response.docs {
+        if let ResponseBody::Refused { code, .. } = &mut entry.body {
+            *code = code.for_version(version);
+        }
+    }
+    encode(&response, version)
+}
+
+/// The version of a frame that starts with the magic, without decoding it.
+pub fn frame_version(frame: &[u8]) -> Option<u8> {
+    match frame {
+        [m0, m1, m2, m3, version, ..] if [*m0, *m1, *m2, *m3] == *MAGIC => Some(*version),
+        _ => None,
+    }
 }
 
 /// Decodes and checks a request frame against `limits`.
@@ -255,13 +306,13 @@ fn check_message(size: usize, limits: &Limits) -> Result<(), WireError> {
     Ok(())
 }
 
-fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+fn encode<T: Serialize>(value: &T, version: u8) -> Vec<u8> {
     let mut body = Vec::new();
     // Serialising plain structs into a Vec cannot fail.
     let _ = ciborium::into_writer(value, &mut body);
     let mut frame = Vec::with_capacity(body.len() / 2 + 6);
     frame.extend_from_slice(MAGIC);
-    frame.push(VERSION);
+    frame.push(version);
     if body.len() > COMPRESS_ABOVE {
         frame.push(FLAG_DEFLATE);
         let mut encoder = DeflateEncoder::new(frame, Compression::default());
@@ -285,7 +336,7 @@ fn decode<T: DeserializeOwned>(frame: &[u8], limits: &Limits) -> Result<T, WireE
     if frame.len() < 6 || &frame[..4] != MAGIC {
         return Err(WireError::NotAFrame);
     }
-    if frame[4] != VERSION {
+    if !(OLDEST_VERSION..=VERSION).contains(&frame[4]) {
         return Err(WireError::UnsupportedVersion { found: frame[4] });
     }
     let flags = frame[5];
