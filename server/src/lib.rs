@@ -90,7 +90,7 @@ pub struct AppState {
 pub enum StartError {
     /// The database could not be opened or migrated.
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] db::OpenError),
     /// Token keys are misconfigured.
     #[error("token keys: {0}")]
     Keys(String),
@@ -114,7 +114,19 @@ impl AppState {
     pub async fn with_clock(settings: &Settings, clock: Clock) -> Result<Arc<Self>, StartError> {
         let keys = Keys::from_settings(&settings.auth).map_err(StartError::Keys)?;
         let rate_limits = RateLimits::new(&settings.guards).map_err(StartError::Settings)?;
-        let db = Database::connect(&settings.database_url).await?;
+        let db = Database::open(
+            &settings.database_url,
+            db::OpenOptions {
+                migrations: if settings.no_migrate {
+                    db::Migrations::RequireCurrent
+                } else {
+                    db::Migrations::Run
+                },
+                create: !settings.no_migrate,
+                pool_size: settings.database_pool_size,
+            },
+        )
+        .await?;
         // A server that cannot write would acknowledge nothing: refuse to start.
         db.check_writable()
             .await

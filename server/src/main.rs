@@ -1,11 +1,12 @@
-//! `tournee-server`: run the server, mint development tokens, revoke devices.
+//! `tournee-server`: run the server, migrate its database, check its settings, mint development
+//! tokens, revoke devices.
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tournee_server::auth::{Keys, TokenRole};
-use tournee_server::db::Database;
+use tournee_server::db::{Database, Migrations, OpenOptions};
 use tournee_server::settings::{AuthSettings, Settings};
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
 use tracing_subscriber::EnvFilter;
@@ -31,6 +32,19 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Applies the database's pending migrations (creating a SQLite file if missing), with a
+    /// line per migration, and exits.
+    Migrate {
+        /// The database.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
+        database_url: String,
+    },
+    /// Prints the effective settings (flags, environment and defaults), secrets masked, and
+    /// checks those that can be checked without starting: exits non-zero if any is wrong.
+    CheckConfig {
+        #[command(flatten)]
+        settings: Settings,
+    },
     /// Prints a development token (HS256 secret only).
     Token {
         #[command(flatten)]
@@ -52,7 +66,7 @@ enum Command {
     RevokeDevice {
         /// The device id.
         device: String,
-        /// The database.
+        /// The database: an existing one, migrated.
         #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
         database_url: String,
     },
@@ -108,6 +122,10 @@ async fn run(cli: Cli) -> Result<(), String> {
                      anyone who knows it can mint any token"
                 );
             }
+            // The port first: a busy one is reported before any database is created.
+            let listener = TcpListener::bind(settings.listen)
+                .await
+                .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
             let state = AppState::new(&settings).await.map_err(|e| e.to_string())?;
             if demo
                 && demo::seed(&state.db, &state.clock)
@@ -121,9 +139,6 @@ async fn run(cli: Cli) -> Result<(), String> {
                     "created the demo town, today's rounds and some field work to review"
                 );
             }
-            let listener = TcpListener::bind(settings.listen)
-                .await
-                .map_err(|e| format!("{}: {e}", settings.listen))?;
             let address = listener.local_addr().map_err(|e| e.to_string())?;
             if demo {
                 print_demo_help(&address.to_string(), &state.keys);
@@ -132,6 +147,19 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .await
                 .map_err(|e| e.to_string())
         }
+        Command::Migrate { database_url } => {
+            let options = OpenOptions {
+                migrations: Migrations::Run,
+                create: true,
+                pool_size: Some(1),
+            };
+            Database::open(&database_url, options)
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            println!("the database is up to date");
+            Ok(())
+        }
+        Command::CheckConfig { settings } => check_config(&settings),
         Command::Token {
             mut auth,
             role,
@@ -156,9 +184,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             device,
             database_url,
         } => {
-            let db = Database::connect(&database_url)
+            let db = Database::open(&database_url, OpenOptions::existing())
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| format!("database: {e}"))?;
             if db
                 .revoke_device(&device, jiff::Timestamp::now().as_millisecond())
                 .await
@@ -170,6 +198,110 @@ async fn run(cli: Cli) -> Result<(), String> {
                 Err(format!("device {device} is unknown or already revoked"))
             }
         }
+    }
+}
+
+/// Prints every setting as `name = value` (secrets masked) and checks what can be checked
+/// without side effects: the token keys, the time zone, the rate limits, the database URL's
+/// form.
+fn check_config(settings: &Settings) -> Result<(), String> {
+    let s = settings;
+    let g = &s.guards;
+    let a = &s.auth;
+    let masked = |secret: &str| {
+        if secret == tournee_server::settings::DEV_JWT_SECRET {
+            "(the public development secret)".to_string()
+        } else {
+            format!("(set, {} bytes)", secret.len())
+        }
+    };
+    let optional = |value: Option<String>| value.unwrap_or_else(|| "(unset)".into());
+    let lines = [
+        ("listen", s.listen.to_string()),
+        ("database_url", redact_password(&s.database_url)),
+        (
+            "database_pool_size",
+            optional(s.database_pool_size.map(|n| n.to_string())),
+        ),
+        ("no_migrate", s.no_migrate.to_string()),
+        ("time_zone", s.time_zone.clone()),
+        ("max_body_bytes", s.max_body_bytes.to_string()),
+        ("far_attempt_metres", s.far_attempt_metres.to_string()),
+        ("document_cache", s.document_cache.to_string()),
+        ("holding_days", s.holding_days.to_string()),
+        ("corroboration", s.corroboration.to_string()),
+        ("jwt_secret", masked(&a.jwt_secret)),
+        (
+            "jwt_public_key",
+            optional(a.jwt_public_key.as_ref().map(|p| p.display().to_string())),
+        ),
+        ("jwt_algorithm", a.jwt_algorithm.clone()),
+        ("jwt_audience", a.jwt_audience.clone()),
+        ("jwt_issuer", a.jwt_issuer.clone()),
+        ("insecure_development", a.insecure_development.to_string()),
+        ("rate_per_address", g.rate_per_address.to_string()),
+        ("rate_per_principal", g.rate_per_principal.to_string()),
+        (
+            "auth_failures_per_minute",
+            g.auth_failures_per_minute.to_string(),
+        ),
+        (
+            "client_address_header",
+            optional(g.client_address_header.clone()),
+        ),
+        ("header_timeout_secs", g.header_timeout_secs.to_string()),
+        ("body_timeout_secs", g.body_timeout_secs.to_string()),
+        ("request_timeout_secs", g.request_timeout_secs.to_string()),
+        ("shutdown_grace_secs", g.shutdown_grace_secs.to_string()),
+        ("upload_budget_bytes", g.upload_budget_bytes.to_string()),
+        ("cors_origins", g.cors_origins.join(",")),
+    ];
+    for (name, value) in lines {
+        println!("{name} = {value}");
+    }
+    let mut problems = Vec::new();
+    if let Err(e) = Keys::from_settings(a) {
+        problems.push(format!("token keys: {e}"));
+    }
+    if let Err(e) = tournee_server::clock::time_zone(&s.time_zone) {
+        problems.push(format!("time_zone: {e}"));
+    }
+    if let Err(e) = tournee_server::access::RateLimits::new(g) {
+        problems.push(e);
+    }
+    let scheme = s.database_url.split_once("://").map(|(scheme, _)| scheme);
+    if !matches!(scheme, Some("sqlite" | "postgres" | "postgresql")) {
+        problems.push(format!(
+            "database_url: {}: unsupported (use sqlite://PATH or postgres://…)",
+            redact_password(&s.database_url)
+        ));
+    }
+    if problems.is_empty() {
+        println!("\nthe settings are valid");
+        Ok(())
+    } else {
+        Err(problems.join("\n"))
+    }
+}
+
+/// A URL with its password, if any, replaced by `***`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest
+        .split_once('/')
+        .map_or((rest, None), |(a, p)| (a, Some(p)));
+    let authority = match authority.rsplit_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        },
+        None => authority.to_string(),
+    };
+    match path {
+        Some(path) => format!("{scheme}://{authority}/{path}"),
+        None => format!("{scheme}://{authority}"),
     }
 }
 

@@ -20,6 +20,13 @@ pub struct Settings {
     /// `sqlite://path.db` (created if missing) or `postgres://…`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
     pub database_url: String,
+    /// Connections in the database pool (default: 4 on SQLite, 16 on PostgreSQL).
+    #[arg(long, env = "TOURNEE_DATABASE_POOL_SIZE", value_parser = clap::value_parser!(u32).range(1..))]
+    pub database_pool_size: Option<u32>,
+    /// Do not apply migrations at start-up: refuse to start on a database that needs any (run
+    /// `tournee-server migrate` first, e.g. once per deployment rather than per instance).
+    #[arg(long, env = "TOURNEE_NO_MIGRATE")]
+    pub no_migrate: bool,
     /// Token settings.
     #[command(flatten)]
     pub auth: AuthSettings,

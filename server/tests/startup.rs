@@ -239,3 +239,168 @@ fn json_logs_carry_the_request_id_route_and_caller_and_metrics_count_per_route()
     let _ = child.kill();
     let _ = child.wait();
 }
+
+const SECRET: &str = "a-secret-of-our-own-that-is-long-enough-0123456789";
+
+/// `tournee-server ARGS` in `dir`, with our secret and no database settings from the
+/// environment; its exit status, standard output and standard error.
+fn run(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_tournee-server"))
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("TOURNEE_INSECURE_DEVELOPMENT")
+        .env("TOURNEE_JWT_SECRET", SECRET)
+        .env("NO_COLOR", "1")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Issue #18: every start-up error names its cause and the path or address, and nothing is
+/// created on the way: an unsupported URL scheme, a missing directory, a busy port (found before
+/// any database is created), a command that needs an existing database.
+#[test]
+fn start_up_errors_name_the_cause_and_the_path_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(dir.path(), &["serve", "--database-url", "mysql://x"]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("mysql://x: unsupported database URL"),
+        "{stderr}"
+    );
+
+    let missing = dir.path().join("no/such/dir/t.db");
+    let url = format!("sqlite://{}", missing.display());
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--database-url", &url],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!(
+            "the directory {} does not exist",
+            dir.path().join("no/such/dir").display()
+        )),
+        "{stderr}"
+    );
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let (ok, _, stderr) = run(dir.path(), &["serve", "--listen", &address]);
+    assert!(!ok);
+    assert!(
+        stderr.contains(&format!("cannot listen on {address}")),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("tournee.db").exists(),
+        "no database created"
+    );
+
+    let (ok, _, stderr) = run(dir.path(), &["revoke-device", "dev-1"]);
+    assert!(!ok);
+    assert!(stderr.contains("tournee.db: no such database"), "{stderr}");
+    assert!(stderr.contains("tournee-server migrate"), "{stderr}");
+    assert!(
+        !dir.path().join("tournee.db").exists(),
+        "no database created"
+    );
+}
+
+/// Issue #18: `migrate` applies the migrations with a line each; `serve --no-migrate` refuses a
+/// database that needs any, and starts on a migrated one; a second `migrate` has nothing to do.
+#[test]
+fn migrate_applies_migrations_with_progress_and_serve_can_leave_them_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &["serve", "--listen", "127.0.0.1:0", "--no-migrate"],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("no such database") || stderr.contains("not applied yet"),
+        "{stderr}"
+    );
+    assert!(!dir.path().join("tournee.db").exists());
+
+    let (ok, stdout, stderr) = run(dir.path(), &["migrate"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("up to date"), "{stdout}");
+    assert!(stderr.contains("migration 1/"), "{stderr}");
+    assert!(stderr.contains("applied 1 init"), "{stderr}");
+    let (ok, _, stderr) = run(dir.path(), &["migrate"]);
+    assert!(ok);
+    assert!(
+        !stderr.contains("applying"),
+        "nothing left to apply: {stderr}"
+    );
+
+    let child = Command::new(env!("CARGO_BIN_EXE_tournee-server"))
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env("TOURNEE_JWT_SECRET", SECRET)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-migrate"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(listens(child));
+    // revoke-device works on it, and says what it did.
+    let (ok, _, stderr) = run(dir.path(), &["revoke-device", "dev-unknown"]);
+    assert!(!ok);
+    assert!(stderr.contains("dev-unknown is unknown"), "{stderr}");
+}
+
+/// Issue #18: `check-config` prints every effective setting with secrets masked, and refuses
+/// settings that cannot work, naming them.
+#[test]
+fn check_config_prints_the_settings_with_secrets_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, stdout, stderr) = run(
+        dir.path(),
+        &[
+            "check-config",
+            "--database-url",
+            "postgres://tournee:hunter2@db.internal/tournee",
+            "--rate-per-address",
+            "7",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("rate_per_address = 7"), "{stdout}");
+    assert!(
+        stdout.contains("database_url = postgres://tournee:***@db.internal/tournee"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("jwt_secret = (set, {} bytes)", SECRET.len())),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(SECRET) && !stdout.contains("hunter2"),
+        "{stdout}"
+    );
+    assert!(!dir.path().join("tournee.db").exists(), "nothing created");
+
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &[
+            "check-config",
+            "--time-zone",
+            "Mars/Olympus",
+            "--database-url",
+            "mysql://x",
+        ],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("time_zone"), "{stderr}");
+    assert!(
+        stderr.contains("database_url: mysql://x: unsupported"),
+        "{stderr}"
+    );
+}

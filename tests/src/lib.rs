@@ -54,6 +54,8 @@ pub fn settings(database_url: &str) -> Settings {
     Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url.to_string(),
+        database_pool_size: None,
+        no_migrate: false,
         auth: AuthSettings {
             jwt_secret: "test-secret-for-tournee-e2e-at-least-32-bytes".into(),
             jwt_public_key: None,

@@ -7,13 +7,9 @@
 mod rows;
 
 use std::collections::HashSet;
-use std::str::FromStr;
-use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::postgres::PgPool;
+use sqlx::sqlite::SqlitePool;
 use sqlx::Row;
 use tournee_sync_core::model::{RoundManifest, Stop};
 use tournee_sync_core::validator::Scope;
@@ -107,9 +103,11 @@ macro_rules! insert_landing_rows {
 // Files of aggregates, after the macros they use.
 mod actors;
 mod items;
+mod open;
 
 use actors::now_ms;
 pub use actors::{bindings_of, server_bindings, ActorBinding};
+pub use open::{Migrations, OpenError, OpenOptions};
 
 /// Why a write was not committed. Nothing of it is stored in either case.
 #[derive(Debug, thiserror::Error)]
@@ -151,73 +149,7 @@ const PROBE_WRITE: &str = "INSERT INTO readiness_probe (id, payload) VALUES (1, 
 /// Larger than a page, so that a database that cannot grow refuses it.
 const PROBE_BYTES: usize = 16 * 1024;
 
-/// Settings of every PostgreSQL session, so that no failure holds the others up for long: a
-/// statement that runs away, a lock that is not granted, and a session left idle inside a
-/// transaction (a client cut off mid-commit, still holding the lock every writer takes) end
-/// with an error; keepalives let the server notice a peer that vanished without a word.
-const PG_SESSION: [(&str, &str); 6] = [
-    ("statement_timeout", "30s"),
-    ("lock_timeout", "10s"),
-    ("idle_in_transaction_session_timeout", "15s"),
-    ("tcp_keepalives_idle", "10"),
-    ("tcp_keepalives_interval", "5"),
-    ("tcp_keepalives_count", "3"),
-];
-
-/// Whether a connection returned to the pool may serve again: its pending rollback flushed, it
-/// must be outside any transaction. A commit that failed (SQLite's "database or disk is full"
-/// at COMMIT) leaves the driver counting a transaction that its rollback could not end; such
-/// a connection would turn every later transaction into a savepoint of one that never commits,
-/// holding the write lock. It is closed instead, and the pool opens a fresh one.
-async fn still_clean<C: sqlx::Connection>(conn: &mut C) -> Result<bool, sqlx::Error> {
-    conn.ping().await?;
-    let clean = !conn.is_in_transaction();
-    if !clean {
-        tracing::warn!("closing a database connection left inside a transaction");
-    }
-    Ok(clean)
-}
-
 impl Database {
-    /// Connects, creating a SQLite file if needed, and applies the migrations.
-    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let options = PgConnectOptions::from_str(url)?.options(PG_SESSION);
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(5))
-                .after_release(|conn, _| Box::pin(still_clean(conn)))
-                .connect_with(options)
-                .await?;
-            let db = Database::Postgres(pool);
-            let bound_before = db.actors_table_exists().await;
-            if let Database::Postgres(pool) = &db {
-                sqlx::migrate!("../migrations/postgres").run(pool).await?;
-            }
-            db.after_migrations(bound_before).await?;
-            Ok(db)
-        } else {
-            let options = SqliteConnectOptions::from_str(url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(10))
-                .foreign_keys(true);
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .after_release(|conn, _| Box::pin(still_clean(conn)))
-                .connect_with(options)
-                .await?;
-            let db = Database::Sqlite(pool);
-            let bound_before = db.actors_table_exists().await;
-            if let Database::Sqlite(pool) = &db {
-                sqlx::migrate!("../migrations/sqlite").run(pool).await?;
-            }
-            db.after_migrations(bound_before).await?;
-            Ok(db)
-        }
-    }
-
     /// SQL for "the elements of the JSON array of strings bound as `$n`", one query parameter
     /// holding a whole list of ids on either backend.
     fn json_list(&self, n: u8) -> String {
