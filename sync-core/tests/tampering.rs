@@ -357,3 +357,40 @@ proptest! {
         }
     }
 }
+
+/// Issue #13: the phone checks what it receives too. A change from the server altered on the
+/// way (its checksum left as it was) does not load: `load_incremental` checks every chunk's
+/// checksum, which `Change::from_bytes` does not. The document is left as it was.
+#[test]
+fn the_phone_refuses_a_change_from_the_server_altered_on_the_way() {
+    let (_dir, mut phone, mut host, sender, request) = pushed();
+    let limits = Limits::default();
+    let answer = respond(&mut host, request, &sender, &limits).unwrap();
+    hear(&mut phone, &answer.response);
+    // The server writes a change (the back office's, say); on its way to the phone it is
+    // altered.
+    let before = host.get(&item()).unwrap().get_heads();
+    host.apply_local(&item(), |doc| {
+        tournee_sync_core::operations::record_attempt(
+            doc,
+            "att-server",
+            &fixtures::absent_attempt("dev-1", "pm-1", 7),
+        )
+        .unwrap();
+    });
+    let mut change = host
+        .get(&item())
+        .unwrap()
+        .get_changes(&before)
+        .pop()
+        .unwrap()
+        .raw_bytes()
+        .to_vec();
+    let at = change.windows(3).position(|w| w == b"AV0").unwrap();
+    change[at + 2] = b'9';
+    let heads_before = phone.document(&item()).unwrap().get_heads();
+    let state = phone.sync_state(&item()).unwrap().clone();
+    let loaded = phone.apply_remote(&item(), &[change], |_| state);
+    assert!(loaded.is_err(), "an altered change loaded");
+    assert_eq!(phone.document(&item()).unwrap().get_heads(), heads_before);
+}

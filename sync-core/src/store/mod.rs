@@ -777,6 +777,11 @@ impl PhoneStore {
         let doc = self.loaded(id)?;
         let mut next = doc.fork().with_actor(actor);
         for chunk in chunks {
+            // Checked first: Automerge's incremental load skips a chunk whose checksum fails
+            // and says nothing.
+            crate::sync::check_chunk(chunk).map_err(|e| {
+                OperationError::Schema(format!("the server sent a change that is damaged: {e}"))
+            })?;
             next.load_incremental(chunk).map_err(|e| {
                 OperationError::Schema(format!("the server sent changes that do not load: {e}"))
             })?;

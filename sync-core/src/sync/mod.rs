@@ -16,16 +16,16 @@
 //! See `ARCHITECTURE.md` for why this is not Automerge's own sync protocol.
 
 mod bounded;
+mod checksum;
 mod client;
 mod heads;
 mod server;
 pub mod wire;
 
+pub use checksum::{check_chunk, parse_change};
 pub use client::{SyncError, SyncExchange, SyncReport, SyncSession};
 pub use heads::Heads;
-pub use server::{
-    parse_change, respond, wanted_claims, Answer, DocOutcome, DocumentHost, MemoryHost, News,
-};
+pub use server::{respond, wanted_claims, Answer, DocOutcome, DocumentHost, MemoryHost, News};
 
 use serde::{Deserialize, Serialize};
 

@@ -9,6 +9,7 @@ use automerge::legacy::{Key, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType};
 use serde_bytes::ByteBuf;
 
+use super::checksum::{contained, parse_change};
 use super::wire::{
     DocRequest, DocResponse, Limits, RefusalCode, RequestBody, ResponseBody, SyncRequest,
     SyncResponse,
@@ -234,33 +235,6 @@ pub fn respond<H: DocumentHost>(
     Ok(Answer {
         response: SyncResponse { cursor, more, docs },
         outcomes,
-    })
-}
-
-/// Parses a change and checks it against its own checksum: `Change::from_bytes` does not, so a
-/// change altered in transit would otherwise be taken for a new change of the same actor and
-/// sequence number, and the genuine one refused after it.
-pub fn parse_change(bytes: &[u8]) -> Result<Change, String> {
-    let change = contained(|| Change::from_bytes(bytes.to_vec()))
-        .map_err(|()| "a change could not be read".to_string())?
-        .map_err(|e| format!("a change does not parse: {e}"))?;
-    // Magic (4 bytes), then the first 4 bytes of the SHA-256 the change's hash is: for a
-    // compressed chunk too, since its checksum is the uncompressed change's.
-    let declared = bytes.get(4..8);
-    if declared != Some(&change.hash().0[..4]) {
-        return Err(format!(
-            "change {} does not match its checksum: it was altered or damaged",
-            change.hash()
-        ));
-    }
-    Ok(change)
-}
-
-/// Runs `f`, turning a panic inside it into `Err(())`. Only for work on data that a panic
-/// cannot leave half-changed (parsing, or a fork that is thrown away).
-fn contained<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|_| {
-        tracing::warn!("automerge panicked on a change; the document is refused");
     })
 }
 
