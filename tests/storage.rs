@@ -108,9 +108,9 @@ mod suite {
     use std::collections::{BTreeMap, BTreeSet, HashSet};
 
     use tournee_server::db::{
-        AttemptRow, AuditRow, ChoiceRow, CorrectionRow, Database, DecisionRow, EventRow,
-        PreferencesRow, Projection, QueueRow, ReferenceRow, StoredChange, SyncWrite, Table,
-        WriteError,
+        AttemptRow, AuditRow, ChoiceRow, CommitError, CorrectionRow, Database, DecisionRow,
+        EventRow, PreferencesRow, Projection, QueueRow, ReferenceRow, StoredChange, SyncWrite,
+        Table,
     };
     use tournee_sync_core::automerge::{ActorId, Automerge};
     use tournee_sync_core::fixtures;
@@ -1217,7 +1217,7 @@ mod suite {
         // The second reviewer's write, prepared before the first committed, is refused whole.
         let late = db.commit_sync(&decide("rejected", "bo-2", 2)).await;
         assert!(
-            matches!(late, Err(WriteError::Conflict(ref why)) if why.contains("cor-1")),
+            matches!(late, Err(CommitError::Conflict(ref why)) if why.contains("cor-1")),
             "{late:?}"
         );
         assert_eq!(
@@ -1245,7 +1245,7 @@ mod suite {
         };
         assert!(matches!(
             db.commit_sync(&unknown).await,
-            Err(WriteError::Conflict(_))
+            Err(CommitError::Conflict(_))
         ));
     }
 
@@ -1374,7 +1374,7 @@ mod suite {
                 projection,
             };
             assert!(
-                matches!(db.commit_sync(&write).await, Err(WriteError::Conflict(_))),
+                matches!(db.commit_sync(&write).await, Err(CommitError::Conflict(_))),
                 "{write:?}"
             );
         }
@@ -1425,7 +1425,7 @@ mod suite {
         ] {
             assert!(matches!(
                 db.commit_sync(&bind(actor, owner, 3)).await,
-                Err(WriteError::Conflict(_))
+                Err(CommitError::Conflict(_))
             ));
         }
         assert_eq!(db.count(Table::Changes).await.unwrap(), 2);

@@ -529,7 +529,7 @@ async fn an_approved_correction_becomes_reference_data_on_every_device() {
         )
         .await;
         assert!(
-            matches!(&unknown, Err(e) if e.status() == reqwest::StatusCode::NOT_FOUND),
+            matches!(&unknown, Err(tournee_server::write::WriteError::NotFound(what)) if what.contains("nope")),
             "{unknown:?}"
         );
         server.stop().await;

@@ -7,25 +7,23 @@ use tournee_sync_core::model::{
     HouseSuffix, ProposedCorrection, ReferenceAddress, Review, ReviewDecision,
 };
 use tournee_sync_core::operations::{self, OperationError};
-use tournee_sync_core::validator::{
-    check_actors, check_applied_records, Accepted, Claims, Role, Scope, Sender, SERVER_OWNER,
-};
+use tournee_sync_core::validator::{Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
-use crate::db::{bindings_of, AuditRow, DecisionRow, Projection, ReferenceRow, SyncWrite};
-use crate::error::ApiError;
-use crate::reconcile;
+use crate::db::{DecisionRow, Projection, ReferenceRow};
+use crate::write::{write_as, Audit, WriteError};
 use crate::AppState;
 
-/// Applies `op` to a document as the back office: validated like a device's change, stored in
-/// the change log in one transaction with the rows `op` adds, and handed to devices as news.
+/// Applies `op` to a document as the back office, through the one write pipeline
+/// ([`write_as`]): validated like a device's change, stored in the change log in one transaction
+/// with the rows `op` adds, and handed to devices as news.
 pub async fn write_as_back_office<F>(
     app: &AppState,
     staff: &str,
     id: &DocId,
     audit: Audit<'_>,
     op: F,
-) -> Result<(), ApiError>
+) -> Result<(), WriteError>
 where
     F: FnOnce(&mut Automerge, &mut Projection) -> Result<Value, OperationError>,
 {
@@ -35,124 +33,7 @@ where
         device: None,
         scope: Scope::All,
     };
-    write_as(app, &sender, id, audit, op).await
-}
-
-/// What the audit line of a write says: the action, and what a reader needs to tell this write
-/// from another on the same document (a JSON object; the number of changes is added to it).
-#[derive(Debug, Clone)]
-pub struct Audit<'a> {
-    /// E.g. `choice.made`, `correction.approved`.
-    pub action: &'a str,
-    /// E.g. the choice's or the correction's id, the reviewer's comment.
-    pub detail: serde_json::Value,
-}
-
-impl<'a> Audit<'a> {
-    /// An audit line naming only the action.
-    pub fn action(action: &'a str) -> Self {
-        Self {
-            action,
-            detail: serde_json::json!({}),
-        }
-    }
-}
-
-/// Applies `op` to a document on behalf of `sender` (a customer using the API, or the back
-/// office): checked by the validator exactly as a device's change would be, projected like a
-/// synced one, and committed with its audit line in one transaction. Devices receive it as news.
-/// What `op` returns (a JSON object, or null) is added to the audit line's detail: what it read
-/// and wrote, such as a decision's values before and after.
-pub async fn write_as<F>(
-    app: &AppState,
-    sender: &Sender,
-    id: &DocId,
-    audit: Audit<'_>,
-    op: F,
-) -> Result<(), ApiError>
-where
-    F: FnOnce(&mut Automerge, &mut Projection) -> Result<Value, OperationError>,
-{
-    let before =
-        app.docs.load(&app.db, id).await?.ok_or_else(|| {
-            ApiError::not_found("document_not_found", format!("{id} does not exist"))
-        })?;
-    let mut after = before.fork();
-    let mut projection = Projection::default();
-    let audited = op(&mut after, &mut projection).map_err(|e| match e {
-        OperationError::Invalid(v) => {
-            ApiError::unprocessable("rule_violation", v.to_string()).field(v.field.as_str())
-        }
-        OperationError::NotFound(what) => ApiError::not_found("not_found", what),
-        OperationError::AlreadyDelivered => ApiError::conflict("already_delivered", e.to_string()),
-        OperationError::AlreadyDecided(_) => ApiError::conflict("already_decided", e.to_string()),
-        // The stored document is at fault, not the request.
-        OperationError::Schema(why) => ApiError::internal(format!("{id}: {why}")),
-    })?;
-    let changes = after.get_changes(&before.get_heads());
-    if changes.is_empty() {
-        return Ok(());
-    }
-    let (written, records) = check_applied_records(id, &before, &after, &changes, sender)
-        .map_err(|refusal| ApiError::unprocessable("refused_by_validator", refusal.to_string()))?;
-    // The server writes on the sender's behalf under a fresh actor of its own (the fork's),
-    // bound to the server: no device may write under it.
-    let bindings = check_actors(&changes, &Claims::default(), SERVER_OWNER)
-        .map_err(|refusal| ApiError::internal(refusal.to_string()))?;
-    projection.actors = bindings_of(&bindings);
-    let mut write = SyncWrite {
-        projection,
-        ..Default::default()
-    };
-    write.changes.push((
-        id.clone(),
-        changes
-            .iter()
-            .map(|c| (c.hash().as_ref().to_vec(), c.raw_bytes().to_vec()))
-            .collect(),
-    ));
-    let accepted = Accepted {
-        doc: after,
-        changes,
-        written,
-        records,
-        bindings,
-    };
-    if sender.role != Role::BackOffice {
-        let rules = reconcile::Rules {
-            far_attempt_metres: app.far_attempt_metres,
-        };
-        let pins = app
-            .db
-            .item_pins(&reconcile::items_needing_pins([(id, &accepted)]))
-            .await?;
-        reconcile::project(
-            &pins,
-            rules,
-            id,
-            &accepted,
-            sender,
-            app.clock.now_ms(),
-            &mut write.projection,
-        );
-    }
-    let mut detail = audit.detail;
-    if let Some(fields) = detail.as_object_mut() {
-        if let Value::Object(extra) = audited {
-            fields.extend(extra);
-        }
-        fields.insert("changes".into(), accepted.changes.len().into());
-    }
-    write.projection.audit.push(AuditRow {
-        at_ms: app.clock.now_ms(),
-        actor: format!("{}:{}", sender.role.as_str(), sender.principal),
-        action: audit.action.to_string(),
-        subject: id.to_string(),
-        detail: detail.to_string(),
-    });
-    app.db.commit_sync(&write).await?;
-    app.docs.store(id, &before.get_heads(), accepted.doc);
-    Ok(())
+    write_as(app, &sender, id, audit, op).await.map(drop)
 }
 
 /// Approves a postman's correction: the review is recorded, and the corrected fields become
@@ -163,7 +44,7 @@ pub async fn approve_correction(
     point: &DocId,
     correction_id: &str,
     reason: &str,
-) -> Result<(), ApiError> {
+) -> Result<(), WriteError> {
     decide_corrections(
         app,
         staff,
@@ -189,7 +70,7 @@ pub async fn decide_corrections(
     decision: ReviewDecision,
     reason: &str,
     auto: bool,
-) -> Result<(), ApiError> {
+) -> Result<(), WriteError> {
     let Some(first) = corrections.first().cloned() else {
         return Ok(());
     };

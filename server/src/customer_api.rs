@@ -18,7 +18,6 @@ use tournee_sync_core::rules::patterns;
 use tournee_sync_core::{operations, rules, DocId, DocKind, S10};
 
 use crate::auth::AuthUser;
-use crate::backoffice::{write_as, Audit};
 use crate::clock::plus_days;
 use crate::db::AuditRow;
 use crate::error::ApiError;
@@ -26,6 +25,7 @@ use crate::item_view::{item_view, AttemptView, ItemView};
 use crate::json_body::JsonBody;
 use crate::params;
 use crate::scope;
+use crate::write::{write_as, Audit};
 use crate::AppState;
 
 /// A delivery point of the customer.

@@ -8,10 +8,10 @@ use tournee_sync_core::operations;
 use tournee_sync_core::validator::{Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
-use crate::backoffice::{write_as, Audit};
 use crate::clock::Clock;
 use crate::db::Database;
 use crate::error::ApiError;
+use crate::write::{write_as, Audit};
 use crate::AppState;
 
 /// The demo's first field work, with fixed ids so the README's commands can name them: pm-1
@@ -179,7 +179,8 @@ pub async fn field_work(app: &AppState) -> Result<(), ApiError> {
                 .map(|_| serde_json::Value::Null)
         },
     )
-    .await
+    .await?;
+    Ok(())
 }
 
 fn invalid_id(e: impl std::fmt::Display) -> ApiError {

@@ -163,8 +163,8 @@ pub struct PreparedHost {
     pub claims: Claims,
     /// What the protocol accepted, per document, in order.
     pub accepted: Vec<(DocId, Accepted)>,
-    /// Where each document's latest accepted state is in `accepted`: it replaces the loaded
-    /// copy, which is dropped rather than cloned again.
+    /// Where each document's latest accepted state is in `accepted`: the protocol reads it
+    /// instead of the loaded copy, which is dropped rather than cloned again.
     latest: HashMap<DocId, usize>,
     /// The heads each accepted document was loaded at.
     bases: HashMap<DocId, Vec<ChangeHash>>,
@@ -179,24 +179,13 @@ impl PreparedHost {
         }
     }
 
-    /// The latest accepted state of each document, with the heads it was loaded at, for
-    /// [`DocumentCache::store`] once the write is committed.
-    pub fn into_stored(mut self) -> Vec<(DocId, Vec<ChangeHash>, Automerge)> {
-        let mut latest: Vec<(DocId, usize)> = self.latest.drain().collect();
-        latest.sort_by_key(|(_, at)| *at);
-        let mut accepted: Vec<Option<Automerge>> = self
-            .accepted
-            .into_iter()
-            .map(|(_, a)| Some(a.doc))
-            .collect();
-        latest
-            .into_iter()
-            .filter_map(|(id, at)| {
-                let doc = accepted.get_mut(at)?.take()?;
-                let base = self.bases.remove(&id).unwrap_or_default();
-                Some((id, base, doc))
-            })
-            .collect()
+    /// What the protocol accepted, with the heads each document was loaded at: the input of the
+    /// write pipeline ([`crate::write::commit`]).
+    pub fn into_validated(self) -> crate::write::Validated {
+        crate::write::Validated {
+            accepted: self.accepted,
+            bases: self.bases,
+        }
     }
 }
 

@@ -160,11 +160,6 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
-
-    /// Whether this is a conflict with the current state (409).
-    pub fn is_conflict(&self) -> bool {
-        self.status == StatusCode::CONFLICT
-    }
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -173,11 +168,31 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
-impl From<crate::db::WriteError> for ApiError {
-    fn from(e: crate::db::WriteError) -> Self {
+impl From<crate::write::WriteError> for ApiError {
+    fn from(e: crate::write::WriteError) -> Self {
+        use crate::write::WriteError;
         match e {
-            crate::db::WriteError::Conflict(why) => ApiError::conflict("already_decided", why),
-            crate::db::WriteError::Database(e) => e.into(),
+            WriteError::DocumentNotFound(_) => {
+                ApiError::not_found("document_not_found", e.to_string())
+            }
+            WriteError::NotFound(_) => ApiError::not_found("not_found", e.to_string()),
+            WriteError::Rule(v) => {
+                ApiError::unprocessable("rule_violation", v.to_string()).field(v.field.as_str())
+            }
+            WriteError::AlreadyDelivered => ApiError::conflict("already_delivered", e.to_string()),
+            WriteError::AlreadyDecided(why) => ApiError::conflict("already_decided", why),
+            WriteError::Refused(why) => ApiError::unprocessable("refused_by_validator", why),
+            WriteError::Storage(e) => e.into(),
+            WriteError::Internal(why) => ApiError::internal(why),
+        }
+    }
+}
+
+impl From<crate::db::CommitError> for ApiError {
+    fn from(e: crate::db::CommitError) -> Self {
+        match e {
+            crate::db::CommitError::Conflict(why) => ApiError::conflict("already_decided", why),
+            crate::db::CommitError::Database(e) => e.into(),
         }
     }
 }

@@ -28,6 +28,7 @@ pub mod settings;
 pub mod sync_api;
 pub mod uploads;
 pub mod web;
+pub mod write;
 
 use std::future::Future;
 use std::sync::Arc;

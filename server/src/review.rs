@@ -10,6 +10,7 @@ use tournee_sync_core::{rules, DocId};
 use crate::backoffice::decide_corrections;
 use crate::db::{AuditRow, CorrectionRow, QueueEntryRow};
 use crate::error::ApiError;
+use crate::write::WriteError;
 use crate::AppState;
 
 /// The reviewer's name on automatic approvals.
@@ -106,7 +107,7 @@ pub async fn corroborate(app: &AppState, new: &[CorrectionRow]) -> Result<(), Ap
         .await
         {
             // A reviewer decided one of them meanwhile: the sweep looks at the rest again.
-            Err(e) if e.is_conflict() => {}
+            Err(WriteError::AlreadyDecided(_)) => {}
             other => other?,
         }
     }
@@ -179,7 +180,8 @@ pub async fn decide(
             comment,
             false,
         )
-        .await;
+        .await
+        .map_err(ApiError::from);
     }
     let audit = AuditRow {
         at_ms: app.clock.now_ms(),

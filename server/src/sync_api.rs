@@ -14,13 +14,13 @@ use tournee_sync_core::validator::Scope;
 use tournee_sync_core::{DocId, DocKind};
 
 use crate::auth::{AuthUser, Claims, TokenRole};
-use crate::db::{bindings_of, EventRow, SyncWrite};
+use crate::db::{EventRow, Projection};
 use crate::documents::PreparedHost;
 use crate::error::ApiError;
 use crate::json_body;
 use crate::metrics::RefusalLabels;
-use crate::reconcile;
 use crate::scope;
+use crate::write;
 use crate::AppState;
 
 /// The media type of sync frames.
@@ -84,11 +84,11 @@ pub async fn sync(
         Err(never) => match never {},
     };
 
+    // The answer acknowledges what it accepted: it is sent only once the one write pipeline
+    // has committed it (with the EDG events of items this sync took out for delivery).
     let now = app.clock.now_ms();
-    let mut write = SyncWrite::default();
-    write
-        .projection
-        .events
+    let mut rows = Projection::default();
+    rows.events
         .extend(out_for_delivery.into_iter().map(|(item, round)| EventRow {
             item_id: item,
             code: "EDG".into(),
@@ -97,56 +97,12 @@ pub async fn sync(
             action: Some("out for delivery on the postman's round".into()),
             source: format!("round:{round}"),
         }));
-    let rules = reconcile::Rules {
-        far_attempt_metres: app.far_attempt_metres,
-    };
-    let pins = app
-        .db
-        .item_pins(&reconcile::items_needing_pins(
-            host.accepted.iter().map(|(id, a)| (id, a)),
-        ))
-        .await?;
-    let mut accepted_changes = 0;
-    for (id, accepted) in &host.accepted {
-        accepted_changes += accepted.changes.len();
-        write
-            .projection
-            .actors
-            .extend(bindings_of(&accepted.bindings));
-        write.changes.push((
-            id.clone(),
-            accepted
-                .changes
-                .iter()
-                .map(|c| (c.hash().as_ref().to_vec(), c.raw_bytes().to_vec()))
-                .collect(),
-        ));
-        reconcile::project(
-            &pins,
-            rules,
-            id,
-            accepted,
-            &sender,
-            now,
-            &mut write.projection,
-        );
-    }
-    if !write.changes.is_empty() || !write.projection.events.is_empty() {
-        app.db.commit_sync(&write).await?;
-        for (id, base, doc) in host.into_stored() {
-            app.docs.store(&id, &base, doc);
-        }
-        if !write.projection.corrections.is_empty() {
-            // The sync is committed and its answer stands; a failed automatic approval leaves
-            // the corrections in the queue for a reviewer.
-            if let Err(e) = crate::review::corroborate(&app, &write.projection.corrections).await {
-                tracing::warn!(error = %e, "corroboration check failed");
-            }
-        }
-    }
+    let committed = write::commit(&app, &sender, host.into_validated(), rows).await?;
 
     app.metrics.syncs.inc();
-    app.metrics.changes_accepted.inc_by(accepted_changes as u64);
+    app.metrics
+        .changes_accepted
+        .inc_by(u64::try_from(committed.changes).unwrap_or(u64::MAX));
     for outcome in &answer.outcomes {
         if let DocOutcome::Refused { code, .. } = outcome {
             app.metrics

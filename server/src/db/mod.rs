@@ -89,7 +89,7 @@ macro_rules! insert_landing_rows {
             let landed = insert.build().fetch_all(&mut *$tx).await?.len();
             if landed != chunk.len() {
                 $tx.rollback().await?;
-                return Err(WriteError::Conflict(format!(
+                return Err(CommitError::Conflict(format!(
                     "{} of {} {} did not land: their keys are held by other records",
                     chunk.len() - landed,
                     chunk.len(),
@@ -111,7 +111,7 @@ pub use open::{Migrations, OpenError, OpenOptions};
 
 /// Why a write was not committed. Nothing of it is stored in either case.
 #[derive(Debug, thiserror::Error)]
-pub enum WriteError {
+pub enum CommitError {
     /// The state it was prepared against changed meanwhile (e.g. a correction another reviewer
     /// decided first).
     #[error("{0}")]
@@ -364,9 +364,9 @@ impl Database {
 
     /// Stores a sync's accepted changes and their projection in one transaction; changes and
     /// rows stored before are skipped, so a replayed sync is projected once. A decision on a
-    /// correction that is no longer pending is a [`WriteError::Conflict`], and then nothing of
+    /// correction that is no longer pending is a [`CommitError::Conflict`], and then nothing of
     /// the write is stored: the losing reviewer's changes never reach the documents.
-    pub async fn commit_sync(&self, write: &SyncWrite) -> Result<(), WriteError> {
+    pub async fn commit_sync(&self, write: &SyncWrite) -> Result<(), CommitError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
             if matches!(self, Database::Postgres(_)) {
@@ -467,7 +467,7 @@ impl Database {
                     .execute(&mut *tx).await?;
                 if decided.rows_affected() == 0 {
                     tx.rollback().await?;
-                    return Err(WriteError::Conflict(format!(
+                    return Err(CommitError::Conflict(format!(
                         "correction {} is not pending: it was decided meanwhile, or does not exist",
                         d.correction_id
                     )));

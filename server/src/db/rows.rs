@@ -193,6 +193,22 @@ pub struct Projection {
     pub actors: Vec<super::ActorBinding>,
 }
 
+impl Projection {
+    /// Whether there is no row at all to write.
+    pub fn is_empty(&self) -> bool {
+        self.attempts.is_empty()
+            && self.choices.is_empty()
+            && self.corrections.is_empty()
+            && self.preferences.is_empty()
+            && self.queue.is_empty()
+            && self.events.is_empty()
+            && self.audit.is_empty()
+            && self.decisions.is_empty()
+            && self.references.is_empty()
+            && self.actors.is_empty()
+    }
+}
+
 /// A review-queue entry with its decision, as the back office lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct QueueEntryRow {
