@@ -21,9 +21,13 @@ pub async fn run(app: Arc<AppState>) {
     tick.tick().await;
     loop {
         tick.tick().await;
+        app.metrics.compaction_runs.inc();
         match compact_some(&app.db, 100).await {
             Ok(0) => {}
-            Ok(n) => tracing::info!(documents = n, "compacted"),
+            Ok(n) => {
+                app.metrics.documents_compacted.inc_by(n as u64);
+                tracing::info!(documents = n, "compacted");
+            }
             Err(e) => tracing::warn!(error = %e, "compaction failed; will retry"),
         }
     }

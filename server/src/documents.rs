@@ -18,6 +18,7 @@ use tournee_sync_core::validator::{Accepted, Claims, Scope};
 use tournee_sync_core::DocId;
 
 use crate::db::{Database, NewsRows};
+use crate::metrics::CacheCounters;
 
 struct Cached {
     /// Shared with the syncs reading it: a sync forks it, never copies it first.
@@ -29,15 +30,27 @@ struct Cached {
 /// A bounded cache of materialised documents.
 pub struct DocumentCache {
     docs: Mutex<LruCache<DocId, Cached>>,
+    counters: CacheCounters,
 }
 
 impl DocumentCache {
-    /// A cache of at most `capacity` documents.
-    pub fn new(capacity: usize) -> Self {
+    /// A cache of at most `capacity` documents, counting its hits, misses and evictions.
+    pub fn new(capacity: usize, counters: CacheCounters) -> Self {
         let capacity = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
         Self {
             docs: Mutex::new(LruCache::new(capacity)),
+            counters,
         }
+    }
+
+    /// How many documents the cache holds.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether the cache holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The current document, from the cache refreshed with newer changes, or from the database.
@@ -92,6 +105,8 @@ impl DocumentCache {
                 }
             }
         }
+        self.counters.hits.inc_by(docs.len() as u64);
+        self.counters.misses.inc_by(missing.len() as u64);
         let mut refreshed = HashSet::new();
         for (seq, id, bytes) in db.changes_after_each(&seqs).await? {
             if let Some((doc, at)) = docs.get_mut(&id) {
@@ -135,7 +150,10 @@ impl DocumentCache {
     }
 
     fn put(&self, id: &DocId, doc: Arc<Automerge>, seq: i64) {
-        self.lock().put(id.clone(), Cached { doc, seq });
+        let pushed_out = self.lock().push(id.clone(), Cached { doc, seq });
+        if pushed_out.is_some_and(|(old, _)| old != *id) {
+            self.counters.evictions.inc();
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<DocId, Cached>> {

@@ -84,6 +84,8 @@ pub struct AppState {
     pub guards: GuardSettings,
     /// The memory request bodies in flight may hold.
     pub uploads: UploadBudget,
+    /// `/metrics` is served on its own address (`--metrics-listen`), not on the public port.
+    pub metrics_elsewhere: bool,
 }
 
 /// Why the server could not start.
@@ -132,6 +134,7 @@ impl AppState {
         db.check_writable()
             .await
             .map_err(|e| StartError::Settings(format!("the database cannot take a write: {e}")))?;
+        let metrics = Metrics::new();
         let limits = Limits {
             max_frame_bytes: settings.max_body_bytes,
             ..Limits::default()
@@ -139,8 +142,8 @@ impl AppState {
         Ok(Arc::new(Self {
             db,
             keys,
-            docs: DocumentCache::new(settings.document_cache),
-            metrics: Metrics::new(),
+            docs: DocumentCache::new(settings.document_cache, metrics.cache.clone()),
+            metrics,
             limits,
             far_attempt_metres: settings.far_attempt_metres,
             holding_days: settings.holding_days,
@@ -148,6 +151,7 @@ impl AppState {
             clock,
             rate_limits,
             uploads: UploadBudget::new(settings.guards.upload_budget_bytes),
+            metrics_elsewhere: settings.metrics_listen.is_some(),
             guards: settings.guards.clone(),
         }))
     }
@@ -252,11 +256,59 @@ async fn ready(State(app): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<AppState>>) -> impl IntoResponse {
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    if app.metrics_elsewhere {
+        return ApiError::not_found(
+            "not_found",
+            "metrics are served on the metrics address (--metrics-listen)",
+        )
+        .into_response();
+    }
+    metrics_now(&app).await
+}
+
+/// The metrics, with the values read when scraped set first: the pool, the cache, the queue.
+async fn metrics_now(app: &AppState) -> Response {
+    let m = &app.metrics;
+    let pool = app.db.pool_state();
+    let in_use = i64::from(pool.open).saturating_sub(i64::try_from(pool.idle).unwrap_or(0));
+    m.db_connections
+        .get_or_create(&metrics::ConnectionLabels { state: "in_use" })
+        .set(in_use);
+    m.db_connections
+        .get_or_create(&metrics::ConnectionLabels { state: "idle" })
+        .set(i64::try_from(pool.idle).unwrap_or(i64::MAX));
+    m.db_connections_max.set(i64::from(pool.max));
+    m.cache_documents
+        .set(i64::try_from(app.docs.len()).unwrap_or(i64::MAX));
+    match app.db.open_queue_by_kind().await {
+        Ok(depths) => {
+            for (kind, open) in depths {
+                m.review_queue_open
+                    .get_or_create(&metrics::QueueLabels { kind })
+                    .set(open);
+            }
+        }
+        // The rest of the metrics still tell something; the gauge keeps its last value.
+        Err(e) => tracing::warn!(error = %e, "could not count the review queue for metrics"),
+    }
     (
         [(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        app.metrics.render(),
+        m.render(),
     )
+        .into_response()
+}
+
+/// A router serving only `/metrics`, for `--metrics-listen`: metrics off the public port.
+pub fn metrics_router(state: Arc<AppState>) -> axum::Router {
+    axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(|State(app): State<Arc<AppState>>| async move {
+                metrics_now(&app).await
+            }),
+        )
+        .with_state(state)
 }
 
 /// Serves on `listener` until `shutdown` completes, then gives the requests in flight the

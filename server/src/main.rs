@@ -126,7 +126,25 @@ async fn run(cli: Cli) -> Result<(), String> {
             let listener = TcpListener::bind(settings.listen)
                 .await
                 .map_err(|e| format!("cannot listen on {}: {e}", settings.listen))?;
+            let metrics_listener = match settings.metrics_listen {
+                Some(address) => Some(
+                    TcpListener::bind(address)
+                        .await
+                        .map_err(|e| format!("cannot listen on {address} for metrics: {e}"))?,
+                ),
+                None => None,
+            };
             let state = AppState::new(&settings).await.map_err(|e| e.to_string())?;
+            if let Some(listener) = metrics_listener {
+                let address = listener.local_addr().map_err(|e| e.to_string())?;
+                tracing::info!(%address, "metrics listening");
+                let router = tournee_server::metrics_router(state.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, router).await {
+                        tracing::error!(error = %e, "the metrics listener stopped");
+                    }
+                });
+            }
             if demo
                 && demo::seed(&state.db, &state.clock)
                     .await
@@ -218,6 +236,10 @@ fn check_config(settings: &Settings) -> Result<(), String> {
     let optional = |value: Option<String>| value.unwrap_or_else(|| "(unset)".into());
     let lines = [
         ("listen", s.listen.to_string()),
+        (
+            "metrics_listen",
+            optional(s.metrics_listen.map(|a| a.to_string())),
+        ),
         ("database_url", redact_password(&s.database_url)),
         (
             "database_pool_size",

@@ -1,10 +1,13 @@
 //! Prometheus metrics, served as OpenMetrics text: requests and their latency per route,
-//! authentication failures by reason, rate limiting, syncs, changes accepted and refused.
+//! authentication failures by reason, rate limiting, syncs, changes accepted and refused, the
+//! database pool, the document cache, the review queue's depth, compaction and corroboration
+//! runs, and the build.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
@@ -35,6 +38,38 @@ pub struct AuthFailureLabels {
     pub code: String,
 }
 
+/// The database pool's connections by state.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// `in_use` or `idle`.
+    pub state: &'static str,
+}
+
+/// A review-queue entry's kind.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct QueueLabels {
+    /// `correction`, `attempt`, `dispute`.
+    pub kind: String,
+}
+
+/// The build.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    /// The crate's version.
+    pub version: &'static str,
+}
+
+/// What the document cache counts as it works.
+#[derive(Debug, Clone, Default)]
+pub struct CacheCounters {
+    /// Documents found in the cache.
+    pub hits: Counter,
+    /// Documents read from the database.
+    pub misses: Counter,
+    /// Documents dropped to make room.
+    pub evictions: Counter,
+}
+
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -62,6 +97,22 @@ pub struct Metrics {
     pub request_seconds: Family<RouteLabels, Histogram>,
     /// Requests refused by a rate limit (429) or a spent upload budget (503 `busy`).
     pub rate_limited: Counter,
+    /// The document cache's hits, misses and evictions.
+    pub cache: CacheCounters,
+    /// Documents in the cache (set when scraped).
+    pub cache_documents: Gauge,
+    /// The database pool's connections in use and idle (set when scraped).
+    pub db_connections: Family<ConnectionLabels, Gauge>,
+    /// The most connections the pool opens.
+    pub db_connections_max: Gauge,
+    /// Open review-queue entries by kind (set when scraped).
+    pub review_queue_open: Family<QueueLabels, Gauge>,
+    /// Compaction passes run, and documents they compacted.
+    pub compaction_runs: Counter,
+    /// Documents given a new snapshot by compaction.
+    pub documents_compacted: Counter,
+    /// Corroboration checks run (after syncs and by the sweep).
+    pub corroboration_runs: Counter,
 }
 
 impl Metrics {
@@ -113,7 +164,80 @@ impl Metrics {
             "Requests refused by a rate limit (429) or a spent upload budget (503 busy)",
             rate_limited.clone(),
         );
+        let cache = CacheCounters::default();
+        registry.register(
+            "document_cache_hits",
+            "Documents found in the cache",
+            cache.hits.clone(),
+        );
+        registry.register(
+            "document_cache_misses",
+            "Documents read from the database into the cache",
+            cache.misses.clone(),
+        );
+        registry.register(
+            "document_cache_evictions",
+            "Documents dropped from the cache to make room",
+            cache.evictions.clone(),
+        );
+        let cache_documents = Gauge::default();
+        registry.register(
+            "document_cache_documents",
+            "Documents in the cache",
+            cache_documents.clone(),
+        );
+        let db_connections = Family::<ConnectionLabels, Gauge>::default();
+        registry.register(
+            "db_connections",
+            "Database pool connections, in use and idle",
+            db_connections.clone(),
+        );
+        let db_connections_max = Gauge::default();
+        registry.register(
+            "db_connections_max",
+            "The most connections the database pool opens",
+            db_connections_max.clone(),
+        );
+        let review_queue_open = Family::<QueueLabels, Gauge>::default();
+        registry.register(
+            "review_queue_open",
+            "Open review-queue entries, by kind",
+            review_queue_open.clone(),
+        );
+        let compaction_runs = Counter::default();
+        registry.register(
+            "compaction_runs",
+            "Compaction passes run",
+            compaction_runs.clone(),
+        );
+        let documents_compacted = Counter::default();
+        registry.register(
+            "documents_compacted",
+            "Documents given a new snapshot by compaction",
+            documents_compacted.clone(),
+        );
+        let corroboration_runs = Counter::default();
+        registry.register(
+            "corroboration_runs",
+            "Corroboration checks of pending corrections run",
+            corroboration_runs.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        registry.register("build", "The running build (always 1)", build);
         Self {
+            cache,
+            cache_documents,
+            db_connections,
+            db_connections_max,
+            review_queue_open,
+            compaction_runs,
+            documents_compacted,
+            corroboration_runs,
             auth_failures,
             requests,
             request_seconds,

@@ -71,6 +71,7 @@ pub async fn corroborate(app: &AppState, new: &[CorrectionRow]) -> Result<(), Ap
     if app.corroboration == 0 {
         return Ok(());
     }
+    app.metrics.corroboration_runs.inc();
     // A group of identical proposals is examined once, whichever of its corrections comes first.
     let mut examined = std::collections::HashSet::new();
     for correction in new {

@@ -126,7 +126,7 @@ pub fn endpoints() -> Vec<Endpoint> {
     let table = vec![
         e("GET", "/healthz", "health", "The process is up.", Public, Nothing, (200, Reply::Other(TEXT, "ok")), &[], get(|| async { "ok" })),
         e("GET", "/readyz", "readiness", "The database takes a write, within a second.", Public, Nothing, (200, Reply::Other(TEXT, "ready")), &[(503, "database unavailable")], get(crate::ready)),
-        e("GET", "/metrics", "metrics", "Prometheus metrics.", Public, Nothing, (200, Reply::Other(crate::metrics::CONTENT_TYPE, "OpenMetrics text")), &[], get(crate::metrics)),
+        e("GET", "/metrics", "metrics", "Prometheus metrics.", Public, Nothing, (200, Reply::Other(crate::metrics::CONTENT_TYPE, "OpenMetrics text")), &[(404, "served on the metrics address instead (--metrics-listen)")], get(crate::metrics)),
         e("GET", "/openapi.json", "openApi", "This document.", Public, Nothing, (200, Reply::Other("application/json", "OpenAPI 3.1")), &[], get(crate::openapi)),
         e("POST", "/v1/sync", "sync", "Sync a phone's documents: one request frame in, one answer frame out.", SYNCING, Frame, (200, Reply::Other(MEDIA_TYPE, "an answer frame")), &[(400, "malformed frame"), (413, "frame over the size limit")], post(sync_api::sync)),
         e("GET", "/v1/rounds", "listRounds", "The rounds published to the caller's device, in delivery order.", POSTMAN, Nothing, (200, json_out(schema::<Vec<RoundManifest>>)), &[], get(sync_api::rounds)),

@@ -17,6 +17,10 @@ pub struct Settings {
     /// Where to listen.
     #[arg(long, env = "TOURNEE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Serve `/metrics` on this address only (e.g. an internal interface), not on the public
+    /// port, where it then answers 404.
+    #[arg(long, env = "TOURNEE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     /// `sqlite://path.db` (created if missing) or `postgres://…`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
     pub database_url: String,

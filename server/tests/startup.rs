@@ -95,11 +95,7 @@ fn sigterm_with_a_stalled_client_stops_within_the_grace_period() {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(at) = line.find("address=") {
-                let address: String = line[at + 8..]
-                    .chars()
-                    .take_while(|c| !c.is_whitespace())
-                    .collect();
+            if let Some(address) = address_in(&line) {
                 let _ = tx.send(address);
             }
         }
@@ -129,6 +125,17 @@ fn sigterm_with_a_stalled_client_stops_within_the_grace_period() {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(stalled);
+}
+
+/// The `address=…` a log line names, if any.
+fn address_in(line: &str) -> Option<String> {
+    let at = line.find("address=")?;
+    Some(
+        line[at + 8..]
+            .chars()
+            .take_while(|c| !c.is_whitespace())
+            .collect(),
+    )
 }
 
 /// One HTTP/1.1 exchange over a plain socket: the answer's head and body.
@@ -403,4 +410,74 @@ fn check_config_prints_the_settings_with_secrets_masked() {
         stderr.contains("database_url: mysql://x: unsupported"),
         "{stderr}"
     );
+}
+
+/// Issue #18: with `--metrics-listen`, `/metrics` is served on that address only (the public
+/// port answers 404), and it carries the pool, the cache, the review queue by kind, the
+/// background runs and the build.
+#[test]
+fn metrics_can_be_served_apart_and_cover_the_pool_cache_queue_and_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = server(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+            "--demo",
+        ],
+        Some(SECRET),
+    )
+    .spawn()
+    .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<(bool, String)>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(address) = address_in(&line) {
+                let _ = tx.send((line.contains("metrics listening"), address));
+            }
+        }
+    });
+    let (mut public, mut metrics) = (None, None);
+    while public.is_none() || metrics.is_none() {
+        let (is_metrics, address) = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        if is_metrics {
+            metrics = Some(address);
+        } else {
+            public = Some(address);
+        }
+    }
+    let get = |address: &str| {
+        http(
+            address,
+            "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        )
+    };
+    let on_public = get(&public.unwrap());
+    assert!(on_public.starts_with("HTTP/1.1 404"), "{on_public}");
+    assert!(on_public.contains("--metrics-listen"), "{on_public}");
+    let body = get(&metrics.unwrap());
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    for family in [
+        "tournee_db_connections{state=\"in_use\"}",
+        "tournee_db_connections{state=\"idle\"}",
+        "tournee_db_connections_max ",
+        "tournee_document_cache_documents ",
+        "tournee_document_cache_hits_total ",
+        "tournee_document_cache_misses_total ",
+        "tournee_document_cache_evictions_total ",
+        "tournee_review_queue_open{kind=\"correction\"} 1",
+        "tournee_compaction_runs_total ",
+        "tournee_corroboration_runs_total ",
+        &format!(
+            "tournee_build{{version=\"{}\"}} 1",
+            env!("CARGO_PKG_VERSION")
+        ),
+    ] {
+        assert!(body.contains(family), "{family} missing from:\n{body}");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

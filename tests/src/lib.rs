@@ -53,6 +53,7 @@ pub struct TestServer {
 pub fn settings(database_url: &str) -> Settings {
     Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
+        metrics_listen: None,
         database_url: database_url.to_string(),
         database_pool_size: None,
         no_migrate: false,

@@ -149,7 +149,38 @@ const PROBE_WRITE: &str = "INSERT INTO readiness_probe (id, payload) VALUES (1, 
 /// Larger than a page, so that a database that cannot grow refuses it.
 const PROBE_BYTES: usize = 16 * 1024;
 
+/// Open review-queue entries by kind.
+const OPEN_QUEUE_BY_KIND: &str =
+    "SELECT kind, COUNT(*) FROM review_queue WHERE status = 'open' GROUP BY kind";
+
+/// The database pool's connections, for metrics.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolState {
+    /// Connections open, in use or idle.
+    pub open: u32,
+    /// Connections idle.
+    pub idle: usize,
+    /// The most the pool opens.
+    pub max: u32,
+}
+
 impl Database {
+    /// The pool's connections now.
+    pub fn pool_state(&self) -> PoolState {
+        with_pool!(self, pool => PoolState {
+            open: pool.size(),
+            idle: pool.num_idle(),
+            max: pool.options().get_max_connections(),
+        })
+    }
+
+    /// Open review-queue entries, counted by kind.
+    pub async fn open_queue_by_kind(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(OPEN_QUEUE_BY_KIND).fetch_all(pool).await
+        })
+    }
+
     /// SQL for "the elements of the JSON array of strings bound as `$n`", one query parameter
     /// holding a whole list of ids on either backend.
     fn json_list(&self, n: u8) -> String {
