@@ -62,6 +62,16 @@ enum Command {
         #[arg(long, default_value_t = 12)]
         hours: u64,
     },
+    /// Writes a consistent copy of a SQLite database while the server runs; restore by starting
+    /// a server on the copy. (PostgreSQL: pg_dump, see the README.)
+    Backup {
+        /// The file to write; it must not exist.
+        #[arg(long)]
+        to: std::path::PathBuf,
+        /// The database: an existing one, migrated.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
+        database_url: String,
+    },
     /// Refuses every token of a device from now on.
     RevokeDevice {
         /// The device id.
@@ -196,6 +206,16 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .mint(&subject, role, device.as_deref(), hours * 3600)
                 .ok_or("tokens can only be minted with the HS256 secret (no --jwt-public-key)")?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Backup { to, database_url } => {
+            let db = Database::open(&database_url, OpenOptions::existing())
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            db.backup_to(&to)
+                .await
+                .map_err(|e| format!("backup: {e}"))?;
+            println!("backed up to {}", to.display());
             Ok(())
         }
         Command::RevokeDevice {

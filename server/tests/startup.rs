@@ -91,16 +91,7 @@ fn sigterm_with_a_stalled_client_stops_within_the_grace_period() {
     )
     .spawn()
     .unwrap();
-    let stdout = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(address) = address_in(&line) {
-                let _ = tx.send(address);
-            }
-        }
-    });
-    let address = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+    let address = listening_address(&mut child);
     // A client that sends half a body and stops.
     let mut stalled = std::net::TcpStream::connect(&address).unwrap();
     stalled
@@ -125,6 +116,21 @@ fn sigterm_with_a_stalled_client_stops_within_the_grace_period() {
         std::thread::sleep(Duration::from_millis(50));
     }
     drop(stalled);
+}
+
+/// The address the server logs it listens on (its standard error is read to the end meanwhile,
+/// so the server never blocks on it).
+fn listening_address(child: &mut Child) -> String {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(address) = address_in(&line) {
+                let _ = tx.send(address);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).unwrap()
 }
 
 /// The `address=…` a log line names, if any.
@@ -480,4 +486,62 @@ fn metrics_can_be_served_apart_and_cover_the_pool_cache_queue_and_build() {
     }
     let _ = child.kill();
     let _ = child.wait();
+}
+
+/// Issue #18: `backup` copies a SQLite database consistently while the server runs; a server
+/// started on the copy finds a complete, migrated database (the demo's devices are there);
+/// `backup` never overwrites a file.
+#[test]
+fn a_backup_taken_while_serving_restores_into_a_working_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut child = server(
+        dir.path(),
+        &["--listen", "127.0.0.1:0", "--demo"],
+        Some(SECRET),
+    )
+    .spawn()
+    .unwrap();
+    listening_address(&mut child);
+    let copy = dir.path().join("backup.db");
+    let copy_arg = copy.display().to_string();
+    let (ok, stdout, stderr) = run(
+        dir.path(),
+        &["backup", "--database-url", &url, "--to", &copy_arg],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("backed up to"), "{stdout}");
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &["backup", "--database-url", &url, "--to", &copy_arg],
+    );
+    assert!(!ok);
+    assert!(stderr.contains("exists already"), "{stderr}");
+    let _ = child.kill();
+    let _ = child.wait();
+
+    // Restored: the copy is a migrated database with the demo's devices and field work.
+    let restored = format!("sqlite://{copy_arg}");
+    let (ok, stdout, stderr) = run(
+        dir.path(),
+        &["revoke-device", "dev-2", "--database-url", &restored],
+    );
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("device dev-2 revoked"), "{stdout}");
+    let child = Command::new(env!("CARGO_BIN_EXE_tournee-server"))
+        .current_dir(dir.path())
+        .env("TOURNEE_JWT_SECRET", SECRET)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-migrate",
+            "--database-url",
+            &restored,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(listens(child));
 }

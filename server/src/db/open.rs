@@ -364,3 +364,46 @@ async fn apply_pending<C: Migrate>(
         .map_err(failed("(releasing the lock)"))?;
     Ok(())
 }
+
+/// Why a backup was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The target exists: a backup never overwrites anything.
+    #[error("{}: exists already (a backup never overwrites a file)", .0.display())]
+    Exists(PathBuf),
+    /// PostgreSQL is backed up with its own tools.
+    #[error("PostgreSQL is backed up with its own tools: pg_dump --format=custom --file=FILE DATABASE (see the README, 'Backups')")]
+    Postgres,
+    /// SQLite failed.
+    #[error("{}: {source}", target.display())]
+    Sqlite {
+        /// The backup file.
+        target: PathBuf,
+        /// What SQLite said.
+        source: sqlx::Error,
+    },
+}
+
+impl Database {
+    /// Writes a consistent copy of a SQLite database to `target` while the server runs
+    /// (`VACUUM INTO`: one read transaction, so the copy is the database as of one commit, and
+    /// compact). The copy is a complete database: start a server on it to restore.
+    pub async fn backup_to(&self, target: &std::path::Path) -> Result<(), BackupError> {
+        if target.exists() {
+            return Err(BackupError::Exists(target.to_path_buf()));
+        }
+        let Database::Sqlite(pool) = self else {
+            return Err(BackupError::Postgres);
+        };
+        let path = target.to_string_lossy().into_owned();
+        sqlx::query("VACUUM INTO $1")
+            .bind(&path)
+            .execute(pool)
+            .await
+            .map_err(|source| BackupError::Sqlite {
+                target: target.to_path_buf(),
+                source,
+            })?;
+        Ok(())
+    }
+}
