@@ -201,5 +201,13 @@ pub async fn decide(
             format!("queue entry {} was decided meanwhile", entry.id),
         ));
     }
+    // The action and ids only: the comment may name people.
+    tracing::info!(
+        action = %audit.action,
+        subject = %audit.subject,
+        actor = %audit.actor,
+        queue_id = entry.id,
+        "decided"
+    );
     Ok(())
 }

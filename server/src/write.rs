@@ -239,7 +239,18 @@ where
         accepted: vec![(id.clone(), accepted)],
         bases: HashMap::from([(id.clone(), before.get_heads())]),
     };
-    commit(app, sender, validated, rows).await
+    let committed = commit(app, sender, validated, rows).await?;
+    // Every write on someone's behalf (a decision, a customer's choice) is one info line: the
+    // action, the document and who, never the values written (they may be personal).
+    tracing::info!(
+        action = audit.action,
+        subject = %id,
+        role = sender.role.as_str(),
+        principal = %sender.principal,
+        changes = committed.changes,
+        "written"
+    );
+    Ok(committed)
 }
 
 /// Checks what the server wrote into `after` (a fork of `before`) on behalf of `sender`, as

@@ -133,6 +133,16 @@ fn listening_address(child: &mut Child) -> String {
     rx.recv_timeout(Duration::from_secs(60)).unwrap()
 }
 
+/// A development token from the binary's `token` command.
+fn mint(secret: &str, role: &str, subject: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tournee-server"))
+        .args(["token", "--role", role, "--subject", subject])
+        .env("TOURNEE_JWT_SECRET", secret)
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// The `address=…` a log line names, if any.
 fn address_in(line: &str) -> Option<String> {
     let at = line.find("address=")?;
@@ -155,7 +165,7 @@ fn http(address: &str, request: &str) -> String {
 }
 
 #[test]
-fn json_logs_carry_the_request_id_route_and_caller_and_metrics_count_per_route() {
+fn json_logs_carry_requests_and_decisions_without_personal_data_and_metrics_count_per_route() {
     let dir = tempfile::tempdir().unwrap();
     let secret = "a-secret-of-our-own-that-is-long-enough-0123456789";
     let mut child = server(
@@ -181,12 +191,7 @@ fn json_logs_carry_the_request_id_route_and_caller_and_metrics_count_per_route()
             break entry["fields"]["address"].as_str().unwrap().to_string();
         }
     };
-    let token = Command::new(env!("CARGO_BIN_EXE_tournee-server"))
-        .args(["token", "--role", "customer", "--subject", "cust-1"])
-        .env("TOURNEE_JWT_SECRET", secret)
-        .output()
-        .unwrap();
-    let token = String::from_utf8(token.stdout).unwrap();
+    let token = mint(secret, "customer", "cust-1");
     let answer = http(
         &address,
         &format!(
@@ -249,6 +254,46 @@ fn json_logs_carry_the_request_id_route_and_caller_and_metrics_count_per_route()
         metrics.contains(r#"tournee_auth_failures_total{code="token_missing"} 1"#),
         "{metrics}"
     );
+
+    // A decision is one info line naming the action, the document and who: never the comment,
+    // which may name people.
+    let staff = mint(secret, "back_office", "bo-7");
+    let staff = staff.trim();
+    let queue = http(
+        &address,
+        &format!(
+            "GET /v1/backoffice/queue?kind=correction HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {staff}\r\n\r\n"
+        ),
+    );
+    let (_, body) = queue.split_once("\r\n\r\n").unwrap();
+    let entries: serde_json::Value = serde_json::from_str(body).unwrap();
+    let entry = entries[0]["id"].as_i64().unwrap();
+    let decision = r#"{"decision":"approve","comment":"Checked with Mme Dupont, door 4B"}"#;
+    let answer = http(
+        &address,
+        &format!(
+            "POST /v1/backoffice/queue/{entry}/decision HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {staff}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\n\r\n{decision}",
+            decision.len()
+        ),
+    );
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let written = loop {
+        let line = lines();
+        assert!(!line.contains("Dupont"), "personal data logged: {line}");
+        let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if entry["fields"]["message"] == "written" {
+            break entry;
+        }
+    };
+    assert_eq!(
+        written["fields"]["action"], "correction.approved",
+        "{written}"
+    );
+    assert_eq!(written["fields"]["principal"], "bo-7", "{written}");
+    assert_eq!(written["fields"]["subject"], "dp:dp-00001", "{written}");
     let _ = child.kill();
     let _ = child.wait();
 }
