@@ -26,6 +26,7 @@ pub mod routes;
 pub mod scope;
 pub mod settings;
 pub mod sync_api;
+pub mod telemetry;
 pub mod uploads;
 pub mod web;
 pub mod write;

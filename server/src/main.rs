@@ -8,8 +8,8 @@ use tokio::net::TcpListener;
 use tournee_server::auth::{Keys, TokenRole};
 use tournee_server::db::{Database, Migrations, OpenOptions};
 use tournee_server::settings::{AuthSettings, Settings};
+use tournee_server::telemetry::Telemetry;
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
-use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
 #[command(version, about = "Tournée: the postmen's field-work server")]
@@ -18,6 +18,10 @@ struct Cli {
     /// error; standard output is left to what a command prints (tokens, the demo's help).
     #[arg(long, global = true, env = "TOURNEE_LOG_FORMAT", default_value = "human", value_parser = ["human", "json"])]
     log_format: String,
+    /// Export traces to this OpenTelemetry collector over OTLP/HTTP (its base URL, e.g.
+    /// `http://collector:4318`; spans go to `/v1/traces`). Off when unset.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,26 +97,23 @@ fn parse_role(s: &str) -> Result<TokenRole, String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if cli.log_format == "json" {
-        logs.json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init();
-    } else {
-        // Colour only for a person at a terminal, and never with NO_COLOR.
-        let colour = std::io::IsTerminal::is_terminal(&std::io::stderr())
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        logs.with_ansi(colour).init();
-    }
-    match run(cli).await {
+    // Before the runtime: the trace exporter's HTTP client blocks on a thread of its own.
+    let telemetry = match Telemetry::init(&cli.log_format, cli.otlp_endpoint.as_deref()) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("tournee-server: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))
+        .and_then(|runtime| runtime.block_on(run(cli)));
+    telemetry.shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tournee-server: {e}");

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
@@ -10,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tournee_sync_core::sync::wire::{RequestBody, SyncRequest};
 use tournee_sync_core::sync::{respond, wanted_claims, wire, DocOutcome};
-use tournee_sync_core::validator::Scope;
+use tournee_sync_core::validator::{Scope, Sender};
 use tournee_sync_core::{DocId, DocKind};
 
 use crate::auth::{AuthUser, Claims, TokenRole};
@@ -35,46 +37,20 @@ pub async fn sync(
     let started = Instant::now();
     let limits = app.limits;
     let body = json_body::body(body).await?;
-    let request = wire::decode_request(&body, &limits)
+    let request = tracing::info_span!("sync.decode")
+        .in_scope(|| wire::decode_request(&body, &limits))
         .map_err(|e| ApiError::bad_request("malformed_frame", e.to_string()))?;
     // A phone is answered in the version it spoke (decoding checked it is one this build reads).
     let version = wire::frame_version(&body).unwrap_or(wire::VERSION);
     let sender = scope::sender(&app.db, &app.clock, &claims).await?;
-
-    // The cursor before any document is read: news stops there (see `Database::news_upto`).
-    let upto = app.db.max_seq().await?;
-    let mut host = PreparedHost::new(u64::try_from(upto).unwrap_or(0));
-    let asked: std::collections::HashSet<_> = request.docs.iter().map(|d| d.doc.clone()).collect();
-    let out_for_delivery = departures(&app, &claims, &request).await?;
-    host.docs = app
-        .docs
-        .load_many(&app.db, asked.iter().filter(|id| sender.scope.contains(id)))
+    let (mut host, out_for_delivery) = prepare(&app, &claims, &request, &sender)
+        .instrument(tracing::info_span!("sync.prepare"))
         .await?;
-    // Who owns the actors the pushed changes are written under, and where the record keys they
-    // may create are used already: the validator refuses another owner's actor and a key
-    // another document holds.
-    let (actors, keys) = wanted_claims(&request);
-    host.claims = app.db.claims(&actors, &keys).await?;
-    if let Some(since) = request.since {
-        let since = i64::try_from(since)
-            .map_err(|_| ApiError::bad_request("malformed_frame", "the cursor is out of range"))?;
-        let scope = match &sender.scope {
-            Scope::All => Scope::All,
-            Scope::Documents(ids) => Scope::Documents(ids.clone()),
-        };
-        host.news = app
-            .db
-            .news_upto(since, upto, &scope, &asked, limits.max_body_bytes / 2)
-            .await?;
-        let news_docs: std::collections::HashSet<_> =
-            host.news.rows.iter().map(|(_, d, _)| d.clone()).collect();
-        host.docs
-            .extend(app.docs.load_many(&app.db, news_docs.iter()).await?);
-    }
 
     let task_sender = sender.clone();
+    let validate = tracing::info_span!("sync.validate");
     let (answer, host) = tokio::task::spawn_blocking(move || {
-        let answer = respond(&mut host, request, &task_sender, &limits);
+        let answer = validate.in_scope(|| respond(&mut host, request, &task_sender, &limits));
         (answer, host)
     })
     .await
@@ -97,7 +73,9 @@ pub async fn sync(
             action: Some("out for delivery on the postman's round".into()),
             source: format!("round:{round}"),
         }));
-    let committed = write::commit(&app, &sender, host.into_validated(), rows).await?;
+    let committed = write::commit(&app, &sender, host.into_validated(), rows)
+        .instrument(tracing::info_span!("sync.commit"))
+        .await?;
 
     app.metrics.syncs.inc();
     app.metrics
@@ -119,6 +97,49 @@ pub async fn sync(
         .observe(started.elapsed().as_secs_f64());
     let frame = wire::encode_response_for(&answer.response, version);
     Ok(([(CONTENT_TYPE, SYNC_MEDIA_TYPE)], frame).into_response())
+}
+
+/// Everything a sync reads, before the protocol runs without touching the database: the
+/// cursor, the documents asked for, the claims on their actors and record keys, the news and
+/// its documents; and the items the request takes out for delivery.
+async fn prepare(
+    app: &AppState,
+    claims: &Claims,
+    request: &SyncRequest,
+    sender: &Sender,
+) -> Result<(PreparedHost, Vec<(String, String)>), ApiError> {
+    let limits = app.limits;
+    // The cursor before any document is read: news stops there (see `Database::news_upto`).
+    let upto = app.db.max_seq().await?;
+    let mut host = PreparedHost::new(u64::try_from(upto).unwrap_or(0));
+    let asked: std::collections::HashSet<_> = request.docs.iter().map(|d| d.doc.clone()).collect();
+    let out_for_delivery = departures(app, claims, request).await?;
+    host.docs = app
+        .docs
+        .load_many(&app.db, asked.iter().filter(|id| sender.scope.contains(id)))
+        .await?;
+    // Who owns the actors the pushed changes are written under, and where the record keys they
+    // may create are used already: the validator refuses another owner's actor and a key
+    // another document holds.
+    let (actors, keys) = wanted_claims(request);
+    host.claims = app.db.claims(&actors, &keys).await?;
+    if let Some(since) = request.since {
+        let since = i64::try_from(since)
+            .map_err(|_| ApiError::bad_request("malformed_frame", "the cursor is out of range"))?;
+        let scope = match &sender.scope {
+            Scope::All => Scope::All,
+            Scope::Documents(ids) => Scope::Documents(ids.clone()),
+        };
+        host.news = app
+            .db
+            .news_upto(since, upto, &scope, &asked, limits.max_body_bytes / 2)
+            .await?;
+        let news_docs: std::collections::HashSet<_> =
+            host.news.rows.iter().map(|(_, d, _)| d.clone()).collect();
+        host.docs
+            .extend(app.docs.load_many(&app.db, news_docs.iter()).await?);
+    }
+    Ok((host, out_for_delivery))
 }
 
 /// The rounds assigned to the caller's device now, in delivery order.

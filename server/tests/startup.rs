@@ -590,3 +590,133 @@ fn a_backup_taken_while_serving_restores_into_a_working_server() {
         .unwrap();
     assert!(listens(child));
 }
+
+/// An OTLP/HTTP collector stand-in: answers 200 to every request and hands each one's path,
+/// content type and body to the test.
+fn fake_collector() -> (String, mpsc::Receiver<(String, String, Vec<u8>)>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = Vec::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                head.push(line.trim_end().to_string());
+                line.clear();
+            }
+            let header = |name: &str| {
+                head.iter()
+                    .find_map(|h| {
+                        let (key, value) = h.split_once(':')?;
+                        key.eq_ignore_ascii_case(name)
+                            .then(|| value.trim().to_string())
+                    })
+                    .unwrap_or_default()
+            };
+            let mut body = vec![0; header("content-length").parse().unwrap_or(0)];
+            let _ = reader.read_exact(&mut body);
+            let path = head
+                .first()
+                .and_then(|l| l.split_whitespace().nth(1))
+                .unwrap_or_default()
+                .to_string();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+            let _ = tx.send((path, header("content-type"), body));
+        }
+    });
+    (address, rx)
+}
+
+/// Issue #18: with `--otlp-endpoint`, a sync's steps (decode, prepare, validate, commit) and its
+/// SQL are spans exported over OTLP/HTTP, flushed at shutdown.
+#[test]
+fn traces_of_a_sync_reach_an_otlp_collector() {
+    use std::io::{Read, Write};
+    use tournee_sync_core::sync::wire::{self, SyncRequest};
+    let (collector, received) = fake_collector();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = server(
+        dir.path(),
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--demo",
+            "--otlp-endpoint",
+            &collector,
+        ],
+        Some(SECRET),
+    )
+    .spawn()
+    .unwrap();
+    let address = listening_address(&mut child);
+    let token = Command::new(env!("CARGO_BIN_EXE_tournee-server"))
+        .args([
+            "token",
+            "--role",
+            "postman",
+            "--subject",
+            "pm-1",
+            "--device",
+            "dev-1",
+        ])
+        .env("TOURNEE_JWT_SECRET", SECRET)
+        .output()
+        .unwrap();
+    let token = String::from_utf8(token.stdout).unwrap();
+    let frame = wire::encode_request(&SyncRequest {
+        since: Some(0),
+        docs: Vec::new(),
+    });
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    write!(
+        stream,
+        "POST /v1/sync HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
+        token.trim(),
+        wire::MEDIA_TYPE,
+        frame.len()
+    )
+    .unwrap();
+    stream.write_all(&frame).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    assert!(child.wait().unwrap().success());
+    let mut exported = Vec::new();
+    while let Ok((path, content_type, body)) = received.recv_timeout(Duration::from_secs(5)) {
+        assert_eq!(path, "/v1/traces");
+        assert_eq!(content_type, "application/x-protobuf");
+        exported.extend(body);
+    }
+    // Protobuf keeps strings as they are: the span names and the service's name.
+    let has = |name: &str| exported.windows(name.len()).any(|w| w == name.as_bytes());
+    for name in [
+        "tournee-server",
+        "sync.decode",
+        "sync.prepare",
+        "sync.validate",
+        "sync.commit",
+        "sql.max_seq",
+        "sql.claims",
+    ] {
+        assert!(
+            has(name),
+            "no span {name} among {} bytes exported",
+            exported.len()
+        );
+    }
+}

@@ -91,6 +91,7 @@ impl Database {
     /// What the validator must know for a batch that writes under `actors` and may create
     /// records under `keys`: the owners of those actors that are bound, and the documents that
     /// hold those keys.
+    #[tracing::instrument(name = "sql.claims", level = "info", skip_all)]
     pub async fn claims(
         &self,
         actors: &BTreeSet<ActorId>,

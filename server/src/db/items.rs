@@ -19,6 +19,7 @@ const DISPUTES_OF_ITEM: &str = "SELECT q.* FROM review_queue q JOIN attempts a O
 
 impl Database {
     /// The items of `items` that no round takes out any more: delivered, or at a pickup point.
+    #[tracing::instrument(name = "sql.items_no_longer_out", level = "info", skip_all)]
     pub async fn items_no_longer_out(
         &self,
         items: &[&str],
@@ -37,6 +38,7 @@ impl Database {
     }
 
     /// The `(item, source)` of every departure (EDG) already stamped for `items`.
+    #[tracing::instrument(name = "sql.departures", level = "info", skip_all)]
     pub async fn departures(
         &self,
         items: &[&str],

@@ -206,6 +206,7 @@ impl Database {
     /// Whether the database can take a write now: a row the size of a sync's worth of changes,
     /// written in a transaction that is rolled back. Fails on a full disk or database, a
     /// read-only file or server, or a connection that cannot be had.
+    #[tracing::instrument(name = "sql.check_writable", level = "info", skip_all)]
     pub async fn check_writable(&self) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -245,6 +246,7 @@ impl Database {
     }
 
     /// A document's snapshot and the changes after it, if it exists.
+    #[tracing::instrument(name = "sql.load_document", level = "info", skip_all)]
     pub async fn load_document(&self, id: &DocId) -> Result<Option<StoredDocument>, sqlx::Error> {
         with_pool!(self, pool => {
             let Some(row) = sqlx::query("SELECT snapshot, snapshot_seq FROM documents WHERE id = $1")
@@ -277,6 +279,7 @@ impl Database {
 
     /// Changes of several documents, each after its own sequence number, in one query (to
     /// refresh cached copies): `(seq, doc, bytes)` in sequence order.
+    #[tracing::instrument(name = "sql.changes_after_each", level = "info", skip_all)]
     pub async fn changes_after_each(
         &self,
         after: &[(DocId, i64)],
@@ -306,6 +309,7 @@ impl Database {
     }
 
     /// The highest sequence number stored.
+    #[tracing::instrument(name = "sql.max_seq", level = "info", skip_all)]
     pub async fn max_seq(&self) -> Result<i64, sqlx::Error> {
         with_pool!(self, pool => {
             let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM changes").fetch_one(pool).await?;
@@ -334,6 +338,7 @@ impl Database {
     /// [`Database::news`] of the changes numbered up to `upto` only. A sync reads `upto` before
     /// it loads the documents of its request; a change stored after that, to one of them, is
     /// then news for the device's next sync rather than skipped by a cursor that passed it.
+    #[tracing::instrument(name = "sql.news_upto", level = "info", skip_all)]
     pub async fn news_upto(
         &self,
         since: i64,
@@ -397,6 +402,7 @@ impl Database {
     /// rows stored before are skipped, so a replayed sync is projected once. A decision on a
     /// correction that is no longer pending is a [`CommitError::Conflict`], and then nothing of
     /// the write is stored: the losing reviewer's changes never reach the documents.
+    #[tracing::instrument(name = "sql.commit_sync", level = "info", skip_all)]
     pub async fn commit_sync(&self, write: &SyncWrite) -> Result<(), CommitError> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -725,6 +731,7 @@ impl Database {
 
     /// The pins of the delivery points of `items`, in one query: what projecting a sync's
     /// attempts needs. An item without a pinned point is absent from the map.
+    #[tracing::instrument(name = "sql.item_pins", level = "info", skip_all)]
     pub async fn item_pins(
         &self,
         items: &[&str],
