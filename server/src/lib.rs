@@ -282,6 +282,7 @@ async fn metrics_now(app: &AppState) -> Response {
     m.db_connections_max.set(i64::from(pool.max));
     m.cache_documents
         .set(i64::try_from(app.docs.len()).unwrap_or(i64::MAX));
+    m.process.refresh();
     match app.db.open_queue_by_kind().await {
         Ok(depths) => {
             for (kind, open) in depths {

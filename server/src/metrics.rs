@@ -113,6 +113,72 @@ pub struct Metrics {
     pub documents_compacted: Counter,
     /// Corroboration checks run (after syncs and by the sweep).
     pub corroboration_runs: Counter,
+    /// The process's resident memory, CPU time, open files and start (set when scraped).
+    pub process: ProcessGauges,
+}
+
+/// The process as the operating system sees it, read when scraped (Linux only; elsewhere
+/// the gauges stay at 0).
+#[derive(Debug, Clone, Default)]
+pub struct ProcessGauges {
+    /// Resident memory, bytes.
+    pub resident_memory_bytes: Gauge,
+    /// User and system CPU time, seconds.
+    pub cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Open file descriptors (sockets included).
+    pub open_fds: Gauge,
+    /// When the process started, Unix seconds.
+    pub start_time_seconds: Gauge,
+}
+
+impl ProcessGauges {
+    fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "process_resident_memory_bytes",
+            "Resident memory of the process",
+            self.resident_memory_bytes.clone(),
+        );
+        registry.register(
+            "process_cpu_seconds",
+            "User and system CPU time of the process",
+            self.cpu_seconds.clone(),
+        );
+        registry.register(
+            "process_open_fds",
+            "Open file descriptors of the process",
+            self.open_fds.clone(),
+        );
+        registry.register(
+            "process_start_time_seconds",
+            "When the process started, Unix time",
+            self.start_time_seconds.clone(),
+        );
+    }
+
+    /// Reads the process's figures from /proc.
+    pub fn refresh(&self) {
+        #[cfg(target_os = "linux")]
+        {
+            let Ok(me) = procfs::process::Process::myself() else {
+                return;
+            };
+            let ticks = procfs::ticks_per_second() as f64;
+            if let Ok(stat) = me.stat() {
+                let page = procfs::page_size();
+                self.resident_memory_bytes
+                    .set(i64::try_from(stat.rss.saturating_mul(page)).unwrap_or(i64::MAX));
+                self.cpu_seconds
+                    .set((stat.utime + stat.stime) as f64 / ticks);
+                if let Ok(boot) = procfs::boot_time_secs() {
+                    let started = boot as f64 + stat.starttime as f64 / ticks;
+                    self.start_time_seconds.set(started as i64);
+                }
+            }
+            if let Ok(fds) = me.fd_count() {
+                self.open_fds.set(i64::try_from(fds).unwrap_or(i64::MAX));
+            }
+        }
+    }
 }
 
 impl Metrics {
@@ -222,6 +288,8 @@ impl Metrics {
             "Corroboration checks of pending corrections run",
             corroboration_runs.clone(),
         );
+        let process = ProcessGauges::default();
+        process.register(&mut registry);
         let build = Family::<BuildLabels, Gauge>::default();
         build
             .get_or_create(&BuildLabels {
@@ -230,6 +298,7 @@ impl Metrics {
             .set(1);
         registry.register("build", "The running build (always 1)", build);
         Self {
+            process,
             cache,
             cache_documents,
             db_connections,

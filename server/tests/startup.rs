@@ -465,7 +465,7 @@ fn check_config_prints_the_settings_with_secrets_masked() {
 
 /// Issue #18: with `--metrics-listen`, `/metrics` is served on that address only (the public
 /// port answers 404), and it carries the pool, the cache, the review queue by kind, the
-/// background runs and the build.
+/// background runs, the process and the build.
 #[test]
 fn metrics_can_be_served_apart_and_cover_the_pool_cache_queue_and_build() {
     let dir = tempfile::tempdir().unwrap();
@@ -522,6 +522,10 @@ fn metrics_can_be_served_apart_and_cover_the_pool_cache_queue_and_build() {
         "tournee_review_queue_open{kind=\"correction\"} 1",
         "tournee_compaction_runs_total ",
         "tournee_corroboration_runs_total ",
+        "tournee_process_resident_memory_bytes ",
+        "tournee_process_cpu_seconds ",
+        "tournee_process_open_fds ",
+        "tournee_process_start_time_seconds ",
         &format!(
             "tournee_build{{version=\"{}\"}} 1",
             env!("CARGO_PKG_VERSION")
