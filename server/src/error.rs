@@ -188,15 +188,6 @@ impl From<crate::write::WriteError> for ApiError {
     }
 }
 
-impl From<crate::db::CommitError> for ApiError {
-    fn from(e: crate::db::CommitError) -> Self {
-        match e {
-            crate::db::CommitError::Conflict(why) => ApiError::conflict("already_decided", why),
-            crate::db::CommitError::Database(e) => e.into(),
-        }
-    }
-}
-
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Some(detail) = &self.internal {

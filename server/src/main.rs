@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tournee_server::auth::{Keys, TokenRole};
-use tournee_server::db::{Database, Migrations, OpenOptions};
+use tournee_server::db::{Backend, Database, OpenOptions};
 use tournee_server::settings::{AuthSettings, Settings};
 use tournee_server::telemetry::Telemetry;
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
@@ -178,9 +178,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Migrate { database_url } => {
             let options = OpenOptions {
-                migrations: Migrations::Run,
-                create: true,
                 pool_size: Some(1),
+                ..OpenOptions::default()
             };
             Database::open(&database_url, options)
                 .await
@@ -312,8 +311,8 @@ fn check_config(settings: &Settings) -> Result<(), String> {
     if let Err(e) = tournee_server::access::RateLimits::new(g) {
         problems.push(e);
     }
-    let scheme = s.database_url.split_once("://").map(|(scheme, _)| scheme);
-    if !matches!(scheme, Some("sqlite" | "postgres" | "postgresql")) {
+    if Backend::of(&s.database_url).is_err() {
+        // Named as printed above: never with its password.
         problems.push(format!(
             "database_url: {}: unsupported (use sqlite://PATH or postgres://…)",
             redact_password(&s.database_url)

@@ -332,6 +332,23 @@ fn start_up_errors_name_the_cause_and_the_path_and_create_nothing() {
         "{stderr}"
     );
 
+    // PostgreSQL that nobody answers on: the driver's own reason, not the pool's timeout.
+    let (ok, _, stderr) = run(
+        dir.path(),
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            "postgres://tournee@127.0.0.1:1/t",
+        ],
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains("postgres://tournee@127.0.0.1:1/t:") && stderr.contains("refused"),
+        "{stderr}"
+    );
+
     let missing = dir.path().join("no/such/dir/t.db");
     let url = format!("sqlite://{}", missing.display());
     let (ok, _, stderr) = run(

@@ -394,3 +394,47 @@ fn the_phone_refuses_a_change_from_the_server_altered_on_the_way() {
     assert!(loaded.is_err(), "an altered change loaded");
     assert_eq!(phone.document(&item()).unwrap().get_heads(), heads_before);
 }
+
+/// Issue #13: an interaction set aside that the document, once fetched, no longer allows (the
+/// item now needs a signature; the parcel was left in the mailbox) is reported as refused with
+/// the reason and leaves nothing pending: the session does not fail, now or later.
+#[test]
+fn an_interaction_set_aside_that_the_document_no_longer_allows_is_reported_not_retried() {
+    use tournee_sync_core::model::{Outcome, Requirements};
+    use tournee_sync_core::store::AgainOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut host, manifest) = common::town(1, 2);
+    let mut phone = common::phone(dir.path(), "dev-1", "pm-1", &manifest);
+    let sender = common::postman_sender("dev-1", "pm-1", &manifest);
+    common::sync(&mut phone, &mut host, &sender);
+    // An item that may be left in a mailbox today.
+    let (s10, doc) = (0..2)
+        .map(|n| (fixtures::s10(n), DocId::item(&fixtures::s10(n))))
+        .find(|(_, doc)| {
+            let item = tournee_sync_core::operations::read_item(host.get(doc).unwrap()).unwrap();
+            !item.requirements.needs_addressee_in_person()
+        })
+        .unwrap();
+    let mut mailbox = fixtures::delivered_attempt("dev-1", "pm-1", 0);
+    mailbox.outcome = Outcome::DeliveredToMailbox;
+    phone.record_attempt(&s10, &mailbox).unwrap();
+    // Meanwhile the back office requires a signature; then the phone hears `collision`.
+    host.apply_local(&doc, |d| {
+        let signature = Requirements {
+            signature: true,
+            ..Requirements::default()
+        };
+        tournee_sync_core::operations::set_requirements(d, &signature).unwrap();
+    });
+    assert_eq!(phone.set_aside(&doc).unwrap(), 1);
+
+    let (report, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(
+        matches!(&report.recorded_again[..], [again] if matches!(&again.outcome, AgainOutcome::Refused(reason) if reason.contains("outcome"))),
+        "{:?}",
+        report.recorded_again
+    );
+    assert!(phone.pending_interactions().is_empty());
+    let (quiet, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(quiet.recorded_again.is_empty() && quiet.refused.is_empty());
+}

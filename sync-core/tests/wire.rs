@@ -333,6 +333,7 @@ fn an_older_phone_is_read_and_answered_in_its_own_version() {
         Ok(response.clone())
     );
 
+    assert_eq!(RefusalCode::Collision.as_str(), "collision");
     let answer = wire::encode_response_for(&response, OLDEST_VERSION);
     assert_eq!(wire::frame_version(&answer), Some(OLDEST_VERSION));
     let heard = wire::decode_response(&answer, &limits).unwrap();

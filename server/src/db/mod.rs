@@ -107,7 +107,7 @@ mod open;
 
 use actors::now_ms;
 pub use actors::{bindings_of, server_bindings, ActorBinding};
-pub use open::{BackupError, Migrations, OpenError, OpenOptions};
+pub use open::{Backend, BackupError, Migrations, OpenError, OpenOptions};
 
 /// Why a write was not committed. Nothing of it is stored in either case.
 #[derive(Debug, thiserror::Error)]

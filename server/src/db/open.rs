@@ -17,6 +17,9 @@ use super::Database;
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 
+/// How long a connection to PostgreSQL is awaited, at start-up and from the pool.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 const APPLIED_MIGRATIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success";
 
 /// Settings of every PostgreSQL session, so that no failure holds the others up for long: a
@@ -124,6 +127,14 @@ pub enum OpenError {
         /// The first pending one, `version description`.
         first: String,
     },
+    /// The database server did not answer in time.
+    #[error("{target}: no answer within {seconds} s")]
+    NoAnswer {
+        /// The database.
+        target: String,
+        /// How long it was given.
+        seconds: u64,
+    },
     /// Connecting failed.
     #[error("{target}: {source}")]
     Connect {
@@ -160,93 +171,9 @@ impl Database {
 
     /// Opens the database at `url` as `options` say.
     pub async fn open(url: &str, options: OpenOptions) -> Result<Self, OpenError> {
-        let scheme = url.split_once("://").map(|(scheme, _)| scheme);
-        let (db, target, migrator) = match scheme {
-            Some("postgres" | "postgresql") => {
-                let connect =
-                    PgConnectOptions::from_str(url).map_err(|source| OpenError::Connect {
-                        target: "the PostgreSQL URL".into(),
-                        source,
-                    })?;
-                let target = format!(
-                    "postgres://{}@{}:{}/{}",
-                    connect.get_username(),
-                    connect.get_host(),
-                    connect.get_port(),
-                    connect.get_database().unwrap_or_default()
-                );
-                // One connection first, for the real cause when the server cannot be reached
-                // (the pool would only say it timed out).
-                let probe = tokio::time::timeout(
-                    Duration::from_secs(5),
-                    PgConnection::connect_with(&connect),
-                )
-                .await
-                .map_err(|_| OpenError::Connect {
-                    target: target.clone(),
-                    source: sqlx::Error::PoolTimedOut,
-                })?
-                .map_err(|source| OpenError::Connect {
-                    target: target.clone(),
-                    source,
-                })?;
-                let _ = probe.close().await;
-                let pool = PgPoolOptions::new()
-                    .max_connections(options.pool_size.unwrap_or(16))
-                    .acquire_timeout(Duration::from_secs(5))
-                    .after_release(|conn, _| Box::pin(still_clean(conn)))
-                    .connect_with(connect.options(PG_SESSION))
-                    .await
-                    .map_err(|source| OpenError::Connect {
-                        target: target.clone(),
-                        source,
-                    })?;
-                (Database::Postgres(pool), target, &POSTGRES_MIGRATIONS)
-            }
-            Some("sqlite") => {
-                let connect =
-                    SqliteConnectOptions::from_str(url).map_err(|source| OpenError::Connect {
-                        target: url.to_string(),
-                        source,
-                    })?;
-                let path = connect.get_filename().to_path_buf();
-                let target = path.display().to_string();
-                let in_memory = target == ":memory:" || url.contains("mode=memory");
-                if !in_memory && !path.exists() {
-                    if !options.create {
-                        return Err(OpenError::MissingDatabase { path });
-                    }
-                    let directory = match path.parent() {
-                        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-                        _ => PathBuf::from("."),
-                    };
-                    if !directory.is_dir() {
-                        return Err(OpenError::MissingDirectory { path, directory });
-                    }
-                }
-                let pool = SqlitePoolOptions::new()
-                    .max_connections(options.pool_size.unwrap_or(4))
-                    .after_release(|conn, _| Box::pin(still_clean(conn)))
-                    .connect_with(
-                        connect
-                            .create_if_missing(options.create)
-                            .journal_mode(SqliteJournalMode::Wal)
-                            .synchronous(SqliteSynchronous::Full)
-                            .busy_timeout(Duration::from_secs(10))
-                            .foreign_keys(true),
-                    )
-                    .await
-                    .map_err(|source| OpenError::Connect {
-                        target: target.clone(),
-                        source,
-                    })?;
-                (Database::Sqlite(pool), target, &SQLITE_MIGRATIONS)
-            }
-            _ => {
-                return Err(OpenError::UnsupportedUrl {
-                    url: url.to_string(),
-                })
-            }
+        let (db, target, migrator) = match Backend::of(url)? {
+            Backend::Postgres => open_postgres(url, options).await?,
+            Backend::Sqlite => open_sqlite(url, options).await?,
         };
         db.migrate(migrator, options.migrations, &target).await?;
         Ok(db)
@@ -262,12 +189,20 @@ impl Database {
     ) -> Result<(), OpenError> {
         if mode == Migrations::RequireCurrent {
             // Read only: a database never migrated has no table of migrations, all are pending.
-            let applied: BTreeSet<i64> = with_pool!(self, pool => {
+            let applied: Vec<i64> = match with_pool!(self, pool => {
                 sqlx::query_scalar(APPLIED_MIGRATIONS).fetch_all(pool).await
-            })
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+            }) {
+                Ok(applied) => applied,
+                // The database answered with an error: no table of migrations yet.
+                Err(sqlx::Error::Database(_)) => Vec::new(),
+                Err(source) => {
+                    return Err(OpenError::Query {
+                        target: target.to_string(),
+                        source,
+                    })
+                }
+            };
+            let applied: BTreeSet<i64> = applied.into_iter().collect();
             let mut pending = migrator
                 .iter()
                 .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version));
@@ -295,6 +230,106 @@ impl Database {
                 source,
             })
     }
+}
+
+/// The backends a database URL can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// `sqlite:` URLs: an embedded file.
+    Sqlite,
+    /// `postgres:` or `postgresql:` URLs.
+    Postgres,
+}
+
+impl Backend {
+    /// The backend `url` names, or why it names none.
+    pub fn of(url: &str) -> Result<Self, OpenError> {
+        match url.split_once(':').map(|(scheme, _)| scheme) {
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+            _ => Err(OpenError::UnsupportedUrl {
+                url: url.to_string(),
+            }),
+        }
+    }
+}
+
+/// Why connecting to `target` failed, as an [`OpenError`].
+fn unreachable(target: &str) -> impl FnOnce(sqlx::Error) -> OpenError + '_ {
+    move |source| OpenError::Connect {
+        target: target.to_string(),
+        source,
+    }
+}
+
+/// Connects to PostgreSQL: one connection first, for the real cause when the server cannot be
+/// reached (the pool would only say it timed out), then the pool.
+async fn open_postgres(
+    url: &str,
+    options: OpenOptions,
+) -> Result<(Database, String, &'static Migrator), OpenError> {
+    let connect = PgConnectOptions::from_str(url).map_err(unreachable("the PostgreSQL URL"))?;
+    let target = format!(
+        "postgres://{}@{}:{}/{}",
+        connect.get_username(),
+        connect.get_host(),
+        connect.get_port(),
+        connect.get_database().unwrap_or_default()
+    );
+    let probe = tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&connect))
+        .await
+        .map_err(|_| OpenError::NoAnswer {
+            target: target.clone(),
+            seconds: CONNECT_TIMEOUT.as_secs(),
+        })?
+        .map_err(unreachable(&target))?;
+    let _ = probe.close().await;
+    let pool = PgPoolOptions::new()
+        .max_connections(options.pool_size.unwrap_or(16))
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .after_release(|conn, _| Box::pin(still_clean(conn)))
+        .connect_with(connect.options(PG_SESSION))
+        .await
+        .map_err(unreachable(&target))?;
+    Ok((Database::Postgres(pool), target, &POSTGRES_MIGRATIONS))
+}
+
+/// Opens a SQLite file, refusing to create it when `options` say so, and naming a missing
+/// directory rather than SQLite's "unable to open database file".
+async fn open_sqlite(
+    url: &str,
+    options: OpenOptions,
+) -> Result<(Database, String, &'static Migrator), OpenError> {
+    let connect = SqliteConnectOptions::from_str(url).map_err(unreachable(url))?;
+    let path = connect.get_filename().to_path_buf();
+    let target = path.display().to_string();
+    let in_memory = target == ":memory:" || url.contains("mode=memory");
+    if !in_memory && !path.exists() {
+        if !options.create {
+            return Err(OpenError::MissingDatabase { path });
+        }
+        let directory = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        if !directory.is_dir() {
+            return Err(OpenError::MissingDirectory { path, directory });
+        }
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(options.pool_size.unwrap_or(4))
+        .after_release(|conn, _| Box::pin(still_clean(conn)))
+        .connect_with(
+            connect
+                .create_if_missing(options.create)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true),
+        )
+        .await
+        .map_err(unreachable(&target))?;
+    Ok((Database::Sqlite(pool), target, &SQLITE_MIGRATIONS))
 }
 
 /// Applies `migrator`'s pending migrations under its lock, one at a time, each with a line

@@ -658,16 +658,26 @@ impl PhoneStore {
                 continue;
             }
             // A fresh id: the old one may be held by the change that collided, in this document
-            // or another.
-            let previous = doc.clone();
-            let outcome = match content.record(&mut doc, operations::new_entry_id()) {
-                Err(refused) => AgainOutcome::Refused(refused.to_string()),
-                Ok((_, None)) => AgainOutcome::Stored,
-                Ok((entry, Some(hash))) => {
-                    let change = doc.get_change_by_hash(&hash).ok_or_else(|| {
-                        OperationError::Schema("the operation's change vanished".into())
-                    })?;
-                    check_applied(id, &previous, &doc, std::slice::from_ref(&change), &sender)?;
+            // or another. Written on a copy, kept only if the rules accept it: what the document
+            // no longer allows is reported, never left to fail every later session.
+            let mut next = doc.clone();
+            let recorded = content
+                .record(&mut next, operations::new_entry_id())
+                .map_err(|e| e.to_string())
+                .and_then(|(entry, hash)| {
+                    let Some(hash) = hash else { return Ok(None) };
+                    let change = next
+                        .get_change_by_hash(&hash)
+                        .ok_or("the operation's change vanished")?;
+                    check_applied(id, &doc, &next, std::slice::from_ref(&change), &sender)
+                        .map_err(|e| e.to_string())?;
+                    Ok(Some((entry, hash, change)))
+                });
+            let outcome = match recorded {
+                Err(reason) => AgainOutcome::Refused(reason),
+                Ok(None) => AgainOutcome::Stored,
+                Ok(Some((entry, hash, change))) => {
+                    doc = next;
                     let after = Interaction {
                         id: entry,
                         doc: id.clone(),

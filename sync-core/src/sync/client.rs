@@ -239,7 +239,7 @@ impl SyncExchange {
                     // aside under a fresh actor, fetch the document as the server holds it in
                     // the next exchange, and write them again on it.
                     let aside = store.set_aside(&id)?;
-                    tracing::warn!(doc = %id, %message, aside, "this device's sequence number is taken on the server; pending interactions set aside");
+                    tracing::warn!(doc = %id, %message, aside, "a change collides with one the server holds; pending interactions set aside");
                 }
                 ResponseBody::Refused { code, message } => {
                     if store.contains(&id) {

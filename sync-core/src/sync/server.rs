@@ -293,8 +293,8 @@ fn answer_doc<H: DocumentHost>(
                 Refusal::OutOfScope(_) => RefusalCode::OutOfScope,
                 Refusal::Malformed(_) | Refusal::MissingDependencies(_) => RefusalCode::Malformed,
                 Refusal::Forbidden { .. } | Refusal::ActorTaken { .. } => RefusalCode::Forbidden,
-                // Damage is `Malformed` (the phone sends it again next session); a change that
-                // parsed and checks out but does not apply will not apply next time either.
+                // A change that collides with a stored one is `Collision`: the phone writes its
+                // interactions again; the rest it pushes again at its next session.
                 Refusal::Invalid { .. } | Refusal::DoesNotApply(_) => RefusalCode::Invalid,
                 Refusal::SequenceTaken { .. } | Refusal::KeyTaken { .. } => RefusalCode::Collision,
             };

@@ -204,7 +204,7 @@ impl RefusalCode {
             RefusalCode::UnknownDocument => "unknown_document",
             RefusalCode::Malformed => "malformed",
             RefusalCode::TooLarge => "too_large",
-            RefusalCode::Collision => "sequence_taken",
+            RefusalCode::Collision => "collision",
         }
     }
 
