@@ -20,11 +20,7 @@ use tournee_server::settings::DEV_JWT_SECRET;
 use tournee_server::AppState;
 use tournee_sync_core::fixtures;
 
-const ROLES: [TokenRole; 3] = [
-    TokenRole::Postman,
-    TokenRole::Customer,
-    TokenRole::BackOffice,
-];
+const ROLES: [TokenRole; 4] = TokenRole::ALL;
 
 /// A token of `role` for the demo's principals.
 fn token(server: &TestServer, role: TokenRole) -> String {
@@ -32,6 +28,7 @@ fn token(server: &TestServer, role: TokenRole) -> String {
         TokenRole::Postman => server.token(role, "pm-1", Some("dev-1")),
         TokenRole::Customer => server.token(role, "cust-1", None),
         TokenRole::BackOffice => server.token(role, "bo-1", None),
+        TokenRole::Integration => server.token(role, "planning", None),
     }
 }
 

@@ -43,22 +43,40 @@ pub enum TokenRole {
     Customer,
     /// Back-office staff.
     BackOffice,
+    /// A machine: the operator's planning, address, tracking and customer systems, which load
+    /// reference data in and read the event feed. Never a document writer of its own: what it
+    /// loads is written as the server, under the back office's rules for reference data.
+    Integration,
 }
 
 impl TokenRole {
-    /// The writer role sync-core's validator knows.
+    /// The writer role sync-core's validator checks this caller's writes against: an
+    /// integration's imports are reference data, the back office's to write.
     pub fn role(self) -> Role {
         match self {
             TokenRole::Postman => Role::Postman,
             TokenRole::Customer => Role::Customer,
-            TokenRole::BackOffice => Role::BackOffice,
+            TokenRole::BackOffice | TokenRole::Integration => Role::BackOffice,
         }
     }
 
     /// The role as tokens spell it.
     pub fn as_str(self) -> &'static str {
-        self.role().as_str()
+        match self {
+            TokenRole::Postman => "postman",
+            TokenRole::Customer => "customer",
+            TokenRole::BackOffice => "back_office",
+            TokenRole::Integration => "integration",
+        }
     }
+
+    /// Every role, for the tools that list them.
+    pub const ALL: [TokenRole; 4] = [
+        TokenRole::Postman,
+        TokenRole::Customer,
+        TokenRole::BackOffice,
+        TokenRole::Integration,
+    ];
 }
 
 /// Verifies tokens, and mints them where a signing key is configured (HS256 development setups).

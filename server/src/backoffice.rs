@@ -117,6 +117,7 @@ pub async fn decide_corrections(
             proposed.get_or_insert_with(|| correction.proposed.clone());
             projection.decisions.push(DecisionRow {
                 correction_id: correction_id.clone(),
+                delivery_point_id: point_id.clone(),
                 status: status.into(),
                 by: by.clone(),
                 comment: comment.clone(),

@@ -21,6 +21,7 @@ use crate::auth::AuthUser;
 use crate::clock::plus_days;
 use crate::db::AuditRow;
 use crate::error::ApiError;
+use crate::events::{DisputeOpened, NewEvent, Payload, SubjectKind};
 use crate::item_view::{item_view, AttemptView, ItemView};
 use crate::json_body::JsonBody;
 use crate::params;
@@ -346,9 +347,19 @@ pub async fn dispute(
         subject: format!("attempt:{attempt_id}"),
         detail: detail.to_string(),
     };
+    let event = NewEvent::new(
+        SubjectKind::Item,
+        item.as_str(),
+        audit.at_ms,
+        &format!("{attempt_id}:{customer}"),
+        Payload::DisputeOpened(DisputeOpened {
+            attempt_id: attempt_id.clone(),
+            customer: customer.to_string(),
+        }),
+    );
     let queue_id = app
         .db
-        .add_dispute(&attempt_id, customer, &detail.to_string(), &audit)
+        .add_dispute(&attempt_id, customer, &detail.to_string(), &audit, &event)
         .await?
         .ok_or_else(|| {
             ApiError::conflict(

@@ -203,6 +203,7 @@ impl PreparedHost {
         crate::write::Validated {
             accepted: self.accepted,
             bases: self.bases,
+            created: Vec::new(),
         }
     }
 }

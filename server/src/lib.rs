@@ -15,6 +15,8 @@ pub mod db;
 pub mod demo;
 pub mod documents;
 pub mod error;
+pub mod events;
+pub mod feed_api;
 pub mod item_view;
 pub mod json_body;
 pub mod metrics;

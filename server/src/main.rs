@@ -53,7 +53,8 @@ enum Command {
     Token {
         #[command(flatten)]
         auth: AuthSettings,
-        /// postman, customer or back_office.
+        /// postman, customer, back_office or integration (the operator's systems: imports,
+        /// the event feed, webhooks).
         #[arg(long, value_parser = parse_role)]
         role: TokenRole,
         /// The postman, customer or staff id.
@@ -91,8 +92,9 @@ fn parse_role(s: &str) -> Result<TokenRole, String> {
         "postman" => Ok(TokenRole::Postman),
         "customer" => Ok(TokenRole::Customer),
         "back_office" | "back-office" => Ok(TokenRole::BackOffice),
+        "integration" => Ok(TokenRole::Integration),
         other => Err(format!(
-            "unknown role {other}: postman, customer or back_office"
+            "unknown role {other}: postman, customer, back_office or integration"
         )),
     }
 }

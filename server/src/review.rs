@@ -10,6 +10,7 @@ use tournee_sync_core::{rules, DocId};
 use crate::backoffice::decide_corrections;
 use crate::db::{AuditRow, CorrectionRow, QueueEntryRow};
 use crate::error::ApiError;
+use crate::events::{Decided, NewEvent, Payload, SubjectKind};
 use crate::write::WriteError;
 use crate::AppState;
 
@@ -191,9 +192,33 @@ pub async fn decide(
         subject: format!("attempt:{}", entry.subject_id),
         detail: serde_json::json!({ "queue_id": entry.id, "comment": comment }).to_string(),
     };
+    let decided = Decided {
+        decided: entry.subject_id.clone(),
+        decision: status.to_string(),
+        decided_by: staff.to_string(),
+        automatic: false,
+    };
+    let payload = if entry.kind == "dispute" {
+        Payload::DisputeDecided(decided)
+    } else {
+        Payload::AttemptReviewed(decided)
+    };
+    let item = app
+        .db
+        .attempt(&entry.subject_id)
+        .await?
+        .map(|a| a.item_id)
+        .unwrap_or_default();
+    let event = NewEvent::new(
+        SubjectKind::Item,
+        &item,
+        audit.at_ms,
+        &entry.id.to_string(),
+        payload,
+    );
     if !app
         .db
-        .decide_entry(entry.id, status, staff, comment, &audit)
+        .decide_entry(entry.id, status, staff, comment, &audit, &event)
         .await?
     {
         return Err(ApiError::conflict(

@@ -17,8 +17,9 @@ use crate::customer_api::{
 };
 use crate::db::SearchRow;
 use crate::error::ErrorBody;
+use crate::feed_api::{FeedPage, FeedQuery};
 use crate::item_view::ItemView;
-use crate::{backoffice_api, customer_api, sync_api, web, AppState};
+use crate::{backoffice_api, customer_api, feed_api, sync_api, web, AppState};
 
 /// Who may call a route. The access layer (`crate::access`) enforces exactly this for every
 /// route, and `/openapi.json` documents it (`x-roles`), so the two cannot disagree.
@@ -49,6 +50,8 @@ pub const SYNCING: Access = Access::Roles(&[TokenRole::Postman, TokenRole::Custo
 pub const CUSTOMER: Access = Access::Roles(&[TokenRole::Customer]);
 /// Back-office staff.
 pub const BACK_OFFICE: Access = Access::Roles(&[TokenRole::BackOffice]);
+/// The operator's systems: imports of reference data, the event feed, webhook subscriptions.
+pub const INTEGRATION: Access = Access::Roles(&[TokenRole::Integration]);
 
 /// Builds a type's JSON Schema into the document's `components/schemas`.
 pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
@@ -140,6 +143,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("POST", "/v1/backoffice/queue/{entry}/decision", "decideQueueEntry", "Approve or reject an entry with a comment; an approved correction is published into its delivery point's document.", BACK_OFFICE, json_in(schema::<DecisionRequest>), (200, json_out(schema::<QueueEntry>)), &[(400, "not JSON, or the entry is not a number"), (404, "no such entry"), (409, "already decided"), (422, "missing comment or bad decision")], post(backoffice_api::decide)),
         e("GET", "/v1/backoffice/items/{s10}", "getItemTimeline", "An item's timeline: events, attempts with positions, choices.", BACK_OFFICE, Nothing, (200, json_out(schema::<ItemTimeline>)), &[(404, "no such item")], get(backoffice_api::item_timeline)),
         e("GET", "/v1/backoffice/search", "searchItems", "Find items by S10 number, address, postman, round and date; at least one.", BACK_OFFICE, Query(schema::<SearchQuery>), (200, json_out(schema::<Vec<SearchRow>>)), &[(400, "no filter given, or an unknown parameter")], get(backoffice_api::search)),
+        e("GET", "/v1/feed", "readFeed", "The event feed: every reconciled fact, in commit order, after a cursor; a follower never misses an event nor sees one twice.", INTEGRATION, Query(schema::<FeedQuery>), (200, json_out(schema::<FeedPage>)), &[(400, "a malformed cursor or limit")], get(feed_api::feed)),
         e("GET", "/backoffice", "backofficePage", "The back-office page.", Public, Nothing, (200, Reply::Other("text/html; charset=utf-8", "the page")), &[], get(web::page)),
         e("GET", "/backoffice/app.js", "backofficeScript", "The page's script.", Public, Nothing, (200, Reply::Other("text/javascript; charset=utf-8", "the script")), &[], get(web::script)),
         e("GET", "/backoffice/app.css", "backofficeStyle", "The page's style sheet.", Public, Nothing, (200, Reply::Other("text/css; charset=utf-8", "the style sheet")), &[], get(web::style)),
@@ -153,6 +157,11 @@ fn tag(path: &str) -> &'static str {
         "customer"
     } else if path.starts_with("/v1/backoffice") {
         "back office"
+    } else if path.starts_with("/v1/feed")
+        || path.starts_with("/v1/import")
+        || path.starts_with("/v1/webhooks")
+    {
+        "integration"
     } else if path.starts_with("/v1/") {
         "phone"
     } else if path.starts_with("/backoffice") {
@@ -327,6 +336,7 @@ pub fn openapi() -> Value {
             { "name": "phone", "description": "The postman's phone: its rounds and sync." },
             { "name": "customer", "description": "A customer's parcels, choices, preferences and disputes." },
             { "name": "back office", "description": "Review of field updates, item timelines, search." },
+            { "name": "integration", "description": "The operator's systems: imports of reference data, the event feed, webhooks." },
             { "name": "back-office page", "description": "The reviewers' page and its files." },
             { "name": "operations", "description": "Health, readiness, metrics and this document." },
         ],

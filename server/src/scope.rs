@@ -29,7 +29,7 @@ pub async fn rounds_now(
 pub async fn sender(db: &Database, clock: &Clock, claims: &Claims) -> Result<Sender, ApiError> {
     let scope =
         match claims.role {
-            TokenRole::BackOffice => Scope::All,
+            TokenRole::BackOffice | TokenRole::Integration => Scope::All,
             TokenRole::Customer => Scope::Documents(
                 db.customer_documents(&claims.sub)
                     .await?

@@ -102,11 +102,16 @@ macro_rules! insert_landing_rows {
 
 // Files of aggregates, after the macros they use.
 mod actors;
+mod events;
 mod items;
+mod loads;
 mod open;
 
 use actors::now_ms;
 pub use actors::{bindings_of, server_bindings, ActorBinding};
+pub use events::{FeedCursor, StoredEvent};
+use loads::apply_loads;
+pub use loads::Load;
 pub use open::{Backend, BackupError, Migrations, OpenError, OpenOptions};
 
 /// Why a write was not committed. Nothing of it is stored in either case.
@@ -121,12 +126,26 @@ pub enum CommitError {
     Database(#[from] sqlx::Error),
 }
 
+/// Stores a new document, unless it exists.
+const CREATE_DOCUMENT: &str = "INSERT INTO documents (id, kind, snapshot, snapshot_seq) VALUES ($1, $2, $3, 0) ON CONFLICT (id) DO NOTHING";
+
+/// A document's kind as the `documents` table names it.
+fn document_kind(id: &DocId) -> &'static str {
+    match id.kind() {
+        tournee_sync_core::DocKind::Item => "item",
+        tournee_sync_core::DocKind::DeliveryPoint => "delivery_point",
+    }
+}
+
 /// An Automerge change as stored: `(hash, bytes)`.
 pub type StoredChange = (Vec<u8>, Vec<u8>);
 
 /// Everything one sync stores, written in one transaction.
 #[derive(Debug, Default)]
 pub struct SyncWrite {
+    /// Documents the write creates, saved: stored unless the document exists already (then
+    /// the same creation was committed first, as creation is deterministic).
+    pub documents: Vec<(DocId, Vec<u8>)>,
     /// Per document, the accepted changes.
     pub changes: Vec<(DocId, Vec<StoredChange>)>,
     /// The rows they project into.
@@ -222,17 +241,14 @@ impl Database {
     /// actors that wrote it bound to the server in the same transaction. (A snapshot that does
     /// not load binds nothing: nobody can load it to learn its actors.)
     pub async fn insert_document(&self, id: &DocId, snapshot: &[u8]) -> Result<(), sqlx::Error> {
-        let kind = match id.kind() {
-            tournee_sync_core::DocKind::Item => "item",
-            tournee_sync_core::DocKind::DeliveryPoint => "delivery_point",
-        };
+        let kind = document_kind(id);
         let bindings = tournee_sync_core::automerge::Automerge::load(snapshot)
             .map(|doc| server_bindings(&doc))
             .unwrap_or_default();
         let now = now_ms();
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            let inserted = sqlx::query("INSERT INTO documents (id, kind, snapshot, snapshot_seq) VALUES ($1, $2, $3, 0) ON CONFLICT (id) DO NOTHING")
+            let inserted = sqlx::query(CREATE_DOCUMENT)
                 .bind(id.as_str()).bind(kind).bind(snapshot)
                 .execute(&mut *tx).await?;
             if inserted.rows_affected() > 0 {
@@ -414,6 +430,14 @@ impl Database {
             }
             // Documents that got a change they did not have: only their audit lines are new.
             let mut changed: HashSet<String> = HashSet::new();
+            for (id, snapshot) in &write.documents {
+                let created = sqlx::query(CREATE_DOCUMENT)
+                    .bind(id.as_str()).bind(document_kind(id)).bind(snapshot)
+                    .execute(&mut *tx).await?;
+                if created.rows_affected() > 0 {
+                    changed.insert(id.as_str().to_string());
+                }
+            }
             let rows: Vec<(&str, &StoredChange)> = write
                 .changes
                 .iter()
@@ -435,6 +459,8 @@ impl Database {
             insert_landing_rows!(tx, "actor bindings", actors::BIND_ACTORS, write.projection.actors, |row, (actor, owner)| {
                 row.push_bind(actor).push_bind(owner).push_bind(now);
             }, actors::BIND_ACTORS_TAIL);
+            // Reference data first: the rows below refer to it.
+            apply_loads!(tx, &write.projection.loads);
             // Records are keyed by their key alone: a row that does not land (a key another
             // document's record holds) fails the write rather than being skipped; a replay of
             // the same change finds its own row and lands.
@@ -518,6 +544,11 @@ impl Database {
                     .bind(&r.delivery_point_id).bind(r.lines.join("\n")).bind(r.pin.map(|p| p.0)).bind(r.pin.map(|p| p.1)).bind(r.version)
                     .execute(&mut *tx).await?;
             }
+            insert_rows!(tx, events::INSERT_EVENTS, p.feed, |row, e| {
+                row.push_bind(&e.id).push_bind(e.type_name).push_bind(e.subject_kind.as_str())
+                    .push_bind(&e.subject_id).push_bind(e.occurred_ms).push_bind(now)
+                    .push_bind(&e.payload);
+            }, events::INSERT_EVENTS_TAIL);
             let audit: Vec<&AuditRow> = p
                 .audit
                 .iter()
@@ -614,7 +645,7 @@ impl Database {
         to: &str,
     ) -> Result<Vec<RoundManifest>, sqlx::Error> {
         let rounds: Vec<(String, String, String)> = with_pool!(self, pool => {
-            sqlx::query("SELECT id, day, postman FROM rounds WHERE device = $1 AND day >= $2 AND day <= $3 ORDER BY day, id")
+            sqlx::query("SELECT id, day, postman FROM rounds WHERE (device = $1 OR id IN (SELECT round_id FROM round_devices WHERE device = $1)) AND day >= $2 AND day <= $3 ORDER BY day, id")
                 .bind(device).bind(from).bind(to).fetch_all(pool).await?
                 .into_iter()
                 .map(|r| Ok((r.try_get("id")?, r.try_get("day")?, r.try_get("postman")?)))
@@ -859,6 +890,7 @@ impl Database {
         by: &str,
         comment: &str,
         audit: &AuditRow,
+        event: &crate::events::NewEvent,
     ) -> Result<bool, sqlx::Error> {
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -871,6 +903,11 @@ impl Database {
             sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
                 .bind(audit.at_ms).bind(&audit.actor).bind(&audit.action).bind(&audit.subject).bind(&audit.detail)
                 .execute(&mut *tx).await?;
+            insert_rows!(tx, events::INSERT_EVENTS, [event], |row, e| {
+                row.push_bind(&e.id).push_bind(e.type_name).push_bind(e.subject_kind.as_str())
+                    .push_bind(&e.subject_id).push_bind(e.occurred_ms).push_bind(audit.at_ms)
+                    .push_bind(&e.payload);
+            }, events::INSERT_EVENTS_TAIL);
             tx.commit().await?;
             Ok(true)
         })
@@ -884,6 +921,7 @@ impl Database {
         customer: &str,
         detail: &str,
         audit: &AuditRow,
+        event: &crate::events::NewEvent,
     ) -> Result<Option<i64>, sqlx::Error> {
         let reason = format!("disputed by customer {customer}");
         with_pool!(self, pool => {
@@ -895,6 +933,11 @@ impl Database {
             sqlx::query("INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
                 .bind(audit.at_ms).bind(&audit.actor).bind(&audit.action).bind(&audit.subject).bind(&audit.detail)
                 .execute(&mut *tx).await?;
+            insert_rows!(tx, events::INSERT_EVENTS, [event], |row, e| {
+                row.push_bind(&e.id).push_bind(e.type_name).push_bind(e.subject_kind.as_str())
+                    .push_bind(&e.subject_id).push_bind(e.occurred_ms).push_bind(audit.at_ms)
+                    .push_bind(&e.payload);
+            }, events::INSERT_EVENTS_TAIL);
             tx.commit().await?;
             Ok(Some(row.try_get("id")?))
         })

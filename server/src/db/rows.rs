@@ -142,6 +142,8 @@ pub struct AuditRow {
 pub struct DecisionRow {
     /// The correction.
     pub correction_id: String,
+    /// Its delivery point.
+    pub delivery_point_id: String,
     /// `approved` or `rejected`.
     pub status: String,
     /// Who decided (`corroboration` for an automatic approval).
@@ -191,6 +193,11 @@ pub struct Projection {
     /// The actors the changes are authored under that were unbound, with their new owner:
     /// bound in the transaction that stores the changes.
     pub actors: Vec<super::ActorBinding>,
+    /// The events of the feed: what the write's rows mean ([`crate::events::of_projection`]),
+    /// and what a writer adds (reference data an import loads).
+    pub feed: Vec<crate::events::NewEvent>,
+    /// Reference data an import loads into the central tables.
+    pub loads: Vec<super::Load>,
 }
 
 impl Projection {
@@ -206,6 +213,8 @@ impl Projection {
             && self.decisions.is_empty()
             && self.references.is_empty()
             && self.actors.is_empty()
+            && self.feed.is_empty()
+            && self.loads.is_empty()
     }
 }
 
