@@ -17,6 +17,8 @@ pub mod documents;
 pub mod error;
 pub mod events;
 pub mod feed_api;
+pub mod import;
+pub mod import_api;
 pub mod item_view;
 pub mod json_body;
 pub mod metrics;
@@ -89,6 +91,8 @@ pub struct AppState {
     pub uploads: UploadBudget,
     /// `/metrics` is served on its own address (`--metrics-listen`), not on the public port.
     pub metrics_elsewhere: bool,
+    /// The largest import accepted over the API.
+    pub import_max_bytes: usize,
 }
 
 /// Why the server could not start.
@@ -155,6 +159,7 @@ impl AppState {
             rate_limits,
             uploads: UploadBudget::new(settings.guards.upload_budget_bytes),
             metrics_elsewhere: settings.metrics_listen.is_some(),
+            import_max_bytes: settings.import_max_bytes,
             guards: settings.guards.clone(),
         }))
     }
@@ -165,30 +170,40 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let guards = &state.guards;
     let body_limit = state.limits.max_frame_bytes;
-    let router = routes::endpoints()
-        .into_iter()
-        .fold(Router::new(), |router, e| {
-            let enforced = e.handler.route_layer(from_fn_with_state(
-                (state.clone(), e.access),
-                access::enforce,
-            ));
-            router.route(e.path, enforced)
-        })
-        .fallback(|| async { error::for_status(StatusCode::NOT_FOUND) })
-        .method_not_allowed_fallback(|| async {
-            error::for_status(StatusCode::METHOD_NOT_ALLOWED)
-        });
-    router
+    let table = |streamed: bool| {
+        routes::endpoints()
+            .into_iter()
+            .filter(move |e| matches!(e.input, routes::Input::Ndjson(_)) == streamed)
+            .fold(Router::new(), |router, e| {
+                let enforced = e.handler.route_layer(from_fn_with_state(
+                    (state.clone(), e.access),
+                    access::enforce,
+                ));
+                router.route(e.path, enforced)
+            })
+    };
+    // Bodies held whole (JSON, sync frames): bounded in size, in the memory they hold together,
+    // and in time.
+    let bounded = table(false)
         .layer(DefaultBodyLimit::disable())
         .layer(from_fn_with_state(state.clone(), uploads::limit_uploads))
         .layer(RequestBodyLimitLayer::new(body_limit))
-        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
-            guards.body_timeout_secs,
-        )))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(guards.request_timeout_secs),
-        ))
+        ));
+    // Streamed bodies (imports): read line by line, so neither the upload budget nor the
+    // request timeout applies; only their own size limit, and the pause between two parts.
+    let streamed = table(true)
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(state.import_max_bytes));
+    bounded
+        .merge(streamed)
+        .fallback(|| async { error::for_status(StatusCode::NOT_FOUND) })
+        .method_not_allowed_fallback(|| async { error::for_status(StatusCode::METHOD_NOT_ALLOWED) })
+        .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(
+            guards.body_timeout_secs,
+        )))
         .layer(CatchPanicLayer::custom(|_| {
             tracing::error!("a handler panicked");
             error::for_status(StatusCode::INTERNAL_SERVER_ERROR).into_response()

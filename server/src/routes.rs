@@ -18,8 +18,9 @@ use crate::customer_api::{
 use crate::db::SearchRow;
 use crate::error::ErrorBody;
 use crate::feed_api::{FeedPage, FeedQuery};
+use crate::import::lines::AnyLine;
 use crate::item_view::ItemView;
-use crate::{backoffice_api, customer_api, feed_api, sync_api, web, AppState};
+use crate::{backoffice_api, customer_api, feed_api, import_api, sync_api, web, AppState};
 
 /// Who may call a route. The access layer (`crate::access`) enforces exactly this for every
 /// route, and `/openapi.json` documents it (`x-roles`), so the two cannot disagree.
@@ -72,6 +73,8 @@ pub enum Input {
     Json(SchemaFn),
     /// A sync frame (`tournee_sync_core::sync::wire`).
     Frame,
+    /// NDJSON, streamed: one object of this type per line.
+    Ndjson(SchemaFn),
 }
 
 /// What a route answers when it succeeds.
@@ -143,6 +146,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("POST", "/v1/backoffice/queue/{entry}/decision", "decideQueueEntry", "Approve or reject an entry with a comment; an approved correction is published into its delivery point's document.", BACK_OFFICE, json_in(schema::<DecisionRequest>), (200, json_out(schema::<QueueEntry>)), &[(400, "not JSON, or the entry is not a number"), (404, "no such entry"), (409, "already decided"), (422, "missing comment or bad decision")], post(backoffice_api::decide)),
         e("GET", "/v1/backoffice/items/{s10}", "getItemTimeline", "An item's timeline: events, attempts with positions, choices.", BACK_OFFICE, Nothing, (200, json_out(schema::<ItemTimeline>)), &[(404, "no such item")], get(backoffice_api::item_timeline)),
         e("GET", "/v1/backoffice/search", "searchItems", "Find items by S10 number, address, postman, round and date; at least one.", BACK_OFFICE, Query(schema::<SearchQuery>), (200, json_out(schema::<Vec<SearchRow>>)), &[(400, "no filter given, or an unknown parameter")], get(backoffice_api::search)),
+        e("POST", "/v1/import/{kind}", "importReferenceData", "Load reference data from NDJSON (kinds: delivery-points, customers, items, pickup-points, rounds, devices), each line an upsert by its natural key; the answer, streamed as NDJSON, gives each line's outcome (created, updated, unchanged, refused with its field) and ends with the totals.", INTEGRATION, Input::Ndjson(schema::<AnyLine>), (200, Reply::Other(crate::import_api::NDJSON, "one report line per input line, then {\"totals\": …}")), &[(400, "an unknown kind"), (413, "the upload declares more than the import size limit")], post(import_api::import)),
         e("GET", "/v1/feed", "readFeed", "The event feed: every reconciled fact, in commit order, after a cursor; a follower never misses an event nor sees one twice.", INTEGRATION, Query(schema::<FeedQuery>), (200, json_out(schema::<FeedPage>)), &[(400, "a malformed cursor or limit")], get(feed_api::feed)),
         e("GET", "/backoffice", "backofficePage", "The back-office page.", Public, Nothing, (200, Reply::Other("text/html; charset=utf-8", "the page")), &[], get(web::page)),
         e("GET", "/backoffice/app.js", "backofficeScript", "The page's script.", Public, Nothing, (200, Reply::Other("text/javascript; charset=utf-8", "the script")), &[], get(web::script)),
@@ -175,6 +179,9 @@ fn tag(path: &str) -> &'static str {
 fn path_parameter(name: &str) -> Value {
     match name {
         "entry" => json!({ "type": "integer", "format": "int64" }),
+        "kind" => {
+            json!({ "type": "string", "enum": crate::import::Kind::ALL.map(crate::import::Kind::as_str) })
+        }
         _ => json!({ "type": "string", "minLength": 1 }),
     }
 }
@@ -262,9 +269,12 @@ pub fn openapi() -> Value {
                 refusals.push((422, "the body's shape is wrong, or it breaks a rule"));
             }
             Input::Frame => refusals.push((400, "malformed frame")),
-            Input::Nothing | Input::Query(_) => {}
+            Input::Nothing | Input::Query(_) | Input::Ndjson(_) => {}
         }
-        if matches!(endpoint.input, Input::Json(_) | Input::Frame) {
+        if matches!(
+            endpoint.input,
+            Input::Json(_) | Input::Frame | Input::Ndjson(_)
+        ) {
             refusals.push((408, "the body was not received in time"));
             refusals.push((413, "the body is over the size limit"));
         }
@@ -305,6 +315,13 @@ pub fn openapi() -> Value {
                 operation["requestBody"] = json!({
                     "required": true,
                     "content": content(JSON, f(&mut generator).to_value()),
+                });
+            }
+            Input::Ndjson(f) => {
+                operation["requestBody"] = json!({
+                    "required": true,
+                    "description": "NDJSON: one object per line, of the kind the path names",
+                    "content": content(crate::import_api::NDJSON, f(&mut generator).to_value()),
                 });
             }
             Input::Frame => {

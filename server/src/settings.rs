@@ -37,6 +37,10 @@ pub struct Settings {
     /// Largest sync request accepted, in bytes.
     #[arg(long, env = "TOURNEE_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Largest import accepted over the API, in bytes (the command line on the database has no
+    /// limit). An upload that declares more is refused before it is read.
+    #[arg(long, env = "TOURNEE_IMPORT_MAX_BYTES", default_value_t = 512 * 1024 * 1024)]
+    pub import_max_bytes: usize,
     /// An attempt farther than this from the delivery point's pin is flagged, in metres.
     #[arg(long, env = "TOURNEE_FAR_ATTEMPT_METRES", default_value_t = 150.0)]
     pub far_attempt_metres: f64,

@@ -151,6 +151,9 @@ pub async fn commit(
             );
         }
     }
+    // One binding per actor (the creation actor writes every document a batch creates).
+    write.projection.actors.sort();
+    write.projection.actors.dedup();
     // The feed's events, from the rows the write commits: in the same transaction.
     let events = crate::events::of_projection(&write.projection, now);
     write.projection.feed.extend(events);

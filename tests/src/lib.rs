@@ -66,6 +66,7 @@ pub fn settings(database_url: &str) -> Settings {
             insecure_development: false,
         },
         max_body_bytes: 4 * 1024 * 1024,
+        import_max_bytes: 64 * 1024 * 1024,
         far_attempt_metres: 150.0,
         document_cache: 1_000,
         holding_days: 15,

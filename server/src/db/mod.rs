@@ -1050,6 +1050,9 @@ impl Database {
 #[allow(missing_docs)]
 pub enum Table {
     Changes,
+    Documents,
+    DeliveryPoints,
+    Events,
     Attempts,
     Choices,
     Corrections,
@@ -1061,6 +1064,9 @@ impl Table {
     fn name(self) -> &'static str {
         match self {
             Table::Changes => "changes",
+            Table::Documents => "documents",
+            Table::DeliveryPoints => "delivery_points",
+            Table::Events => "events",
             Table::Attempts => "attempts",
             Table::Choices => "choices",
             Table::Corrections => "corrections",

@@ -1,0 +1,456 @@
+//! Bulk import of the postal world: NDJSON, one object per line, one kind per request or file,
+//! each line an idempotent upsert by its natural key. The API (`POST /v1/import/{kind}`) and the
+//! command line (`tournee-server import`) run this same code.
+//!
+//! Streamed end to end: lines are read one at a time (at most [`MAX_LINE_BYTES`] each), applied
+//! in batches of [`BATCH_LINES`] through the one write pipeline, and each line's outcome is
+//! reported as soon as its batch is committed. With `all_or_nothing`, a first pass checks every
+//! line (the input spooled to a temporary file, not memory) and nothing is applied if any line is
+//! refused; a second pass applies them.
+
+mod batch;
+pub mod command;
+pub mod lines;
+
+use std::io::SeekFrom;
+
+use serde::Serialize;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tournee_sync_core::validator::{Role, Scope, Sender};
+
+pub use batch::Parsed;
+pub use lines::{Kind, LineRefusal};
+
+use crate::write::WriteError;
+use crate::AppState;
+
+/// The longest line accepted (a round of several hundred stops fits many times over).
+pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// Lines applied per transaction.
+pub const BATCH_LINES: usize = 500;
+
+/// How to import.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    /// Apply nothing if any line is refused.
+    pub all_or_nothing: bool,
+    /// Decide every line's outcome, apply nothing.
+    pub dry_run: bool,
+}
+
+/// What became of a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// It did not exist.
+    Created,
+    /// It existed and the line changed it.
+    Updated,
+    /// The same line was applied before: nothing written.
+    Unchanged,
+    /// Refused: see the code, field and message.
+    Refused,
+}
+
+impl Outcome {
+    /// As reports spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Created => "created",
+            Outcome::Updated => "updated",
+            Outcome::Unchanged => "unchanged",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// One line's report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineReport {
+    /// The line's number, from 1.
+    pub line: u64,
+    /// Its natural key, when it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// What became of it.
+    pub outcome: Outcome,
+    /// Why it was refused: a stable code…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    /// …the field as the line spells it…
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// …and a message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The totals that end a report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Lines read (blank lines are skipped and not counted).
+    pub lines: u64,
+    /// Created.
+    pub created: u64,
+    /// Updated.
+    pub updated: u64,
+    /// Unchanged.
+    pub unchanged: u64,
+    /// Refused.
+    pub refused: u64,
+    /// Whether the valid lines were applied (false for a dry run, or `all_or_nothing` with a
+    /// refused line).
+    pub applied: bool,
+}
+
+impl Totals {
+    fn count(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Created => self.created += 1,
+            Outcome::Updated => self.updated += 1,
+            Outcome::Unchanged => self.unchanged += 1,
+            Outcome::Refused => self.refused += 1,
+        }
+    }
+}
+
+/// What an import reports, line by line, then its totals (or why it stopped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    /// A line's outcome.
+    Line(LineReport),
+    /// The end.
+    Totals {
+        /// The totals.
+        totals: Totals,
+    },
+    /// The import stopped: lines reported before stand (applied, unless a dry run or
+    /// `all_or_nothing`'s first pass), the rest were not read.
+    Failed {
+        /// Why.
+        error: Failure,
+    },
+}
+
+/// Why an import stopped before its end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// `read_failed`, `too_large`, `storage`, `internal`.
+    pub code: &'static str,
+    /// In words.
+    pub message: String,
+}
+
+/// Why an import stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The input could not be read (a dropped connection, a body over the size limit).
+    #[error("reading the input failed: {0}")]
+    Read(#[from] std::io::Error),
+    /// The write pipeline failed.
+    #[error(transparent)]
+    Write(#[from] WriteError),
+}
+
+impl ImportError {
+    /// As the report's last line says it.
+    pub fn failure(&self) -> Failure {
+        match self {
+            ImportError::Read(e) if e.to_string().contains("length limit exceeded") => Failure {
+                code: "too_large",
+                message: "the input is over the import size limit (--import-max-bytes); lines reported before stand".into(),
+            },
+            ImportError::Read(e) => Failure {
+                code: "read_failed",
+                message: format!("reading the input failed: {e}"),
+            },
+            ImportError::Write(WriteError::Storage(e)) => Failure {
+                code: "storage",
+                message: format!("the database failed; retry (applied lines are unchanged the next time): {e}"),
+            },
+            ImportError::Write(e) => Failure {
+                code: "internal",
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Who imports: the integration, writing reference data as the back office's rules allow.
+pub fn sender(principal: &str) -> Sender {
+    Sender {
+        role: Role::BackOffice,
+        principal: format!("integration:{principal}"),
+        device: None,
+        scope: Scope::All,
+    }
+}
+
+/// A line as read.
+enum Read {
+    /// A whole line (without its end), possibly blank.
+    Line(Vec<u8>),
+    /// A line over [`MAX_LINE_BYTES`], skipped to its end.
+    TooLong,
+}
+
+/// Reads the next line, holding at most [`MAX_LINE_BYTES`] of it.
+async fn next_line<R: AsyncBufRead + Unpin>(
+    input: &mut R,
+    line: &mut Vec<u8>,
+) -> std::io::Result<Option<Read>> {
+    line.clear();
+    let mut too_long = false;
+    let mut any = false;
+    loop {
+        let available = input.fill_buf().await?;
+        if available.is_empty() {
+            return Ok(match (any, too_long) {
+                (false, _) => None,
+                (true, true) => Some(Read::TooLong),
+                (true, false) => Some(Read::Line(std::mem::take(line))),
+            });
+        }
+        any = true;
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(end) => (&available[..end], Some(end + 1)),
+            None => (available, None),
+        };
+        if !too_long {
+            if line.len() + chunk.len() > MAX_LINE_BYTES {
+                too_long = true;
+                line.clear();
+            } else {
+                line.extend_from_slice(chunk);
+            }
+        }
+        let used = done.unwrap_or(available.len());
+        input.consume(used);
+        if done.is_some() {
+            return Ok(Some(if too_long {
+                Read::TooLong
+            } else {
+                Read::Line(std::mem::take(line))
+            }));
+        }
+    }
+}
+
+fn refused(number: u64, key: Option<String>, refusal: LineRefusal) -> LineReport {
+    LineReport {
+        line: number,
+        key,
+        outcome: Outcome::Refused,
+        code: Some(refusal.code.to_string()),
+        field: refusal.field.filter(|f| !f.is_empty()),
+        message: Some(refusal.message),
+    }
+}
+
+/// One pass over the input: lines waiting for their batch, and what was reported so far.
+struct Pass<'a> {
+    app: &'a AppState,
+    sender: &'a Sender,
+    kind: Kind,
+    dry_run: bool,
+    out: &'a mpsc::Sender<Report>,
+    totals: Totals,
+    /// Lines parsed, waiting for their batch; their keys.
+    pending: Vec<Parsed>,
+    keys: std::collections::HashSet<String>,
+    /// Lines refused on their own, waiting for the batch around them: the report is in line
+    /// order.
+    early: Vec<LineReport>,
+}
+
+impl Pass<'_> {
+    async fn add(&mut self, parsed: Parsed) -> Result<(), ImportError> {
+        // A key twice in one batch: the batch so far is applied first, so the later line wins
+        // as it would line by line.
+        let key = parsed.line.key();
+        if self.keys.contains(&key) || self.pending.len() >= BATCH_LINES {
+            self.flush().await?;
+        }
+        self.keys.insert(key);
+        self.pending.push(parsed);
+        Ok(())
+    }
+
+    async fn report(&mut self, report: LineReport) {
+        self.totals.count(report.outcome);
+        let _ = self.out.send(Report::Line(report)).await;
+    }
+
+    /// Applies the pending lines and reports them with the lines refused among them, in line
+    /// order.
+    async fn flush(&mut self) -> Result<(), ImportError> {
+        self.keys.clear();
+        let pending = std::mem::take(&mut self.pending);
+        let verdicts = if pending.is_empty() {
+            Vec::new()
+        } else {
+            batch::apply(self.app, self.sender, self.kind, pending, self.dry_run).await?
+        };
+        let mut early = std::mem::take(&mut self.early).into_iter().peekable();
+        for (number, key, verdict) in verdicts {
+            while let Some(report) = early.next_if(|r| r.line < number) {
+                self.report(report).await;
+            }
+            let report = match verdict {
+                Ok(outcome) => LineReport {
+                    line: number,
+                    key: Some(key),
+                    outcome,
+                    code: None,
+                    field: None,
+                    message: None,
+                },
+                Err(refusal) => refused(number, Some(key), refusal),
+            };
+            self.report(report).await;
+        }
+        for report in early {
+            self.report(report).await;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `input` and decides (and unless `dry_run`, applies) every line, sending each line's
+/// report to `out` as it is decided; copies the input to `spool` if given. Returns the totals.
+async fn pass<R: AsyncBufRead + Unpin>(
+    app: &AppState,
+    sender: &Sender,
+    kind: Kind,
+    mut input: R,
+    dry_run: bool,
+    mut spool: Option<&mut tokio::fs::File>,
+    out: &mpsc::Sender<Report>,
+) -> Result<Totals, ImportError> {
+    let mut pass = Pass {
+        app,
+        sender,
+        kind,
+        dry_run,
+        out,
+        totals: Totals::default(),
+        pending: Vec::new(),
+        keys: Default::default(),
+        early: Vec::new(),
+    };
+    let mut number = 0u64;
+    let mut buffer = Vec::new();
+    while let Some(read) = next_line(&mut input, &mut buffer).await? {
+        number += 1;
+        let text = match read {
+            Read::TooLong => {
+                let why = format!("a line holds at most {MAX_LINE_BYTES} bytes");
+                let refusal = LineRefusal::new("line_too_long", "", why);
+                pass.early.push(refused(number, None, refusal));
+                pass.totals.lines += 1;
+                continue;
+            }
+            Read::Line(bytes) => bytes,
+        };
+        if let Some(spool) = spool.as_deref_mut() {
+            spool.write_all(&text).await?;
+            spool.write_all(b"\n").await?;
+        }
+        if text.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        pass.totals.lines += 1;
+        let parsed = std::str::from_utf8(&text)
+            .map_err(|_| LineRefusal::new("not_utf8", "", "the line is not UTF-8 text"))
+            .and_then(|text| lines::parse(kind, text));
+        match parsed {
+            Err(refusal) => pass.early.push(refused(number, None, refusal)),
+            Ok((line, canonical)) => {
+                let parsed = Parsed {
+                    number,
+                    canonical,
+                    line,
+                };
+                pass.add(parsed).await?;
+            }
+        }
+    }
+    pass.flush().await?;
+    Ok(pass.totals)
+}
+
+/// Imports `input` as lines of `kind`, sending a report per line and the totals last to `out`
+/// (or, if it stops, why). Returns the totals.
+pub async fn run<R: AsyncBufRead + Unpin>(
+    app: &AppState,
+    sender: &Sender,
+    kind: Kind,
+    input: R,
+    options: Options,
+    out: &mpsc::Sender<Report>,
+) -> Result<Totals, ImportError> {
+    let result = if options.all_or_nothing && !options.dry_run {
+        all_or_nothing(app, sender, kind, input, out).await
+    } else {
+        pass(app, sender, kind, input, options.dry_run, None, out)
+            .await
+            .map(|totals| Totals {
+                applied: !options.dry_run,
+                ..totals
+            })
+    };
+    match &result {
+        Ok(totals) => {
+            let _ = out.send(Report::Totals { totals: *totals }).await;
+            tracing::info!(kind = kind.as_str(), principal = %sender.principal, lines = totals.lines, created = totals.created, updated = totals.updated, unchanged = totals.unchanged, refused = totals.refused, applied = totals.applied, "imported");
+        }
+        Err(e) => {
+            let _ = out.send(Report::Failed { error: e.failure() }).await;
+            tracing::warn!(kind = kind.as_str(), principal = %sender.principal, error = %e, "import stopped");
+        }
+    }
+    result
+}
+
+/// The first pass checks every line and spools the input; the second applies it, if nothing was
+/// refused.
+async fn all_or_nothing<R: AsyncBufRead + Unpin>(
+    app: &AppState,
+    sender: &Sender,
+    kind: Kind,
+    input: R,
+    out: &mpsc::Sender<Report>,
+) -> Result<Totals, ImportError> {
+    let mut spool = tokio::fs::File::from_std(tempfile::tempfile()?);
+    // The first pass reports refusals only; the outcomes come with the second.
+    let (checks, mut checked) = mpsc::channel(64);
+    let relay = {
+        let out = out.clone();
+        tokio::spawn(async move {
+            while let Some(report) = checked.recv().await {
+                if matches!(&report, Report::Line(l) if l.outcome == Outcome::Refused) {
+                    let _ = out.send(report).await;
+                }
+            }
+        })
+    };
+    let first = pass(app, sender, kind, input, true, Some(&mut spool), &checks).await;
+    drop(checks);
+    let _ = relay.await;
+    let first = first?;
+    if first.refused > 0 {
+        return Ok(Totals {
+            applied: false,
+            ..first
+        });
+    }
+    spool.flush().await?;
+    spool.seek(SeekFrom::Start(0)).await?;
+    let totals = pass(app, sender, kind, BufReader::new(spool), false, None, out).await?;
+    Ok(Totals {
+        applied: true,
+        ..totals
+    })
+}
