@@ -119,6 +119,46 @@ async fn the_python_bindings_work_a_round_against_a_real_server() {
                 "choice {id} on {item} is not in the {name} database"
             );
         }
+
+        // The integration boundary end to end: a town imported over the API, its first round
+        // worked through the bindings, its facts read back from the feed.
+        let results = out.path().join(format!("imported-{name}.json"));
+        let mut command = Command::new(&python);
+        command
+            .args(["-m", "unittest", "-v", "test_imported_round"])
+            .current_dir(workspace_root().join("mobile-ffi/tests/python"))
+            .env("PYTHONPATH", &bindings)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("TOURNEE_SERVER", &server.base)
+            .env(
+                "TOURNEE_INTEGRATION_TOKEN",
+                server.token(TokenRole::Integration, "planning", None),
+            )
+            .env(
+                "TOURNEE_TOWN_POSTMAN_TOKEN",
+                server.token(TokenRole::Postman, "pm-flow-0", Some("dev-flow-0")),
+            )
+            .env("TOURNEE_RESULTS", &results);
+        let status = tokio::task::spawn_blocking(move || command.status())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            status.success(),
+            "the imported round failed on {name}: {status}"
+        );
+        let seen: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+        let (item, attempt) = (
+            seen["delivered"][0].as_str().unwrap(),
+            seen["delivered"][1].as_str().unwrap(),
+        );
+        let rows = db.attempts_for_item(item).await.unwrap();
+        assert!(
+            rows.iter()
+                .any(|r| r.id == attempt && r.device == "dev-flow-0"),
+            "{rows:?}"
+        );
         server.stop().await;
     }
 }
