@@ -104,7 +104,14 @@ class ImportedRound(unittest.TestCase):
         sync(store)
         self.assertEqual(store.pending_interactions(), [])
 
+        # On PostgreSQL the feed stops short of transactions still running on the cluster: what
+        # was just committed may take a moment to show.
+        deadline = time.time() + 30
         events = feed()
+        while not {delivered.id, absent.id} <= {e["payload"].get("attempt_id") for e in events}:
+            self.assertLess(time.time(), deadline, "the attempts never reached the feed")
+            time.sleep(0.1)
+            events = feed()
         ids = [e["id"] for e in events]
         self.assertEqual(len(ids), len(set(ids)), "an event came twice")
         by_type = {}

@@ -57,7 +57,10 @@ pub async fn apply(
         }
         let verdict = match references.check(&parsed.line) {
             Err(refusal) => Err(refusal),
-            Ok(()) => plan.line(app, sender, &parsed.line, now).await?,
+            Ok(()) => {
+                plan.line(app, sender, &references, &parsed.line, now)
+                    .await?
+            }
         };
         if verdict.is_ok() {
             plan.rows.loads.push(Load::Record {
@@ -80,17 +83,46 @@ pub async fn apply(
     Ok(verdicts)
 }
 
-/// What the lines of a batch name that must exist: delivery points, items, devices.
+/// What the lines of a batch name that must exist (delivery points, items, devices), and which
+/// of the batch's own keys exist already (as documents, or as central rows), each read in one
+/// query per batch.
 #[derive(Default)]
 struct References {
     points: HashSet<String>,
     items: HashSet<String>,
     devices: HashMap<String, (String, bool)>,
+    /// Documents of the batch's delivery points or items that exist.
+    documents: HashSet<String>,
+    /// Keys of the batch held in its central table (customers, pickup points, rounds, devices).
+    rows: HashSet<String>,
 }
 
 impl References {
     async fn load(app: &AppState, batch: &[Parsed]) -> Result<Self, sqlx::Error> {
         let (mut points, mut items, mut devices) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut documents, mut rows) = (Vec::new(), Vec::new());
+        let mut table = "customers";
+        for p in batch {
+            match &p.line {
+                Line::DeliveryPoint(l) => documents.push(format!("dp:{}", l.id)),
+                Line::Item(_, s10, _) => documents.push(format!("item:{s10}")),
+                Line::Customer(l) => rows.push(l.id.clone()),
+                Line::PickupPoint(l) => {
+                    table = "pickup_points";
+                    rows.push(l.id.clone());
+                }
+                Line::Round(l) => {
+                    table = "rounds";
+                    rows.push(l.id.clone());
+                }
+                Line::Device(l) => {
+                    table = "devices";
+                    rows.push(l.id.clone());
+                }
+            }
+        }
+        let documents: Vec<&str> = documents.iter().map(String::as_str).collect();
+        let rows: Vec<&str> = rows.iter().map(String::as_str).collect();
         for p in batch {
             match &p.line {
                 Line::Customer(l) => points.extend(l.delivery_points.iter().map(String::as_str)),
@@ -110,6 +142,8 @@ impl References {
             points: app.db.existing("delivery_points", &points).await?,
             items: app.db.existing("items", &items).await?,
             devices: app.db.devices(&devices).await?,
+            documents: app.db.existing_documents(&documents).await?,
+            rows: app.db.existing(table, &rows).await?,
         })
     }
 
@@ -250,13 +284,25 @@ impl Plan {
         &mut self,
         app: &AppState,
         sender: &Sender,
+        references: &References,
         line: &Line,
         now: i64,
     ) -> Result<Result<Outcome, LineRefusal>, WriteError> {
+        let existing = |key: &str| {
+            if references.rows.contains(key) {
+                Outcome::Updated
+            } else {
+                Outcome::Created
+            }
+        };
         Ok(Ok(match line {
             Line::DeliveryPoint(l) => {
                 let id = DocId::delivery_point(&l.id).map_err(WriteError::Rule)?;
-                let existing = app.docs.load(&app.db, &id).await?;
+                let existing = if references.documents.contains(id.as_str()) {
+                    app.docs.load(&app.db, &id).await?
+                } else {
+                    None
+                };
                 let (outcome, version) = match existing {
                     None => {
                         let doc = operations::new_delivery_point(
@@ -313,7 +359,11 @@ impl Plan {
             }
             Line::Item(l, s10, arrived_ms) => {
                 let id = DocId::item(s10);
-                let existing = app.docs.load(&app.db, &id).await?;
+                let existing = if references.documents.contains(id.as_str()) {
+                    app.docs.load(&app.db, &id).await?
+                } else {
+                    None
+                };
                 let outcome = match existing {
                     None => {
                         let doc = operations::new_item(
@@ -377,7 +427,7 @@ impl Plan {
                 outcome
             }
             Line::Customer(l) => {
-                let outcome = self.central(app, "customers", &l.id).await?;
+                let outcome = existing(&l.id);
                 self.rows.loads.push(Load::Customer {
                     id: l.id.clone(),
                     name: l.display_name.clone(),
@@ -396,7 +446,7 @@ impl Plan {
                 outcome
             }
             Line::PickupPoint(l) => {
-                let outcome = self.central(app, "pickup_points", &l.id).await?;
+                let outcome = existing(&l.id);
                 self.rows.loads.push(Load::PickupPoint {
                     id: l.id.clone(),
                     kind: serde_json::to_value(l.kind)
@@ -421,7 +471,7 @@ impl Plan {
                 outcome
             }
             Line::Round(l) => {
-                let outcome = self.central(app, "rounds", &l.id).await?;
+                let outcome = existing(&l.id);
                 let manifest = RoundManifest {
                     round_id: l.id.clone(),
                     date: l.date.clone(),
@@ -455,7 +505,7 @@ impl Plan {
                 outcome
             }
             Line::Device(l) => {
-                let outcome = self.central(app, "devices", &l.id).await?;
+                let outcome = existing(&l.id);
                 let revoked_ms = (l.status == DeviceStatus::Revoked).then_some(now);
                 self.rows.loads.push(Load::Device {
                     id: l.id.clone(),
@@ -473,19 +523,5 @@ impl Plan {
                 outcome
             }
         }))
-    }
-
-    /// Created or updated, for reference data held in a central table only.
-    async fn central(
-        &self,
-        app: &AppState,
-        table: &'static str,
-        id: &str,
-    ) -> Result<Outcome, WriteError> {
-        Ok(if app.db.existing(table, &[id]).await?.is_empty() {
-            Outcome::Created
-        } else {
-            Outcome::Updated
-        })
     }
 }
