@@ -108,7 +108,7 @@ pub async fn commit(
     };
     for (id, doc) in &created {
         write.projection.actors.extend(server_bindings(doc));
-        write.documents.push((id.clone(), doc.save()));
+        write.documents.push((id.clone(), doc.save_nocompress()));
     }
     let project = sender.role != Role::BackOffice;
     let pins = if project && !accepted.is_empty() {

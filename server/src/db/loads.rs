@@ -113,35 +113,192 @@ pub(super) const CLAIM_POINT: &str = "UPDATE delivery_points SET customer_id = $
 /// Gives the items addressed to a delivery point to its customer.
 pub(super) const CLAIM_ITEMS: &str =
     "UPDATE items SET customer_id = $1 WHERE delivery_point_id = $2";
-/// Upserts a delivery point.
-pub(super) const UPSERT_POINT: &str = "INSERT INTO delivery_points (id, customer_id, lines, lat, lon, version, postcode, city) VALUES ($1, NULL, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO UPDATE SET lines = excluded.lines, lat = excluded.lat, lon = excluded.lon, version = excluded.version, postcode = excluded.postcode, city = excluded.city";
-/// Upserts an item; its status and customer follow from its events and delivery point.
-pub(super) const UPSERT_ITEM: &str = "INSERT INTO items (id, delivery_point_id, customer_id, status, needs_in_person, updated_at_ms, requirements, sender, arrived_ms) VALUES ($1, $2, (SELECT customer_id FROM delivery_points WHERE id = $2), 'EMG', $3, $4, $5, $6, $4) ON CONFLICT (id) DO UPDATE SET delivery_point_id = excluded.delivery_point_id, customer_id = excluded.customer_id, needs_in_person = excluded.needs_in_person, requirements = excluded.requirements, sender = excluded.sender, arrived_ms = excluded.arrived_ms";
-/// Upserts a pickup point.
-pub(super) const UPSERT_PICKUP_POINT: &str = "INSERT INTO pickup_points (id, kind, name, lines, postcode, city, lat, lon, opening_hours) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, lines = excluded.lines, postcode = excluded.postcode, city = excluded.city, lat = excluded.lat, lon = excluded.lon, opening_hours = excluded.opening_hours";
+/// Upserts delivery points (multi-row: head, values, tail).
+pub(super) const UPSERT_POINTS: (&str, &str) = ("INSERT INTO delivery_points (id, lines, lat, lon, version, postcode, city) ", " ON CONFLICT (id) DO UPDATE SET lines = excluded.lines, lat = excluded.lat, lon = excluded.lon, version = excluded.version, postcode = excluded.postcode, city = excluded.city");
+/// Upserts items (status EMG at arrival); their customer is their delivery point's, set after.
+pub(super) const UPSERT_ITEMS: (&str, &str) = ("INSERT INTO items (id, delivery_point_id, status, needs_in_person, updated_at_ms, requirements, sender, arrived_ms) ", " ON CONFLICT (id) DO UPDATE SET delivery_point_id = excluded.delivery_point_id, needs_in_person = excluded.needs_in_person, requirements = excluded.requirements, sender = excluded.sender, arrived_ms = excluded.arrived_ms");
+/// Gives items their delivery point's customer (`$1`: a JSON list of S10 numbers).
+pub(super) const ITEMS_CUSTOMER: &str = "UPDATE items SET customer_id = (SELECT customer_id FROM delivery_points WHERE delivery_points.id = items.delivery_point_id) WHERE id IN ";
+/// Upserts pickup points.
+pub(super) const UPSERT_PICKUP_POINTS: (&str, &str) = ("INSERT INTO pickup_points (id, kind, name, lines, postcode, city, lat, lon, opening_hours) ", " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, lines = excluded.lines, postcode = excluded.postcode, city = excluded.city, lat = excluded.lat, lon = excluded.lon, opening_hours = excluded.opening_hours");
 /// Upserts a round.
 pub(super) const UPSERT_ROUND: &str = "INSERT INTO rounds (id, day, postman, device, office) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO UPDATE SET day = excluded.day, postman = excluded.postman, device = excluded.device, office = excluded.office";
 /// Clears a round's stops before they are written again.
 pub(super) const CLEAR_STOPS: &str = "DELETE FROM round_stops WHERE round_id = $1";
-/// One stop.
-pub(super) const INSERT_STOP: &str = "INSERT INTO round_stops (round_id, position, delivery_point_id, items) VALUES ($1, $2, $3, $4)";
+/// A round's stops (multi-row).
+pub(super) const INSERT_STOPS: &str =
+    "INSERT INTO round_stops (round_id, position, delivery_point_id, items) ";
 /// Clears a round's further devices.
 pub(super) const CLEAR_ROUND_DEVICES: &str = "DELETE FROM round_devices WHERE round_id = $1";
 /// One further device.
 pub(super) const INSERT_ROUND_DEVICE: &str =
     "INSERT INTO round_devices (round_id, device) VALUES ($1, $2) ON CONFLICT DO NOTHING";
-/// Upserts a device; a revocation is never undone.
-pub(super) const UPSERT_DEVICE: &str = "INSERT INTO devices (id, postman, revoked_at) VALUES ($1, $2, $3) ON CONFLICT (id) DO UPDATE SET postman = excluded.postman, revoked_at = COALESCE(devices.revoked_at, excluded.revoked_at)";
-/// Remembers a line as applied.
-pub(super) const UPSERT_RECORD: &str = "INSERT INTO import_records (kind, key, record, updated_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (kind, key) DO UPDATE SET record = excluded.record, updated_ms = excluded.updated_ms";
+/// Upserts devices; a revocation is never undone.
+pub(super) const UPSERT_DEVICES: (&str, &str) = ("INSERT INTO devices (id, postman, revoked_at) ", " ON CONFLICT (id) DO UPDATE SET postman = excluded.postman, revoked_at = COALESCE(devices.revoked_at, excluded.revoked_at)");
+/// Remembers lines as applied.
+pub(super) const UPSERT_RECORDS: (&str, &str) = ("INSERT INTO import_records (kind, key, record, updated_ms) ", " ON CONFLICT (kind, key) DO UPDATE SET record = excluded.record, updated_ms = excluded.updated_ms");
 /// The lines applied last, for a batch's keys (`$2`: a JSON list of keys).
 pub(super) const RECORDS_OF: &str =
     "SELECT key, record FROM import_records WHERE kind = $1 AND key IN ";
 
-/// Applies `$loads` (a slice of [`Load`]) in the transaction `$tx`, in order.
+/// Applies `$loads` (a slice of [`Load`]) in the transaction `$tx` (one of `$db`): one multi-row
+/// statement per kind and [`super::ROWS_PER_INSERT`] rows (a batch holds each key once), then
+/// what follows per row (a customer's points, a round's stops).
 macro_rules! apply_loads {
-    ($tx:ident, $loads:expr) => {
-        for load in $loads {
+    ($db:expr, $tx:ident, $loads:expr) => {
+        let loads: &[Load] = $loads;
+        let points: Vec<_> = loads
+            .iter()
+            .filter_map(|l| match l {
+                Load::DeliveryPoint {
+                    id,
+                    lines,
+                    postcode,
+                    city,
+                    pin,
+                    version,
+                } => Some((id, lines, postcode, city, pin, version)),
+                _ => None,
+            })
+            .collect();
+        insert_rows!(
+            $tx,
+            loads::UPSERT_POINTS.0,
+            points,
+            |row, (id, lines, postcode, city, pin, version)| {
+                row.push_bind(id)
+                    .push_bind(lines.join("\n"))
+                    .push_bind(pin.map(|p| p.0))
+                    .push_bind(pin.map(|p| p.1))
+                    .push_bind(version)
+                    .push_bind(postcode)
+                    .push_bind(city);
+            },
+            loads::UPSERT_POINTS.1
+        );
+        let items: Vec<_> = loads
+            .iter()
+            .filter_map(|l| match l {
+                Load::Item {
+                    id,
+                    delivery_point,
+                    requirements,
+                    needs_in_person,
+                    sender,
+                    arrived_ms,
+                } => Some((
+                    id,
+                    delivery_point,
+                    requirements,
+                    needs_in_person,
+                    sender,
+                    arrived_ms,
+                )),
+                _ => None,
+            })
+            .collect();
+        insert_rows!(
+            $tx,
+            loads::UPSERT_ITEMS.0,
+            items,
+            |row, (id, delivery_point, requirements, needs_in_person, sender, arrived_ms)| {
+                row.push_bind(id)
+                    .push_bind(delivery_point)
+                    .push_bind("EMG")
+                    .push_bind(needs_in_person)
+                    .push_bind(arrived_ms)
+                    .push_bind(requirements)
+                    .push_bind(sender)
+                    .push_bind(arrived_ms);
+            },
+            loads::UPSERT_ITEMS.1
+        );
+        if !items.is_empty() {
+            let ids: Vec<&String> = items.iter().map(|i| i.0).collect();
+            let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
+            sqlx::query(&format!("{}{}", loads::ITEMS_CUSTOMER, $db.json_list(1)))
+                .bind(list)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        let places: Vec<_> = loads
+            .iter()
+            .filter_map(|l| match l {
+                Load::PickupPoint {
+                    id,
+                    kind,
+                    name,
+                    lines,
+                    postcode,
+                    city,
+                    pin,
+                    opening_hours,
+                } => Some((id, kind, name, lines, postcode, city, pin, opening_hours)),
+                _ => None,
+            })
+            .collect();
+        insert_rows!(
+            $tx,
+            loads::UPSERT_PICKUP_POINTS.0,
+            places,
+            |row, (id, kind, name, lines, postcode, city, pin, opening_hours)| {
+                row.push_bind(id)
+                    .push_bind(kind)
+                    .push_bind(name)
+                    .push_bind(lines)
+                    .push_bind(postcode)
+                    .push_bind(city)
+                    .push_bind(pin.map(|p| p.0))
+                    .push_bind(pin.map(|p| p.1))
+                    .push_bind(opening_hours);
+            },
+            loads::UPSERT_PICKUP_POINTS.1
+        );
+        let devices: Vec<_> = loads
+            .iter()
+            .filter_map(|l| match l {
+                Load::Device {
+                    id,
+                    postman,
+                    revoked_ms,
+                } => Some((id, postman, revoked_ms)),
+                _ => None,
+            })
+            .collect();
+        insert_rows!(
+            $tx,
+            loads::UPSERT_DEVICES.0,
+            devices,
+            |row, (id, postman, revoked_ms)| {
+                row.push_bind(id).push_bind(postman).push_bind(revoked_ms);
+            },
+            loads::UPSERT_DEVICES.1
+        );
+        let records: Vec<_> = loads
+            .iter()
+            .filter_map(|l| match l {
+                Load::Record {
+                    kind,
+                    key,
+                    record,
+                    at_ms,
+                } => Some((kind, key, record, at_ms)),
+                _ => None,
+            })
+            .collect();
+        insert_rows!(
+            $tx,
+            loads::UPSERT_RECORDS.0,
+            records,
+            |row, (kind, key, record, at_ms)| {
+                row.push_bind(**kind)
+                    .push_bind(key)
+                    .push_bind(record)
+                    .push_bind(at_ms);
+            },
+            loads::UPSERT_RECORDS.1
+        );
+        for load in loads {
             match load {
                 Load::Customer {
                     id,
@@ -176,66 +333,6 @@ macro_rules! apply_loads {
                             .await?;
                     }
                 }
-                Load::DeliveryPoint {
-                    id,
-                    lines,
-                    postcode,
-                    city,
-                    pin,
-                    version,
-                } => {
-                    sqlx::query(loads::UPSERT_POINT)
-                        .bind(id)
-                        .bind(lines.join("\n"))
-                        .bind(pin.map(|p| p.0))
-                        .bind(pin.map(|p| p.1))
-                        .bind(version)
-                        .bind(postcode)
-                        .bind(city)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                Load::Item {
-                    id,
-                    delivery_point,
-                    requirements,
-                    needs_in_person,
-                    sender,
-                    arrived_ms,
-                } => {
-                    sqlx::query(loads::UPSERT_ITEM)
-                        .bind(id)
-                        .bind(delivery_point)
-                        .bind(needs_in_person)
-                        .bind(arrived_ms)
-                        .bind(requirements)
-                        .bind(sender)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                Load::PickupPoint {
-                    id,
-                    kind,
-                    name,
-                    lines,
-                    postcode,
-                    city,
-                    pin,
-                    opening_hours,
-                } => {
-                    sqlx::query(loads::UPSERT_PICKUP_POINT)
-                        .bind(id)
-                        .bind(kind)
-                        .bind(name)
-                        .bind(lines)
-                        .bind(postcode)
-                        .bind(city)
-                        .bind(pin.map(|p| p.0))
-                        .bind(pin.map(|p| p.1))
-                        .bind(opening_hours)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
                 Load::Round {
                     manifest,
                     office,
@@ -253,15 +350,18 @@ macro_rules! apply_loads {
                         .bind(&manifest.round_id)
                         .execute(&mut *$tx)
                         .await?;
-                    for stop in &manifest.stops {
-                        sqlx::query(loads::INSERT_STOP)
-                            .bind(&manifest.round_id)
-                            .bind(i64::from(stop.order))
-                            .bind(&stop.delivery_point)
-                            .bind(serde_json::to_string(&stop.items).unwrap_or_default())
-                            .execute(&mut *$tx)
-                            .await?;
-                    }
+                    insert_rows!(
+                        $tx,
+                        loads::INSERT_STOPS,
+                        manifest.stops,
+                        |row, stop| {
+                            row.push_bind(&manifest.round_id)
+                                .push_bind(i64::from(stop.order))
+                                .push_bind(&stop.delivery_point)
+                                .push_bind(serde_json::to_string(&stop.items).unwrap_or_default());
+                        },
+                        ""
+                    );
                     sqlx::query(loads::CLEAR_ROUND_DEVICES)
                         .bind(&manifest.round_id)
                         .execute(&mut *$tx)
@@ -274,32 +374,11 @@ macro_rules! apply_loads {
                             .await?;
                     }
                 }
-                Load::Device {
-                    id,
-                    postman,
-                    revoked_ms,
-                } => {
-                    sqlx::query(loads::UPSERT_DEVICE)
-                        .bind(id)
-                        .bind(postman)
-                        .bind(revoked_ms)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
-                Load::Record {
-                    kind,
-                    key,
-                    record,
-                    at_ms,
-                } => {
-                    sqlx::query(loads::UPSERT_RECORD)
-                        .bind(*kind)
-                        .bind(key)
-                        .bind(record)
-                        .bind(at_ms)
-                        .execute(&mut *$tx)
-                        .await?;
-                }
+                Load::DeliveryPoint { .. }
+                | Load::Item { .. }
+                | Load::PickupPoint { .. }
+                | Load::Device { .. }
+                | Load::Record { .. } => {}
             }
         }
     };

@@ -126,6 +126,11 @@ pub enum CommitError {
     Database(#[from] sqlx::Error),
 }
 
+/// Stores new documents, unless they exist (multi-row: head, values, tail).
+const CREATE_DOCUMENTS: (&str, &str) = (
+    "INSERT INTO documents (id, kind, snapshot, snapshot_seq) ",
+    " ON CONFLICT (id) DO NOTHING RETURNING id",
+);
 /// Stores a new document, unless it exists.
 const CREATE_DOCUMENT: &str = "INSERT INTO documents (id, kind, snapshot, snapshot_seq) VALUES ($1, $2, $3, 0) ON CONFLICT (id) DO NOTHING";
 
@@ -430,12 +435,14 @@ impl Database {
             }
             // Documents that got a change they did not have: only their audit lines are new.
             let mut changed: HashSet<String> = HashSet::new();
-            for (id, snapshot) in &write.documents {
-                let created = sqlx::query(CREATE_DOCUMENT)
-                    .bind(id.as_str()).bind(document_kind(id)).bind(snapshot)
-                    .execute(&mut *tx).await?;
-                if created.rows_affected() > 0 {
-                    changed.insert(id.as_str().to_string());
+            for chunk in write.documents.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new(CREATE_DOCUMENTS.0);
+                insert.push_values(chunk, |mut row, (id, snapshot)| {
+                    row.push_bind(id.as_str()).push_bind(document_kind(id)).push_bind(snapshot).push_bind(0_i64);
+                });
+                insert.push(CREATE_DOCUMENTS.1);
+                for created in insert.build().fetch_all(&mut *tx).await? {
+                    changed.insert(created.try_get("id")?);
                 }
             }
             let rows: Vec<(&str, &StoredChange)> = write
@@ -460,7 +467,7 @@ impl Database {
                 row.push_bind(actor).push_bind(owner).push_bind(now);
             }, actors::BIND_ACTORS_TAIL);
             // Reference data first: the rows below refer to it.
-            apply_loads!(tx, &write.projection.loads);
+            apply_loads!(self, tx, &write.projection.loads);
             // Records are keyed by their key alone: a row that does not land (a key another
             // document's record holds) fails the write rather than being skipped; a replay of
             // the same change finds its own row and lands.

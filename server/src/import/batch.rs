@@ -15,8 +15,8 @@ use tournee_sync_core::DocId;
 
 use super::lines::{reference, DeviceStatus, Kind, Line, LineRefusal};
 use super::Outcome;
-use crate::db::{EventRow, Load, Projection, ReferenceRow};
-use crate::events::{Loaded, NewEvent, Payload, SubjectKind};
+use crate::db::{EventRow, Load, Projection};
+use crate::events::{Loaded, NewEvent, Payload, ReferenceChanged, SubjectKind};
 use crate::write::{self, creation_actor, Validated, WriteError};
 use crate::AppState;
 
@@ -349,12 +349,19 @@ impl Plan {
                     pin,
                     version,
                 });
-                self.rows.references.push(ReferenceRow {
-                    delivery_point_id: l.id.clone(),
+                // The central row is the load above; the event says what was published.
+                let published = ReferenceChanged {
                     lines: l.lines.clone(),
                     pin,
                     version,
-                });
+                };
+                self.rows.feed.push(NewEvent::new(
+                    SubjectKind::DeliveryPoint,
+                    &l.id,
+                    now,
+                    &version.to_string(),
+                    Payload::ReferenceChanged(published),
+                ));
                 outcome
             }
             Line::Item(l, s10, arrived_ms) => {
