@@ -31,6 +31,8 @@ pub mod sync_api;
 pub mod telemetry;
 pub mod uploads;
 pub mod web;
+pub mod webhooks;
+pub mod webhooks_api;
 pub mod write;
 
 use std::future::Future;
@@ -58,7 +60,7 @@ use crate::db::Database;
 use crate::documents::DocumentCache;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::settings::{GuardSettings, Settings};
+use crate::settings::{GuardSettings, Settings, WebhookSettings};
 use crate::uploads::UploadBudget;
 
 /// What every request handler shares.
@@ -89,6 +91,8 @@ pub struct AppState {
     pub uploads: UploadBudget,
     /// `/metrics` is served on its own address (`--metrics-listen`), not on the public port.
     pub metrics_elsewhere: bool,
+    /// How webhook deliveries are sent and retried.
+    pub webhooks: WebhookSettings,
 }
 
 /// Why the server could not start.
@@ -156,6 +160,7 @@ impl AppState {
             uploads: UploadBudget::new(settings.guards.upload_budget_bytes),
             metrics_elsewhere: settings.metrics_listen.is_some(),
             guards: settings.guards.clone(),
+            webhooks: settings.webhooks.clone(),
         }))
     }
 }
@@ -209,7 +214,7 @@ fn cors(origins: &[String]) -> CorsLayer {
         .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))
@@ -330,6 +335,7 @@ pub async fn launch_with_tcp_listener(
     );
     let compactor = tokio::spawn(compaction::run(state.clone()));
     let corroborator = tokio::spawn(review::sweep(state.clone()));
+    let deliverer = tokio::spawn(webhooks::run(state.clone()));
     let forgetter = tokio::spawn({
         let state = state.clone();
         async move {
@@ -392,6 +398,7 @@ pub async fn launch_with_tcp_listener(
     }
     compactor.abort();
     corroborator.abort();
+    deliverer.abort();
     forgetter.abort();
     Ok(())
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tournee_server::auth::TokenRole;
 use tournee_server::clock::Clock;
-use tournee_server::settings::{AuthSettings, GuardSettings, Settings};
+use tournee_server::settings::{AuthSettings, GuardSettings, Settings, WebhookSettings};
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
 use tournee_sync_core::model::RoundManifest;
 use tournee_sync_core::store::{DeviceIdentity, Interaction, PhoneStore, StoreOptions, StoreRole};
@@ -78,6 +78,14 @@ pub fn settings(database_url: &str) -> Settings {
             rate_per_principal: 0,
             auth_failures_per_minute: 0,
             ..GuardSettings::default()
+        },
+        // Webhooks are looked for and retried quickly, so tests wait milliseconds, not seconds.
+        webhooks: WebhookSettings {
+            poll_ms: 50,
+            backoff_base_ms: 20,
+            backoff_cap_secs: 1,
+            timeout_secs: 2,
+            ..WebhookSettings::default()
         },
     }
 }
