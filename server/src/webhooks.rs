@@ -84,7 +84,9 @@ pub enum Start {
     /// From the feed's first event: every event recorded so far is delivered too.
     #[default]
     Beginning,
-    /// From now: only events recorded from now on.
+    /// From now: events recorded from now on. On PostgreSQL, events of transactions that
+    /// overlapped the subscription may come too: the start errs towards delivering, never
+    /// towards skipping (see `Database::feed_end`).
     Now,
 }
 

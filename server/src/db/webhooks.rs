@@ -261,8 +261,10 @@ impl Database {
         with_pool!(self, pool => sqlx::query_scalar(COUNT_PENDING).fetch_one(pool).await)
     }
 
-    /// The feed's end as a reader may pass it now: a subscription starting here gets only
-    /// events recorded later.
+    /// The feed's end as a reader may pass it now: a subscription starting here gets every
+    /// event recorded later. On PostgreSQL that is the last event below the oldest transaction
+    /// still running (in the whole cluster), so events committed just before may follow it
+    /// too; one committed later is never behind it.
     pub async fn feed_end(&self) -> Result<FeedCursor, sqlx::Error> {
         let sql = match self {
             Database::Sqlite(_) => FEED_END_SQLITE,
