@@ -107,7 +107,7 @@ enum WebhookAction {
     /// Subscribes a URL to events; prints the subscription and its signing secret (shown
     /// this once).
     Add {
-        /// Where to POST events: an absolute http or https URL.
+        /// Where to POST events: an absolute http URL (this build cannot deliver over TLS).
         #[arg(long)]
         url: String,
         /// An event type to deliver (repeat the flag for several); every type when none.

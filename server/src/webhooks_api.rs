@@ -20,7 +20,7 @@ use crate::AppState;
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubscribeRequest {
-    /// Where to POST events: an absolute `http` or `https` URL.
+    /// Where to POST events: an absolute `http` URL (this build cannot deliver over TLS).
     pub url: String,
     /// The event types to deliver (see the feed's types); every type when absent or empty.
     #[serde(default)]
