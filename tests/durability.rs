@@ -24,11 +24,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tournee_e2e::{backends, settings, Backend};
+use tournee_e2e::{backends, settings, Backend, ServerProcess};
 use tournee_server::auth::{Keys, TokenRole};
 use tournee_server::db::{Database, Table};
 use tournee_server::demo;
@@ -80,64 +78,8 @@ impl Rng {
 // ---------------------------------------------------------------------------------------------
 // The server process.
 
-/// A `test_server` process; killed (SIGKILL) when dropped, so a failing test leaves none behind.
-struct ServerProcess {
-    child: Option<Child>,
-    base: String,
-    _stdout: BufReader<ChildStdout>,
-}
-
-impl ServerProcess {
-    /// Starts the server on `url` and waits until it listens.
-    async fn spawn(url: &str, seed: bool) -> Self {
-        let url = url.to_string();
-        tokio::task::spawn_blocking(move || {
-            let mut command = Command::new(env!("CARGO_BIN_EXE_test_server"));
-            command
-                .arg(&url)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::inherit());
-            if seed {
-                command.arg("--seed");
-            }
-            let mut child = command.spawn().expect("start test_server");
-            let mut stdout = BufReader::new(child.stdout.take().unwrap());
-            let mut line = String::new();
-            stdout.read_line(&mut line).unwrap();
-            let Some(address) = line.trim().strip_prefix("listening on ") else {
-                let status = child.wait().unwrap();
-                panic!("test_server did not start ({status}); it printed {line:?}");
-            };
-            ServerProcess {
-                base: format!("http://{address}"),
-                child: Some(child),
-                _stdout: stdout,
-            }
-        })
-        .await
-        .unwrap()
-    }
-
-    /// SIGKILL, then reaps the process.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // `Child::kill` is SIGKILL on Unix.
-            child.kill().unwrap();
-            let status = child.wait().unwrap();
-            assert!(!status.success(), "the server was killed: {status}");
-        }
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
+/// The `test_server` binary of this package.
+const TEST_SERVER: &str = env!("CARGO_BIN_EXE_test_server");
 
 // ---------------------------------------------------------------------------------------------
 // Phones.
@@ -577,7 +519,7 @@ async fn kill_repeatedly(backend: &Backend, mut rng: Rng) -> Tally {
     while tally.kills < MIN_KILLS
         || ((tally.mid_push == 0 || tally.answer_lost.is_empty()) && tally.kills < MAX_KILLS)
     {
-        let mut server = ServerProcess::spawn(&url, tally.kills == 0).await;
+        let mut server = ServerProcess::spawn(TEST_SERVER, &url, tally.kills == 0).await;
         if phones.is_empty() {
             phones = self::phones(&server.base, &keys, &mut rng).await;
         }
@@ -662,7 +604,7 @@ async fn kill_repeatedly(backend: &Backend, mut rng: Rng) -> Tally {
     );
 
     // A clean restart: every phone finishes a sync and is left with nothing pending.
-    let mut server = ServerProcess::spawn(&url, false).await;
+    let mut server = ServerProcess::spawn(TEST_SERVER, &url, false).await;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()

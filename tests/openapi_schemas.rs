@@ -420,6 +420,54 @@ async fn every_json_answer_matches_the_documented_schema() {
             StatusCode::FORBIDDEN
         );
 
+        // Webhook subscriptions: made (with the secret), refused, listed, read, enabled, removed.
+        let integration = server.token(TokenRole::Integration, "crm", None);
+        let hooks = "/v1/webhooks";
+        let one = "/v1/webhooks/{id}";
+        let (status, created) = api
+            .call(
+                Method::POST,
+                hooks,
+                hooks,
+                Some(&integration),
+                Some(json!({ "url": "http://127.0.0.1:9/in", "event_types": ["choice.made"], "from": "now" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let path = format!("{hooks}/{}", created["id"].as_str().unwrap());
+        for (method, template, path, body, expected) in [
+            (
+                Method::POST,
+                hooks,
+                hooks.to_string(),
+                Some(json!({ "url": "ftp://x.fr/" })),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (Method::GET, hooks, hooks.to_string(), None, StatusCode::OK),
+            (Method::GET, one, path.clone(), None, StatusCode::OK),
+            (
+                Method::GET,
+                one,
+                format!("{hooks}/wh_nope"),
+                None,
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                Method::POST,
+                "/v1/webhooks/{id}/enable",
+                format!("{path}/enable"),
+                None,
+                StatusCode::OK,
+            ),
+            (Method::DELETE, one, path.clone(), None, StatusCode::OK),
+            (Method::DELETE, one, path, None, StatusCode::NOT_FOUND),
+        ] {
+            let (status, _) = api
+                .call(method, template, &path, Some(&integration), body)
+                .await;
+            assert_eq!(status, expected, "{template}");
+        }
+
         assert!(api.checked >= 25, "{}", api.checked);
         server.stop().await;
     }

@@ -188,6 +188,25 @@ impl From<crate::write::WriteError> for ApiError {
     }
 }
 
+impl From<crate::webhooks::WebhookError> for ApiError {
+    fn from(e: crate::webhooks::WebhookError) -> Self {
+        use crate::webhooks::WebhookError;
+        match e {
+            WebhookError::InvalidUrl { .. } => {
+                ApiError::unprocessable("invalid_url", e.to_string()).field("url")
+            }
+            WebhookError::UnknownEventType { ref field, .. } => {
+                let field = field.clone();
+                ApiError::unprocessable("unknown_event_type", e.to_string()).field(field)
+            }
+            WebhookError::NotFound(_) => {
+                ApiError::not_found("webhook_not_found", e.to_string()).field("id")
+            }
+            WebhookError::Storage(e) => e.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         if let Some(detail) = &self.internal {

@@ -33,6 +33,8 @@ pub mod sync_api;
 pub mod telemetry;
 pub mod uploads;
 pub mod web;
+pub mod webhooks;
+pub mod webhooks_api;
 pub mod write;
 
 use std::future::Future;
@@ -60,7 +62,7 @@ use crate::db::Database;
 use crate::documents::DocumentCache;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
-use crate::settings::{GuardSettings, Settings};
+use crate::settings::{GuardSettings, Settings, WebhookSettings};
 use crate::uploads::UploadBudget;
 
 /// What every request handler shares.
@@ -93,6 +95,8 @@ pub struct AppState {
     pub metrics_elsewhere: bool,
     /// The largest import accepted over the API.
     pub import_max_bytes: usize,
+    /// How webhook deliveries are sent and retried.
+    pub webhooks: WebhookSettings,
 }
 
 /// Why the server could not start.
@@ -161,6 +165,7 @@ impl AppState {
             metrics_elsewhere: settings.metrics_listen.is_some(),
             import_max_bytes: settings.import_max_bytes,
             guards: settings.guards.clone(),
+            webhooks: settings.webhooks.clone(),
         }))
     }
 }
@@ -224,7 +229,7 @@ fn cors(origins: &[String]) -> CorsLayer {
         .collect();
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::PUT])
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([header::RETRY_AFTER])
         .max_age(Duration::from_secs(600))
@@ -345,6 +350,7 @@ pub async fn launch_with_tcp_listener(
     );
     let compactor = tokio::spawn(compaction::run(state.clone()));
     let corroborator = tokio::spawn(review::sweep(state.clone()));
+    let deliverer = tokio::spawn(webhooks::run(state.clone()));
     let forgetter = tokio::spawn({
         let state = state.clone();
         async move {
@@ -407,6 +413,7 @@ pub async fn launch_with_tcp_listener(
     }
     compactor.abort();
     corroborator.abort();
+    deliverer.abort();
     forgetter.abort();
     Ok(())
 }

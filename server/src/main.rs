@@ -1,5 +1,5 @@
 //! `tournee-server`: run the server, migrate its database, check its settings, mint development
-//! tokens, revoke devices.
+//! tokens, revoke devices, manage webhook subscriptions.
 
 use std::process::ExitCode;
 
@@ -9,6 +9,7 @@ use tournee_server::auth::{Keys, TokenRole};
 use tournee_server::db::{Backend, Database, OpenOptions};
 use tournee_server::settings::{AuthSettings, Settings};
 use tournee_server::telemetry::Telemetry;
+use tournee_server::webhooks::{self, Start};
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
 
 #[derive(Parser)]
@@ -103,6 +104,20 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
         database_url: String,
     },
+    /// Adds, lists or removes webhook subscriptions, directly on the database (as
+    /// `/v1/webhooks` does).
+    Webhooks {
+        /// The database: an existing one, migrated.
+        #[arg(
+            long,
+            global = true,
+            env = "DATABASE_URL",
+            default_value = "sqlite://tournee.db"
+        )]
+        database_url: String,
+        #[command(subcommand)]
+        action: WebhookAction,
+    },
     /// Refuses every token of a device from now on.
     RevokeDevice {
         /// The device id.
@@ -110,6 +125,30 @@ enum Command {
         /// The database: an existing one, migrated.
         #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
         database_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum WebhookAction {
+    /// Subscribes a URL to events; prints the subscription and its signing secret (shown
+    /// this once).
+    Add {
+        /// Where to POST events: an absolute http URL (this build cannot deliver over TLS).
+        #[arg(long)]
+        url: String,
+        /// An event type to deliver (repeat the flag for several); every type when none.
+        #[arg(long = "event-type")]
+        event_types: Vec<String>,
+        /// Deliver only events recorded from now on, not the feed from its beginning.
+        #[arg(long)]
+        from_now: bool,
+    },
+    /// Lists the subscriptions with their deliveries.
+    List,
+    /// Removes a subscription and its deliveries.
+    Remove {
+        /// The subscription's id.
+        id: String,
     },
 }
 
@@ -296,6 +335,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("backed up to {}", to.display());
             Ok(())
         }
+        Command::Webhooks {
+            database_url,
+            action,
+        } => {
+            let db = Database::open(&database_url, OpenOptions::existing())
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            webhook_command(&db, action).await
+        }
         Command::RevokeDevice {
             device,
             database_url,
@@ -313,6 +361,59 @@ async fn run(cli: Cli) -> Result<(), String> {
             } else {
                 Err(format!("device {device} is unknown or already revoked"))
             }
+        }
+    }
+}
+
+/// Runs a `webhooks` subcommand on the database.
+async fn webhook_command(db: &Database, action: WebhookAction) -> Result<(), String> {
+    let now = jiff::Timestamp::now().as_millisecond();
+    match action {
+        WebhookAction::Add {
+            url,
+            event_types,
+            from_now,
+        } => {
+            let start = if from_now {
+                Start::Now
+            } else {
+                Start::Beginning
+            };
+            let created = webhooks::subscribe(db, &url, event_types, start, now)
+                .await
+                .map_err(|e| e.to_string())?;
+            let s = &created.subscription;
+            println!("added {} for {}", s.id, s.url);
+            println!("signing secret (shown this once): {}", created.secret);
+            Ok(())
+        }
+        WebhookAction::List => {
+            for s in webhooks::list(db).await.map_err(|e| e.to_string())? {
+                let status = webhooks::status(db, &s.id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let d = status.deliveries;
+                let types = if s.event_types.is_empty() {
+                    "every type".to_string()
+                } else {
+                    s.event_types.join(",")
+                };
+                let state = match &s.disabled_reason {
+                    _ if s.enabled => "enabled".to_string(),
+                    Some(reason) => format!("disabled: {reason}"),
+                    None => "disabled".to_string(),
+                };
+                println!(
+                    "{}\t{}\t{types}\t{state}\tpending {} delivered {} failed {}",
+                    s.id, s.url, d.pending, d.delivered, d.failed
+                );
+            }
+            Ok(())
+        }
+        WebhookAction::Remove { id } => {
+            webhooks::remove(db, &id).await.map_err(|e| e.to_string())?;
+            println!("removed {id}");
+            Ok(())
         }
     }
 }
@@ -376,6 +477,17 @@ fn check_config(settings: &Settings) -> Result<(), String> {
         ("shutdown_grace_secs", g.shutdown_grace_secs.to_string()),
         ("upload_budget_bytes", g.upload_budget_bytes.to_string()),
         ("cors_origins", g.cors_origins.join(",")),
+        ("webhook_retry_hours", s.webhooks.retry_hours.to_string()),
+        (
+            "webhook_backoff_base_ms",
+            s.webhooks.backoff_base_ms.to_string(),
+        ),
+        (
+            "webhook_backoff_cap_secs",
+            s.webhooks.backoff_cap_secs.to_string(),
+        ),
+        ("webhook_poll_ms", s.webhooks.poll_ms.to_string()),
+        ("webhook_timeout_secs", s.webhooks.timeout_secs.to_string()),
     ];
     for (name, value) in lines {
         println!("{name} = {value}");

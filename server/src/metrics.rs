@@ -52,6 +52,13 @@ pub struct QueueLabels {
     pub kind: String,
 }
 
+/// A webhook delivery attempt's outcome.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookLabels {
+    /// `delivered`, `retried` or `failed` (given up, subscription disabled).
+    pub outcome: &'static str,
+}
+
 /// The build.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct BuildLabels {
@@ -115,6 +122,10 @@ pub struct Metrics {
     pub corroboration_runs: Counter,
     /// The process's resident memory, CPU time, open files and start (set when scraped).
     pub process: ProcessGauges,
+    /// Webhook delivery attempts by outcome.
+    pub webhook_deliveries: Family<WebhookLabels, Counter>,
+    /// Webhook deliveries waiting to be sent or sent again (set by the worker).
+    pub webhook_pending: Gauge,
 }
 
 /// The process as the operating system sees it, read when scraped (Linux only; elsewhere
@@ -288,6 +299,18 @@ impl Metrics {
             "Corroboration checks of pending corrections run",
             corroboration_runs.clone(),
         );
+        let webhook_deliveries = Family::<WebhookLabels, Counter>::default();
+        registry.register(
+            "webhook_deliveries",
+            "Webhook delivery attempts, by outcome",
+            webhook_deliveries.clone(),
+        );
+        let webhook_pending = Gauge::default();
+        registry.register(
+            "webhook_deliveries_pending",
+            "Webhook deliveries waiting to be sent or sent again",
+            webhook_pending.clone(),
+        );
         let process = ProcessGauges::default();
         process.register(&mut registry);
         let build = Family::<BuildLabels, Gauge>::default();
@@ -298,6 +321,8 @@ impl Metrics {
             .set(1);
         registry.register("build", "The running build (always 1)", build);
         Self {
+            webhook_deliveries,
+            webhook_pending,
             process,
             cache,
             cache_documents,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::routing::{get, post, put, MethodRouter};
+use axum::routing::{delete, get, post, put, MethodRouter};
 use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
@@ -20,7 +20,9 @@ use crate::error::ErrorBody;
 use crate::feed_api::{FeedPage, FeedQuery};
 use crate::import::lines::AnyLine;
 use crate::item_view::ItemView;
-use crate::{backoffice_api, customer_api, feed_api, import_api, sync_api, web, AppState};
+use crate::webhooks::{Created, Subscription, SubscriptionStatus};
+use crate::webhooks_api::SubscribeRequest;
+use crate::{backoffice_api, customer_api, feed_api, import_api, sync_api, web, webhooks_api, AppState};
 
 /// Who may call a route. The access layer (`crate::access`) enforces exactly this for every
 /// route, and `/openapi.json` documents it (`x-roles`), so the two cannot disagree.
@@ -88,7 +90,7 @@ pub enum Reply {
 
 /// One route: its method and path, what it is for, and its handler.
 pub struct Endpoint {
-    /// `GET`, `POST` or `PUT`.
+    /// `GET`, `POST`, `PUT` or `DELETE`.
     pub method: &'static str,
     /// The axum path, `{name}` for parameters (as OpenAPI writes them too).
     pub path: &'static str,
@@ -148,6 +150,11 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("GET", "/v1/backoffice/search", "searchItems", "Find items by S10 number, address, postman, round and date; at least one.", BACK_OFFICE, Query(schema::<SearchQuery>), (200, json_out(schema::<Vec<SearchRow>>)), &[(400, "no filter given, or an unknown parameter")], get(backoffice_api::search)),
         e("POST", "/v1/import/{kind}", "importReferenceData", "Load reference data from NDJSON (kinds: delivery-points, customers, items, pickup-points, rounds, devices), each line an upsert by its natural key; the answer, streamed as NDJSON, gives each line's outcome (created, updated, unchanged, refused with its field) and ends with the totals.", INTEGRATION, Input::Ndjson(schema::<AnyLine>), (200, Reply::Other(crate::import_api::NDJSON, "one report line per input line, then {\"totals\": …}")), &[(400, "an unknown kind"), (413, "the upload declares more than the import size limit")], post(import_api::import)),
         e("GET", "/v1/feed", "readFeed", "The event feed: every reconciled fact, in commit order, after a cursor; a follower never misses an event nor sees one twice.", INTEGRATION, Query(schema::<FeedQuery>), (200, json_out(schema::<FeedPage>)), &[(400, "a malformed cursor or limit")], get(feed_api::feed)),
+        e("POST", "/v1/webhooks", "createWebhook", "Subscribe a URL to events of the feed (every type unless `event_types` names some), from the feed's beginning unless `from` is `now`; the answer holds the signing secret, shown this once.", INTEGRATION, json_in(schema::<SubscribeRequest>), (201, json_out(schema::<Created>)), &[(422, "a URL that is not absolute http, or an unknown event type")], post(webhooks_api::create)),
+        e("GET", "/v1/webhooks", "listWebhooks", "Every webhook subscription (without secrets).", INTEGRATION, Nothing, (200, json_out(schema::<Vec<Subscription>>)), &[], get(webhooks_api::list)),
+        e("GET", "/v1/webhooks/{id}", "getWebhook", "One webhook subscription: enabled or why not, and its deliveries pending, delivered and failed.", INTEGRATION, Nothing, (200, json_out(schema::<SubscriptionStatus>)), &[(404, "no such subscription")], get(webhooks_api::get)),
+        e("DELETE", "/v1/webhooks/{id}", "deleteWebhook", "Remove a webhook subscription and its deliveries; answers it as it was.", INTEGRATION, Nothing, (200, json_out(schema::<Subscription>)), &[(404, "no such subscription")], delete(webhooks_api::remove)),
+        e("POST", "/v1/webhooks/{id}/enable", "enableWebhook", "Enable a subscription that was disabled: its failed deliveries are retried, and what was recorded meanwhile is delivered.", INTEGRATION, Nothing, (200, json_out(schema::<SubscriptionStatus>)), &[(404, "no such subscription")], post(webhooks_api::enable)),
         e("GET", "/backoffice", "backofficePage", "The back-office page.", Public, Nothing, (200, Reply::Other("text/html; charset=utf-8", "the page")), &[], get(web::page)),
         e("GET", "/backoffice/app.js", "backofficeScript", "The page's script.", Public, Nothing, (200, Reply::Other("text/javascript; charset=utf-8", "the script")), &[], get(web::script)),
         e("GET", "/backoffice/app.css", "backofficeStyle", "The page's style sheet.", Public, Nothing, (200, Reply::Other("text/css; charset=utf-8", "the style sheet")), &[], get(web::style)),

@@ -62,6 +62,63 @@ pub struct Settings {
     /// Guards of a server exposed to the internet.
     #[command(flatten)]
     pub guards: GuardSettings,
+    /// Webhook deliveries.
+    #[command(flatten)]
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhook deliveries are sent and retried.
+#[derive(Debug, Clone, Args)]
+pub struct WebhookSettings {
+    /// Hours a delivery is retried before it is given up and its subscription disabled (a
+    /// fraction is allowed).
+    #[arg(
+        long = "webhook-retry-hours",
+        env = "TOURNEE_WEBHOOK_RETRY_HOURS",
+        default_value_t = 24.0
+    )]
+    pub retry_hours: f64,
+    /// The first retry's largest delay, in milliseconds; it doubles with every failure (full
+    /// jitter: the delay is drawn between 0 and that).
+    #[arg(
+        long = "webhook-backoff-base-ms",
+        env = "TOURNEE_WEBHOOK_BACKOFF_BASE_MS",
+        default_value_t = 5_000
+    )]
+    pub backoff_base_ms: u64,
+    /// The largest delay between two attempts, in seconds.
+    #[arg(
+        long = "webhook-backoff-cap-secs",
+        env = "TOURNEE_WEBHOOK_BACKOFF_CAP_SECS",
+        default_value_t = 3_600
+    )]
+    pub backoff_cap_secs: u64,
+    /// How often the worker looks for new events and due deliveries, in milliseconds.
+    #[arg(
+        long = "webhook-poll-ms",
+        env = "TOURNEE_WEBHOOK_POLL_MS",
+        default_value_t = 1_000
+    )]
+    pub poll_ms: u64,
+    /// Seconds a receiver has to answer a delivery before it counts as failed.
+    #[arg(
+        long = "webhook-timeout-secs",
+        env = "TOURNEE_WEBHOOK_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub timeout_secs: u64,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            retry_hours: 24.0,
+            backoff_base_ms: 5_000,
+            backoff_cap_secs: 3_600,
+            poll_ms: 1_000,
+            timeout_secs: 10,
+        }
+    }
 }
 
 /// Rate limits, timeouts and cross-origin access.

@@ -3,13 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tournee_server::auth::TokenRole;
 use tournee_server::clock::Clock;
-use tournee_server::settings::{AuthSettings, GuardSettings, Settings};
+use tournee_server::settings::{AuthSettings, GuardSettings, Settings, WebhookSettings};
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
 use tournee_sync_core::model::RoundManifest;
 use tournee_sync_core::store::{DeviceIdentity, Interaction, PhoneStore, StoreOptions, StoreRole};
@@ -79,6 +81,14 @@ pub fn settings(database_url: &str) -> Settings {
             rate_per_principal: 0,
             auth_failures_per_minute: 0,
             ..GuardSettings::default()
+        },
+        // Webhooks are looked for and retried quickly, so tests wait milliseconds, not seconds.
+        webhooks: WebhookSettings {
+            poll_ms: 50,
+            backoff_base_ms: 20,
+            backoff_cap_secs: 1,
+            timeout_secs: 2,
+            ..WebhookSettings::default()
         },
     }
 }
@@ -355,4 +365,65 @@ pub async fn after_an_absence(server: &TestServer) -> (Phone, Interaction) {
         .unwrap();
     phone.sync(server).await;
     (phone, attempt)
+}
+
+/// A `test_server` process; killed (SIGKILL) when dropped, so a failing test leaves none behind.
+pub struct ServerProcess {
+    child: Option<Child>,
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl ServerProcess {
+    /// Starts the `test_server` binary at `exe` (a test's `env!("CARGO_BIN_EXE_test_server")`)
+    /// on `url`, creating the demo town first with `seed`, and waits until it listens.
+    pub async fn spawn(exe: &'static str, url: &str, seed: bool) -> Self {
+        let url = url.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut command = Command::new(exe);
+            command
+                .arg(&url)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit());
+            if seed {
+                command.arg("--seed");
+            }
+            let mut child = command.spawn().expect("start test_server");
+            let mut stdout = BufReader::new(child.stdout.take().unwrap());
+            let mut line = String::new();
+            stdout.read_line(&mut line).unwrap();
+            let Some(address) = line.trim().strip_prefix("listening on ") else {
+                let status = child.wait().unwrap();
+                panic!("test_server did not start ({status}); it printed {line:?}");
+            };
+            ServerProcess {
+                base: format!("http://{address}"),
+                child: Some(child),
+                _stdout: stdout,
+            }
+        })
+        .await
+        .unwrap()
+    }
+
+    /// SIGKILL, then reaps the process.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `Child::kill` is SIGKILL on Unix.
+            child.kill().unwrap();
+            let status = child.wait().unwrap();
+            assert!(!status.success(), "the server was killed: {status}");
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }

@@ -106,6 +106,7 @@ mod events;
 mod items;
 mod loads;
 mod open;
+mod webhooks;
 
 use actors::now_ms;
 pub use actors::{bindings_of, server_bindings, ActorBinding};
@@ -113,6 +114,9 @@ pub use events::{FeedCursor, StoredEvent};
 use loads::apply_loads;
 pub use loads::Load;
 pub use open::{Backend, BackupError, Migrations, OpenError, OpenOptions};
+pub use webhooks::{
+    ClaimedDelivery, DeliveryCounts, DeliveryStatus, NewDelivery, NewSubscription, SubscriptionRow,
+};
 
 /// Why a write was not committed. Nothing of it is stored in either case.
 #[derive(Debug, thiserror::Error)]
