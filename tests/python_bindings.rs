@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tournee_e2e::{backends, Backend, TestServer};
+use tournee_e2e::{backends, Backend, Receiver, TestServer};
 use tournee_server::auth::TokenRole;
 
 fn workspace_root() -> PathBuf {
@@ -121,7 +121,21 @@ async fn the_python_bindings_work_a_round_against_a_real_server() {
         }
 
         // The integration boundary end to end: a town imported over the API, its first round
-        // worked through the bindings, its facts read back from the feed.
+        // worked through the bindings, its facts read back from the feed and delivered to a
+        // partner's webhook receiver, which verifies every signature.
+        let receiver = Receiver::start(&[]);
+        let integration = server.token(TokenRole::Integration, "planning", None);
+        let subscribed: serde_json::Value = reqwest::Client::new()
+            .post(format!("{}/v1/webhooks", server.base))
+            .bearer_auth(&integration)
+            .json(&serde_json::json!({ "url": receiver.url }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        receiver.give_secret(subscribed["secret"].as_str().unwrap());
         let results = out.path().join(format!("imported-{name}.json"));
         let mut command = Command::new(&python);
         command
@@ -159,6 +173,33 @@ async fn the_python_bindings_work_a_round_against_a_real_server() {
                 .any(|r| r.id == attempt && r.device == "dev-flow-0"),
             "{rows:?}"
         );
+        let in_feed: std::collections::HashSet<&str> = seen["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let acknowledged = receiver.acknowledged();
+            let delivered: std::collections::HashSet<&str> = acknowledged
+                .iter()
+                .filter_map(|r| r["id"].as_str())
+                .collect();
+            let missing: Vec<&&str> = in_feed
+                .iter()
+                .filter(|id| !delivered.contains(**id))
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{} events of the feed never reached the receiver on {name}: {missing:?}",
+                missing.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
         server.stop().await;
     }
 }

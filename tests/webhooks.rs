@@ -8,14 +8,11 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tournee_e2e::{backends, Backend, ServerProcess, TestServer};
+use tournee_e2e::{backends, Backend, Receiver, ServerProcess, TestServer};
 use tournee_server::auth::TokenRole;
 use tournee_server::db::FeedCursor;
 use tournee_server::webhooks::{self, Start};
@@ -27,83 +24,6 @@ const TEST_SERVER: &str = env!("CARGO_BIN_EXE_test_server");
 
 /// How long a test waits for deliveries before it fails.
 const PATIENCE: Duration = Duration::from_secs(60);
-
-/// A receiver process; killed when dropped.
-struct Receiver {
-    child: Child,
-    url: String,
-    out: PathBuf,
-    secret_file: PathBuf,
-    _stdout: BufReader<ChildStdout>,
-    _dir: tempfile::TempDir,
-}
-
-impl Receiver {
-    fn start(flags: &[&str]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("deliveries.jsonl");
-        let secret_file = dir.path().join("secret");
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("webhook_receiver.py");
-        let mut child = Command::new(&python)
-            .arg(script)
-            .arg("--secret-file")
-            .arg(&secret_file)
-            .arg("--out")
-            .arg(&out)
-            .args(flags)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{python} does not run: {e}"));
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut port = String::new();
-        stdout.read_line(&mut port).unwrap();
-        let port: u16 = port.trim().parse().unwrap_or_else(|_| {
-            panic!("the receiver did not start (is standardwebhooks installed? pip install -r tests/requirements.txt): {port:?}")
-        });
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}/hooks/tournee"),
-            out,
-            secret_file,
-            _stdout: stdout,
-            _dir: dir,
-        }
-    }
-
-    fn give_secret(&self, secret: &str) {
-        let partial = self.secret_file.with_extension("partial");
-        std::fs::write(&partial, secret).unwrap();
-        std::fs::rename(partial, &self.secret_file).unwrap();
-    }
-
-    /// Every request it got, in order.
-    fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.out)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    }
-
-    /// The deliveries it acknowledged (204), in order.
-    fn acknowledged(&self) -> Vec<Value> {
-        self.requests()
-            .into_iter()
-            .filter(|r| r["answer"] == 204)
-            .collect()
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn call(method: &str, url: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
     let client = reqwest::Client::new();

@@ -22,7 +22,9 @@ use crate::import::lines::AnyLine;
 use crate::item_view::ItemView;
 use crate::webhooks::{Created, Subscription, SubscriptionStatus};
 use crate::webhooks_api::SubscribeRequest;
-use crate::{backoffice_api, customer_api, feed_api, import_api, sync_api, web, webhooks_api, AppState};
+use crate::{
+    backoffice_api, customer_api, feed_api, import_api, sync_api, web, webhooks_api, AppState,
+};
 
 /// Who may call a route. The access layer (`crate::access`) enforces exactly this for every
 /// route, and `/openapi.json` documents it (`x-roles`), so the two cannot disagree.

@@ -427,3 +427,84 @@ impl Drop for ServerProcess {
         }
     }
 }
+
+/// A partner's webhook receiver (`tests/webhook_receiver.py`, verifying every request with the
+/// Standard Webhooks reference library); killed when dropped.
+pub struct Receiver {
+    child: std::process::Child,
+    /// Where it listens.
+    pub url: String,
+    out: std::path::PathBuf,
+    secret_file: std::path::PathBuf,
+    _stdout: std::io::BufReader<std::process::ChildStdout>,
+    _dir: tempfile::TempDir,
+}
+
+impl Receiver {
+    /// Starts `tests/webhook_receiver.py` with its `flags` (e.g. `--fail-every-other`).
+    pub fn start(flags: &[&str]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("deliveries.jsonl");
+        let secret_file = dir.path().join("secret");
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("webhook_receiver.py");
+        let mut child = std::process::Command::new(&python)
+            .arg(script)
+            .arg("--secret-file")
+            .arg(&secret_file)
+            .arg("--out")
+            .arg(&out)
+            .args(flags)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{python} does not run: {e}"));
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut port = String::new();
+        std::io::BufRead::read_line(&mut stdout, &mut port).unwrap();
+        let port: u16 = port.trim().parse().unwrap_or_else(|_| {
+            panic!("the receiver did not start (is standardwebhooks installed? pip install -r tests/requirements.txt): {port:?}")
+        });
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}/hooks/tournee"),
+            out,
+            secret_file,
+            _stdout: stdout,
+            _dir: dir,
+        }
+    }
+
+    /// The secret the receiver verifies with, as the subscription's answer gave it.
+    pub fn give_secret(&self, secret: &str) {
+        let partial = self.secret_file.with_extension("partial");
+        std::fs::write(&partial, secret).unwrap();
+        std::fs::rename(partial, &self.secret_file).unwrap();
+    }
+
+    /// Every request it got, in order.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The deliveries it acknowledged (204), in order.
+    pub fn acknowledged(&self) -> Vec<serde_json::Value> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r["answer"] == 204)
+            .collect()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
