@@ -451,6 +451,15 @@ async fn bad_input_is_refused_with_a_code_and_the_field() {
             assert_eq!(answer["field"], field, "{body}: {answer}");
             assert!(!answer["message"].as_str().unwrap().is_empty());
         }
+        // https is delivered over TLS (rustls, the Web PKI's roots).
+        let (got, answer) = call(
+            "POST",
+            &hooks,
+            &token,
+            Some(json!({ "url": "https://crm.example.fr/in", "from": "now" })),
+        )
+        .await;
+        assert_eq!(got, StatusCode::CREATED, "{answer}");
         for (method, path) in [
             ("GET", "/v1/webhooks/wh_nope"),
             ("DELETE", "/v1/webhooks/wh_nope"),
