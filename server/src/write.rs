@@ -162,10 +162,10 @@ pub async fn commit(
     }
     app.db.commit_sync(&write).await?;
     // The latest state of each document replaces its cached copy.
+    // Created documents are not cached: an import creates many at once, none of them hot, and
+    // they would evict the documents syncs are using.
+    drop(created);
     let mut latest: HashMap<DocId, Automerge> = HashMap::new();
-    for (id, doc) in created {
-        latest.insert(id, doc);
-    }
     for (id, accepted) in accepted {
         latest.insert(id, accepted.doc);
     }

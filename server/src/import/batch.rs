@@ -34,14 +34,23 @@ pub struct Parsed {
 /// What became of each line of a batch, in input order.
 pub type Verdicts = Vec<(u64, String, Result<Outcome, LineRefusal>)>;
 
-/// Decides and (unless `dry_run`) applies one batch. Keys are distinct within a batch.
-pub async fn apply(
+/// A batch decided: each line's verdict, and the write that applies it (none when nothing
+/// changes).
+pub struct Decided {
+    /// Each line's verdict, in input order.
+    pub verdicts: Verdicts,
+    /// What to commit.
+    pub write: Option<(Validated, Projection)>,
+}
+
+/// Decides one batch against what is stored: each line's outcome and the one write that applies
+/// them. Keys are distinct within a batch; nothing is written.
+pub async fn decide(
     app: &AppState,
     sender: &Sender,
     kind: Kind,
     batch: Vec<Parsed>,
-    dry_run: bool,
-) -> Result<Verdicts, WriteError> {
+) -> Result<Decided, WriteError> {
     let keys: Vec<String> = batch.iter().map(|p| p.line.key()).collect();
     let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
     let previous = app.db.import_records(kind.as_str(), &key_refs).await?;
@@ -72,15 +81,26 @@ pub async fn apply(
         }
         verdicts.push((parsed.number, key, verdict));
     }
-    if !dry_run {
+    let write = (!plan.rows.loads.is_empty()).then(|| {
         let validated = Validated {
             accepted: plan.accepted,
             bases: plan.bases,
             created: plan.created,
         };
-        write::commit(app, sender, validated, plan.rows).await?;
-    }
-    Ok(verdicts)
+        (validated, plan.rows)
+    });
+    Ok(Decided { verdicts, write })
+}
+
+/// Commits a decided batch through the one write pipeline.
+pub async fn commit(
+    app: &AppState,
+    sender: &Sender,
+    (validated, rows): (Validated, Projection),
+) -> Result<(), WriteError> {
+    write::commit(app, sender, validated, rows)
+        .await
+        .map(|_| ())
 }
 
 /// What the lines of a batch name that must exist (delivery points, items, devices), and which

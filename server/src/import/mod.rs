@@ -13,6 +13,7 @@ pub mod command;
 pub mod lines;
 
 use std::io::SeekFrom;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt, BufReader};
@@ -249,10 +250,21 @@ fn refused(number: u64, key: Option<String>, refusal: LineRefusal) -> LineReport
     }
 }
 
-/// One pass over the input: lines waiting for their batch, and what was reported so far.
+/// A batch being committed while the next one is read and decided: its keys, and its reports,
+/// sent once its commit is done.
+struct InFlight {
+    keys: std::collections::HashSet<String>,
+    reports: Vec<LineReport>,
+    commit: tokio::task::JoinHandle<Result<(), WriteError>>,
+}
+
+/// One pass over the input: lines waiting for their batch, and what was reported so far. A
+/// batch is committed while the next one is read and decided (the two overlap on two cores);
+/// a batch that shares a key with the one in flight waits for it, so it is decided against
+/// what that one wrote.
 struct Pass<'a> {
-    app: &'a AppState,
-    sender: &'a Sender,
+    app: Arc<AppState>,
+    sender: Sender,
     kind: Kind,
     dry_run: bool,
     out: &'a mpsc::Sender<Report>,
@@ -263,6 +275,7 @@ struct Pass<'a> {
     /// Lines refused on their own, waiting for the batch around them: the report is in line
     /// order.
     early: Vec<LineReport>,
+    in_flight: Option<InFlight>,
 }
 
 impl Pass<'_> {
@@ -278,27 +291,46 @@ impl Pass<'_> {
         Ok(())
     }
 
-    async fn report(&mut self, report: LineReport) {
-        self.totals.count(report.outcome);
-        let _ = self.out.send(Report::Line(report)).await;
+    /// Waits for the batch in flight and sends its reports.
+    async fn land(&mut self) -> Result<(), ImportError> {
+        let Some(in_flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        in_flight
+            .commit
+            .await
+            .map_err(|e| WriteError::Internal(format!("an import batch stopped: {e}")))??;
+        for report in in_flight.reports {
+            let _ = self.out.send(Report::Line(report)).await;
+        }
+        Ok(())
     }
 
-    /// Applies the pending lines and reports them with the lines refused among them, in line
-    /// order.
+    /// Decides the pending lines and sets them committing (after the batch in flight lands);
+    /// their reports, with the lines refused among them, follow in line order.
     async fn flush(&mut self) -> Result<(), ImportError> {
-        self.keys.clear();
+        let keys = std::mem::take(&mut self.keys);
         let pending = std::mem::take(&mut self.pending);
-        let verdicts = if pending.is_empty() {
-            Vec::new()
-        } else {
-            batch::apply(self.app, self.sender, self.kind, pending, self.dry_run).await?
-        };
-        let mut early = std::mem::take(&mut self.early).into_iter().peekable();
-        for (number, key, verdict) in verdicts {
-            while let Some(report) = early.next_if(|r| r.line < number) {
-                self.report(report).await;
+        if self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| !f.keys.is_disjoint(&keys))
+        {
+            self.land().await?;
+        }
+        let decided = if pending.is_empty() {
+            batch::Decided {
+                verdicts: Vec::new(),
+                write: None,
             }
-            let report = match verdict {
+        } else {
+            batch::decide(&self.app, &self.sender, self.kind, pending).await?
+        };
+        let mut reports = Vec::with_capacity(decided.verdicts.len() + self.early.len());
+        let mut early = std::mem::take(&mut self.early).into_iter().peekable();
+        for (number, key, verdict) in decided.verdicts {
+            reports.extend(std::iter::from_fn(|| early.next_if(|r| r.line < number)));
+            reports.push(match verdict {
                 Ok(outcome) => LineReport {
                     line: number,
                     key: Some(key),
@@ -308,12 +340,26 @@ impl Pass<'_> {
                     message: None,
                 },
                 Err(refusal) => refused(number, Some(key), refusal),
-            };
-            self.report(report).await;
+            });
         }
-        for report in early {
-            self.report(report).await;
+        reports.extend(early);
+        for report in &reports {
+            self.totals.count(report.outcome);
         }
+        self.land().await?;
+        let write = decided.write.filter(|_| !self.dry_run);
+        let (app, sender) = (self.app.clone(), self.sender.clone());
+        let commit = tokio::spawn(async move {
+            match write {
+                Some(write) => batch::commit(&app, &sender, write).await,
+                None => Ok(()),
+            }
+        });
+        self.in_flight = Some(InFlight {
+            keys,
+            reports,
+            commit,
+        });
         Ok(())
     }
 }
@@ -321,7 +367,7 @@ impl Pass<'_> {
 /// Reads `input` and decides (and unless `dry_run`, applies) every line, sending each line's
 /// report to `out` as it is decided; copies the input to `spool` if given. Returns the totals.
 async fn pass<R: AsyncBufRead + Unpin>(
-    app: &AppState,
+    app: &Arc<AppState>,
     sender: &Sender,
     kind: Kind,
     mut input: R,
@@ -330,8 +376,8 @@ async fn pass<R: AsyncBufRead + Unpin>(
     out: &mpsc::Sender<Report>,
 ) -> Result<Totals, ImportError> {
     let mut pass = Pass {
-        app,
-        sender,
+        app: app.clone(),
+        sender: sender.clone(),
         kind,
         dry_run,
         out,
@@ -339,6 +385,7 @@ async fn pass<R: AsyncBufRead + Unpin>(
         pending: Vec::new(),
         keys: Default::default(),
         early: Vec::new(),
+        in_flight: None,
     };
     let mut number = 0u64;
     let mut buffer = Vec::new();
@@ -378,13 +425,14 @@ async fn pass<R: AsyncBufRead + Unpin>(
         }
     }
     pass.flush().await?;
+    pass.land().await?;
     Ok(pass.totals)
 }
 
 /// Imports `input` as lines of `kind`, sending a report per line and the totals last to `out`
 /// (or, if it stops, why). Returns the totals.
 pub async fn run<R: AsyncBufRead + Unpin>(
-    app: &AppState,
+    app: &Arc<AppState>,
     sender: &Sender,
     kind: Kind,
     input: R,
@@ -417,7 +465,7 @@ pub async fn run<R: AsyncBufRead + Unpin>(
 /// The first pass checks every line and spools the input; the second applies it, if nothing was
 /// refused.
 async fn all_or_nothing<R: AsyncBufRead + Unpin>(
-    app: &AppState,
+    app: &Arc<AppState>,
     sender: &Sender,
     kind: Kind,
     input: R,
