@@ -169,6 +169,18 @@ async fn every_kind_is_created_then_unchanged_then_updated_and_a_phone_sees_the_
             events_before
         );
 
+        // An item changed before any phone asked for it: its document does not exist yet (it
+        // is built when first needed), and it is built with the change.
+        assert!(!server
+            .state
+            .db
+            .existing_documents(&[&format!("item:{}", fixtures::s10(900_001))])
+            .await
+            .unwrap()
+            .contains(&format!("item:{}", fixtures::s10(900_001))));
+        let (_, report) = import(&server, "items", "", &[item(1, "dp-bdx-2", true)]).await;
+        assert_eq!(outcomes(&report), ["updated"], "{report:#?}");
+
         // The round reaches its phone, with its documents.
         let mut phone = Phone::postman(&server, "pm-bdx", "dev-bdx").await;
         assert_eq!(phone.store.manifest().unwrap().round_id, "round-bdx-1");
@@ -208,6 +220,12 @@ async fn every_kind_is_created_then_unchanged_then_updated_and_a_phone_sees_the_
         let item_doc = DocId::item(&S10::parse(&fixtures::s10(900_000).to_string()).unwrap());
         let item = operations::read_item(phone.store.document(&item_doc).unwrap()).unwrap();
         assert!(item.requirements.signature);
+        let changed_early = DocId::item(&S10::parse(&fixtures::s10(900_001).to_string()).unwrap());
+        let item = operations::read_item(phone.store.document(&changed_early).unwrap()).unwrap();
+        assert!(
+            item.requirements.signature,
+            "built from the line as it was last imported"
+        );
 
         // The feed's table says what was loaded: arrivals (EMG) and the reference change.
         let feed: Vec<String> = match &server.state.db {

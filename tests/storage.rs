@@ -192,7 +192,6 @@ mod suite {
 
     fn write(changes: Vec<(DocId, Vec<StoredChange>)>) -> SyncWrite {
         SyncWrite {
-            documents: Vec::new(),
             changes,
             projection: Projection::default(),
         }
@@ -293,7 +292,6 @@ mod suite {
 
     async fn project(db: &Database, projection: Projection) {
         db.commit_sync(&SyncWrite {
-            documents: Vec::new(),
             changes: vec![],
             projection,
         })
@@ -410,7 +408,6 @@ mod suite {
             ..Default::default()
         };
         let sync = SyncWrite {
-            documents: Vec::new(),
             changes: vec![
                 (item(0), vec![attempt.clone()]),
                 (item(1), vec![choice.clone()]),
@@ -1159,7 +1156,6 @@ mod suite {
             ..Default::default()
         };
         db.commit_sync(&SyncWrite {
-            documents: Vec::new(),
             changes: vec![(item(2), (0..6).map(|t| fake(t, 16)).collect())],
             projection,
         })
@@ -1202,7 +1198,6 @@ mod suite {
         )
         .await;
         let decide = |status: &str, by: &str, tag: u32| SyncWrite {
-            documents: Vec::new(),
             changes: vec![(point(0), vec![fake(tag, 32)])],
             projection: Projection {
                 decisions: vec![decision("cor-1", status, by)],
@@ -1244,7 +1239,6 @@ mod suite {
 
         // A decision on a correction that does not exist is refused the same way.
         let unknown = SyncWrite {
-            documents: Vec::new(),
             changes: vec![],
             projection: Projection {
                 decisions: vec![decision("cor-9", "approved", "bo-1")],
@@ -1272,7 +1266,6 @@ mod suite {
         .enumerate()
         {
             db.commit_sync(&SyncWrite {
-                documents: Vec::new(),
                 changes: vec![(subject.clone(), vec![fake(tag as u32, 24)])],
                 projection: Projection {
                     audit: vec![line(&subject, action)],
@@ -1329,7 +1322,6 @@ mod suite {
     ) {
         town(db, 2, 1).await;
         let first = SyncWrite {
-            documents: Vec::new(),
             changes: vec![(item(0), vec![fake(1, 24)])],
             projection: Projection {
                 attempts: vec![attempt_row("att-1", 0, 1_000)],
@@ -1380,7 +1372,6 @@ mod suite {
         ];
         for (tag, projection) in (10..).zip(collisions) {
             let write = SyncWrite {
-                documents: Vec::new(),
                 changes: vec![(item(1), vec![fake(tag, 24)])],
                 projection,
             };
@@ -1416,7 +1407,6 @@ mod suite {
         );
 
         let bind = |actor: &ActorId, owner: &str, tag: u32| SyncWrite {
-            documents: Vec::new(),
             changes: vec![(item(0), vec![fake(tag, 24)])],
             projection: Projection {
                 actors: vec![(actor.to_hex_string(), owner.to_string())],
@@ -1467,7 +1457,6 @@ mod suite {
         row.change_hash = change.0.clone();
         // Stored as before bindings existed: the write binds nothing.
         db.commit_sync(&SyncWrite {
-            documents: Vec::new(),
             changes: vec![(item(0), vec![change])],
             projection: Projection {
                 attempts: vec![row],

@@ -68,8 +68,20 @@ impl DocumentCache {
         db: &Database,
         id: &DocId,
     ) -> Result<Option<Arc<Automerge>>, sqlx::Error> {
-        let Some(stored) = db.load_document(id).await? else {
-            return Ok(None);
+        let stored = match db.load_document(id).await? {
+            Some(stored) => stored,
+            // Loaded by an import and not materialised yet: built from its import line now,
+            // the same bytes whichever instance builds it (`import::materialize`).
+            None => match crate::import::materialize(db, id).await? {
+                None => return Ok(None),
+                Some(doc) => {
+                    db.insert_document(id, &doc.save_nocompress()).await?;
+                    let Some(stored) = db.load_document(id).await? else {
+                        return Ok(None);
+                    };
+                    stored
+                }
+            },
         };
         let mut doc = Automerge::load(&stored.snapshot).map_err(decode_error)?;
         let mut seq = 0;
@@ -203,7 +215,6 @@ impl PreparedHost {
         crate::write::Validated {
             accepted: self.accepted,
             bases: self.bases,
-            created: Vec::new(),
         }
     }
 }

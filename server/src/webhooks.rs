@@ -315,8 +315,11 @@ fn now_ms() -> i64 {
 /// what is due.
 pub async fn run(app: Arc<AppState>) {
     let settings = app.webhooks.clone();
+    // A redirect is not followed: the subscription names where events go, and a receiver that
+    // moved is a failed delivery its owner sees.
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(settings.timeout_secs))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(client) => client,

@@ -18,7 +18,7 @@ use tournee_sync_core::validator::{
 };
 use tournee_sync_core::DocId;
 
-use crate::db::{bindings_of, server_bindings, AuditRow, CommitError, Projection, SyncWrite};
+use crate::db::{bindings_of, AuditRow, CommitError, Projection, SyncWrite};
 use crate::reconcile;
 use crate::AppState;
 
@@ -68,15 +68,6 @@ pub struct Validated {
     pub accepted: Vec<(DocId, Accepted)>,
     /// The heads each document was loaded at, for the cache.
     pub bases: HashMap<DocId, Vec<ChangeHash>>,
-    /// Documents the server creates (an import's new delivery points and items), built by
-    /// `operations::new_*` under [`CREATION_ACTOR`]: creation is deterministic, so the same
-    /// document created twice (two instances, a retried import) is the same bytes.
-    pub created: Vec<(DocId, Automerge)>,
-}
-
-/// The actor every document the server creates is written under, bound to the server.
-pub fn creation_actor() -> tournee_sync_core::automerge::ActorId {
-    tournee_sync_core::automerge::ActorId::from(b"tournee-creation".as_slice())
 }
 
 /// What a committed write did.
@@ -100,16 +91,11 @@ pub async fn commit(
     let Validated {
         accepted,
         mut bases,
-        created,
     } = validated;
     let mut write = SyncWrite {
         projection: rows,
         ..Default::default()
     };
-    for (id, doc) in &created {
-        write.projection.actors.extend(server_bindings(doc));
-        write.documents.push((id.clone(), doc.save_nocompress()));
-    }
     let project = sender.role != Role::BackOffice;
     let pins = if project && !accepted.is_empty() {
         app.db
@@ -151,20 +137,14 @@ pub async fn commit(
             );
         }
     }
-    // One binding per actor (the creation actor writes every document a batch creates).
-    write.projection.actors.sort();
-    write.projection.actors.dedup();
     // The feed's events, from the rows the write commits: in the same transaction.
     let events = crate::events::of_projection(&write.projection, now);
     write.projection.feed.extend(events);
-    if write.changes.is_empty() && write.documents.is_empty() && write.projection.is_empty() {
+    if write.changes.is_empty() && write.projection.is_empty() {
         return Ok(Committed::default());
     }
     app.db.commit_sync(&write).await?;
     // The latest state of each document replaces its cached copy.
-    // Created documents are not cached: an import creates many at once, none of them hot, and
-    // they would evict the documents syncs are using.
-    drop(created);
     let mut latest: HashMap<DocId, Automerge> = HashMap::new();
     for (id, accepted) in accepted {
         latest.insert(id, accepted.doc);
@@ -261,7 +241,6 @@ where
     let validated = Validated {
         accepted: vec![(id.clone(), accepted)],
         bases: HashMap::from([(id.clone(), before.get_heads())]),
-        created: Vec::new(),
     };
     let committed = commit(app, sender, validated, rows).await?;
     // Every write on someone's behalf (a decision, a customer's choice) is one info line: the

@@ -130,11 +130,6 @@ pub enum CommitError {
     Database(#[from] sqlx::Error),
 }
 
-/// Stores new documents, unless they exist (multi-row: head, values, tail).
-const CREATE_DOCUMENTS: (&str, &str) = (
-    "INSERT INTO documents (id, kind, snapshot, snapshot_seq) ",
-    " ON CONFLICT (id) DO NOTHING RETURNING id",
-);
 /// Stores a new document, unless it exists.
 const CREATE_DOCUMENT: &str = "INSERT INTO documents (id, kind, snapshot, snapshot_seq) VALUES ($1, $2, $3, 0) ON CONFLICT (id) DO NOTHING";
 
@@ -152,9 +147,6 @@ pub type StoredChange = (Vec<u8>, Vec<u8>);
 /// Everything one sync stores, written in one transaction.
 #[derive(Debug, Default)]
 pub struct SyncWrite {
-    /// Documents the write creates, saved: stored unless the document exists already (then
-    /// the same creation was committed first, as creation is deterministic).
-    pub documents: Vec<(DocId, Vec<u8>)>,
     /// Per document, the accepted changes.
     pub changes: Vec<(DocId, Vec<StoredChange>)>,
     /// The rows they project into.
@@ -439,16 +431,6 @@ impl Database {
             }
             // Documents that got a change they did not have: only their audit lines are new.
             let mut changed: HashSet<String> = HashSet::new();
-            for chunk in write.documents.chunks(ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new(CREATE_DOCUMENTS.0);
-                insert.push_values(chunk, |mut row, (id, snapshot)| {
-                    row.push_bind(id.as_str()).push_bind(document_kind(id)).push_bind(snapshot).push_bind(0_i64);
-                });
-                insert.push(CREATE_DOCUMENTS.1);
-                for created in insert.build().fetch_all(&mut *tx).await? {
-                    changed.insert(created.try_get("id")?);
-                }
-            }
             let rows: Vec<(&str, &StoredChange)> = write
                 .changes
                 .iter()

@@ -6,7 +6,6 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::json;
-use tournee_sync_core::automerge::Automerge;
 use tournee_sync_core::model::RoundManifest;
 use tournee_sync_core::model::Stop;
 use tournee_sync_core::operations::{self, OperationError};
@@ -17,7 +16,7 @@ use super::lines::{reference, DeviceStatus, Kind, Line, LineRefusal};
 use super::Outcome;
 use crate::db::{EventRow, Load, Projection};
 use crate::events::{Loaded, NewEvent, Payload, ReferenceChanged, SubjectKind};
-use crate::write::{self, creation_actor, Validated, WriteError};
+use crate::write::{self, Validated, WriteError};
 use crate::AppState;
 
 /// A line parsed and checked on its own.
@@ -85,7 +84,6 @@ pub async fn decide(
         let validated = Validated {
             accepted: plan.accepted,
             bases: plan.bases,
-            created: plan.created,
         };
         (validated, plan.rows)
     });
@@ -124,8 +122,16 @@ impl References {
         let mut table = "customers";
         for p in batch {
             match &p.line {
-                Line::DeliveryPoint(l) => documents.push(format!("dp:{}", l.id)),
-                Line::Item(_, s10, _) => documents.push(format!("item:{s10}")),
+                Line::DeliveryPoint(l) => {
+                    table = "delivery_points";
+                    documents.push(format!("dp:{}", l.id));
+                    rows.push(l.id.clone());
+                }
+                Line::Item(_, s10, _) => {
+                    table = "items";
+                    documents.push(format!("item:{s10}"));
+                    rows.push(s10.to_string());
+                }
                 Line::Customer(l) => rows.push(l.id.clone()),
                 Line::PickupPoint(l) => {
                     table = "pickup_points";
@@ -256,7 +262,6 @@ impl References {
 struct Plan {
     accepted: Vec<(DocId, tournee_sync_core::validator::Accepted)>,
     bases: HashMap<DocId, Vec<tournee_sync_core::automerge::ChangeHash>>,
-    created: Vec<(DocId, Automerge)>,
     rows: Projection,
 }
 
@@ -308,7 +313,7 @@ impl Plan {
         line: &Line,
         now: i64,
     ) -> Result<Result<Outcome, LineRefusal>, WriteError> {
-        let existing = |key: &str| {
+        let existing_row = |key: &str| {
             if references.rows.contains(key) {
                 Outcome::Updated
             } else {
@@ -324,17 +329,9 @@ impl Plan {
                     None
                 };
                 let (outcome, version) = match existing {
-                    None => {
-                        let doc = operations::new_delivery_point(
-                            creation_actor(),
-                            &l.id,
-                            reference(l, 1),
-                            l.access.clone(),
-                        )
-                        .map_err(|e| schema(&id, e))?;
-                        self.created.push((id, doc));
-                        (Outcome::Created, 1)
-                    }
+                    // Not materialised yet: the central row and this line are all there is; the
+                    // document is built from them when it is first needed (`materialize`).
+                    None => (existing_row(&l.id), 1),
                     Some(before) => {
                         let current =
                             operations::read_delivery_point(&before).map_err(|e| schema(&id, e))?;
@@ -379,7 +376,7 @@ impl Plan {
                     SubjectKind::DeliveryPoint,
                     &l.id,
                     now,
-                    &version.to_string(),
+                    &format!("{version}:{now}"),
                     Payload::ReferenceChanged(published),
                 ));
                 outcome
@@ -393,23 +390,18 @@ impl Plan {
                 };
                 let outcome = match existing {
                     None => {
-                        let doc = operations::new_item(
-                            creation_actor(),
-                            s10,
-                            &l.delivery_point,
-                            l.requirements.clone(),
-                        )
-                        .map_err(|e| schema(&id, e))?;
-                        self.created.push((id, doc));
-                        self.rows.events.push(EventRow {
-                            item_id: s10.to_string(),
-                            code: "EMG".into(),
-                            at_ms: *arrived_ms,
-                            reason: None,
-                            action: None,
-                            source: "import".into(),
-                        });
-                        Outcome::Created
+                        let outcome = existing_row(s10.as_str());
+                        if outcome == Outcome::Created {
+                            self.rows.events.push(EventRow {
+                                item_id: s10.to_string(),
+                                code: "EMG".into(),
+                                at_ms: *arrived_ms,
+                                reason: None,
+                                action: None,
+                                source: "import".into(),
+                            });
+                        }
+                        outcome
                     }
                     Some(before) => {
                         let current = operations::read_item(&before).map_err(|e| schema(&id, e))?;
@@ -454,7 +446,7 @@ impl Plan {
                 outcome
             }
             Line::Customer(l) => {
-                let outcome = existing(&l.id);
+                let outcome = existing_row(&l.id);
                 self.rows.loads.push(Load::Customer {
                     id: l.id.clone(),
                     name: l.display_name.clone(),
@@ -473,7 +465,7 @@ impl Plan {
                 outcome
             }
             Line::PickupPoint(l) => {
-                let outcome = existing(&l.id);
+                let outcome = existing_row(&l.id);
                 self.rows.loads.push(Load::PickupPoint {
                     id: l.id.clone(),
                     kind: serde_json::to_value(l.kind)
@@ -498,7 +490,7 @@ impl Plan {
                 outcome
             }
             Line::Round(l) => {
-                let outcome = existing(&l.id);
+                let outcome = existing_row(&l.id);
                 let manifest = RoundManifest {
                     round_id: l.id.clone(),
                     date: l.date.clone(),
@@ -532,7 +524,7 @@ impl Plan {
                 outcome
             }
             Line::Device(l) => {
-                let outcome = existing(&l.id);
+                let outcome = existing_row(&l.id);
                 let revoked_ms = (l.status == DeviceStatus::Revoked).then_some(now);
                 self.rows.loads.push(Load::Device {
                     id: l.id.clone(),

@@ -179,6 +179,61 @@ impl ImportError {
     }
 }
 
+/// The document of an imported delivery point or item, built from the line that loaded it:
+/// imports write central rows only, and a document is materialised when it is first needed (a
+/// phone's first fetch, a customer's choice, a review). Built under [`creation_actor`] with no
+/// timestamp, so every instance builds the same bytes. `None` when no import loaded it.
+pub async fn materialize(
+    db: &crate::db::Database,
+    id: &tournee_sync_core::DocId,
+) -> Result<Option<tournee_sync_core::automerge::Automerge>, sqlx::Error> {
+    use tournee_sync_core::{operations, DocKind};
+    let kind = match id.kind() {
+        DocKind::DeliveryPoint => Kind::DeliveryPoints,
+        DocKind::Item => Kind::Items,
+    };
+    let records = db.import_records(kind.as_str(), &[id.key()]).await?;
+    let Some(record) = records.get(id.key()) else {
+        return Ok(None);
+    };
+    let invalid = |e: String| {
+        sqlx::Error::Protocol(format!(
+            "{id}: its import line does not build a document: {e}"
+        ))
+    };
+    let doc = match kind {
+        Kind::DeliveryPoints => {
+            let line: lines::DeliveryPointLine =
+                serde_json::from_str(record).map_err(|e| invalid(e.to_string()))?;
+            operations::new_delivery_point(
+                creation_actor(),
+                &line.id,
+                lines::reference(&line, 1),
+                line.access,
+            )
+        }
+        _ => {
+            let (line, s10, _arrived): (lines::ItemLine, String, i64) =
+                serde_json::from_str(record).map_err(|e| invalid(e.to_string()))?;
+            let s10 = tournee_sync_core::S10::parse(&s10).map_err(|e| invalid(e.to_string()))?;
+            operations::new_item(
+                creation_actor(),
+                &s10,
+                &line.delivery_point,
+                line.requirements,
+            )
+        }
+    }
+    .map_err(|e| invalid(e.to_string()))?;
+    Ok(Some(doc))
+}
+
+/// The actor of every document an import loaded, bound to the server when the document is
+/// stored.
+pub fn creation_actor() -> tournee_sync_core::automerge::ActorId {
+    tournee_sync_core::automerge::ActorId::from(b"tournee-creation".as_slice())
+}
+
 /// Who imports: the integration, writing reference data as the back office's rules allow.
 pub fn sender(principal: &str) -> Sender {
     Sender {
