@@ -426,7 +426,7 @@ async fn send(
     sub: &SubscriptionRow,
     delivery: ClaimedDelivery,
 ) -> Result<(), sqlx::Error> {
-    let outcome = match app.db.event(&delivery.event_id).await? {
+    let outcome = match app.db.event(delivery.event_seq).await? {
         None => Err(format!("event {} is not in the feed", delivery.event_id)),
         Some(row) => match crate::feed_api::event(row) {
             Err(e) => Err(e.to_string()),

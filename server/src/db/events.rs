@@ -14,7 +14,7 @@ use super::Database;
 pub(super) const INSERT_EVENTS: &str =
     "INSERT INTO events (id, type, subject_kind, subject_id, occurred_ms, recorded_ms, payload) ";
 /// The tail of [`INSERT_EVENTS`].
-pub(super) const INSERT_EVENTS_TAIL: &str = " ON CONFLICT (id) DO NOTHING";
+pub(super) const INSERT_EVENTS_TAIL: &str = " ON CONFLICT (subject_id, id) DO NOTHING";
 
 /// Events after a cursor, on SQLite (commit order is `seq`).
 const FEED_SQLITE: &str = "SELECT txid, seq, id, type, subject_kind, subject_id, occurred_ms, recorded_ms, payload FROM events WHERE (txid, seq) > ($1, $2) ORDER BY txid, seq LIMIT $3";

@@ -45,7 +45,7 @@ macro_rules! claim {
             "AND NOT EXISTS (SELECT 1 FROM webhook_deliveries e WHERE e.subscription_id = d.subscription_id ",
             "AND e.subject = d.subject AND e.status <> 'delivered' AND e.id < d.id) ",
             "ORDER BY d.id LIMIT $3", $lock,
-            ") RETURNING id, subscription_id, event_id, subject, attempts, first_failure_ms"
+            ") RETURNING id, subscription_id, event_seq, event_id, subject, attempts, first_failure_ms"
         )
     };
 }
@@ -64,7 +64,7 @@ const MARK_FAILED: &str = "UPDATE webhook_deliveries SET status = 'failed', atte
 const DISABLE_SUBSCRIPTION: &str =
     "UPDATE webhook_subscriptions SET enabled = FALSE, disabled_reason = $2 WHERE id = $1";
 /// One event by its id.
-const EVENT: &str = "SELECT txid, seq, id, type, subject_kind, subject_id, occurred_ms, recorded_ms, payload FROM events WHERE id = $1";
+const EVENT: &str = "SELECT txid, seq, id, type, subject_kind, subject_id, occurred_ms, recorded_ms, payload FROM events WHERE seq = $1";
 
 /// A subscription as stored.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -160,7 +160,9 @@ pub struct ClaimedDelivery {
     pub id: i64,
     /// Its subscription.
     pub subscription_id: String,
-    /// The event to send.
+    /// The event to send: its number in the feed…
+    pub event_seq: i64,
+    /// …and its id.
     pub event_id: String,
     /// The event's subject, `kind:id`.
     pub subject: String,
@@ -365,7 +367,7 @@ impl Database {
     }
 
     /// One event of the feed by its id.
-    pub async fn event(&self, id: &str) -> Result<Option<StoredEvent>, sqlx::Error> {
-        with_pool!(self, pool => sqlx::query_as(EVENT).bind(id).fetch_optional(pool).await)
+    pub async fn event(&self, seq: i64) -> Result<Option<StoredEvent>, sqlx::Error> {
+        with_pool!(self, pool => sqlx::query_as(EVENT).bind(seq).fetch_optional(pool).await)
     }
 }
