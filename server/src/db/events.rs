@@ -17,7 +17,10 @@ pub(super) const INSERT_EVENTS: &str =
 pub(super) const INSERT_EVENTS_TAIL: &str = " ON CONFLICT (subject_id, id) DO NOTHING";
 
 /// Events after a cursor, on SQLite (commit order is `seq`).
-const FEED_SQLITE: &str = "SELECT txid, seq, id, type, subject_kind, subject_id, occurred_ms, recorded_ms, payload FROM events WHERE (txid, seq) > ($1, $2) ORDER BY txid, seq LIMIT $3";
+/// `txid` is always 0 there, so the cursor's `seq` is a range of the table's own key (`+txid`
+/// keeps SQLite from choosing the two-column index for the row-value comparison, which it then
+/// scanned from the start at every page).
+const FEED_SQLITE: &str = "SELECT txid, seq, id, type, subject_kind, subject_id, occurred_ms, recorded_ms, payload FROM events WHERE +txid >= $1 AND seq > $2 ORDER BY seq LIMIT $3";
 /// Events after a cursor, on PostgreSQL: only those of transactions older than every one still
 /// running.
 const FEED_POSTGRES: &str = "SELECT txid, seq, id, type, subject_kind, subject_id, occurred_ms, recorded_ms, payload FROM events WHERE (txid, seq) > ($1, $2) AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid, seq LIMIT $3";
