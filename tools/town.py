@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--postmen", type=int, default=4)
     parser.add_argument("--date", default=datetime.date.today().isoformat())
     parser.add_argument("--prefix", default="town")
+    parser.add_argument("--first-item", type=int, default=10_000_000, help="the first item's S10 serial (towns loaded into one database need their own ranges)")
     a = parser.parse_args()
     os.makedirs(a.out, exist_ok=True)
 
@@ -67,7 +68,7 @@ def main() -> None:
             for i in range(a.items_per_point):
                 n = p * a.items_per_point + i
                 f.write(json.dumps({
-                    "s10": s10(10_000_000 + n),
+                    "s10": s10(a.first_item + n),
                     "delivery_point": point_id(p),
                     "requirements": {"signature": n % 5 == 0, "id_check": False, "age_check": False, "cash_on_delivery_cents": None},
                     "sender": "LIBRAIRIE MOLLAT",
@@ -89,7 +90,7 @@ def main() -> None:
                 "postman": f"pm-{a.prefix}-{m}",
                 "devices": [f"dev-{a.prefix}-{m}"],
                 "stops": [
-                    {"delivery_point": point_id(p), "items": [s10(10_000_000 + p * a.items_per_point + i) for i in range(a.items_per_point)]}
+                    {"delivery_point": point_id(p), "items": [s10(a.first_item + p * a.items_per_point + i) for i in range(a.items_per_point)]}
                     for p in range(first, last)
                 ],
             }) + "\n")

@@ -500,7 +500,10 @@ impl Database {
             let (single, several): (Vec<&EventRow>, Vec<&EventRow>) =
                 p.events.iter().partition(|e| events_of[e.item_id.as_str()] == 1);
             for chunk in single.chunks(ROWS_PER_INSERT) {
-                let mut update = sqlx::QueryBuilder::new("UPDATE items SET status = v.column2, updated_at_ms = v.column3 FROM (VALUES ");
+                // `WHERE id IN (SELECT item FROM v)`, not `UPDATE … FROM v`: with bound values
+                // SQLite's planner scanned all of `items` for the latter (92 ms a batch at
+                // 500,000 items, and growing), while this is an index seek per event.
+                let mut update = sqlx::QueryBuilder::new("WITH v(item, code, at) AS (VALUES ");
                 for (i, e) in chunk.iter().enumerate() {
                     if i > 0 {
                         update.push(", ");
@@ -509,7 +512,7 @@ impl Database {
                         .push_bind(&e.code).push(" AS TEXT), CAST(")
                         .push_bind(e.at_ms).push(" AS BIGINT))");
                 }
-                update.push(") AS v WHERE items.id = v.column1 AND items.status <> 'EMI' AND (items.updated_at_ms <= v.column3 OR v.column2 = 'EMI' OR (items.status IN ('EMG', 'EDG') AND v.column2 IN ('EMH', 'EDH')))");
+                update.push(") UPDATE items SET status = (SELECT code FROM v WHERE v.item = items.id), updated_at_ms = (SELECT at FROM v WHERE v.item = items.id) WHERE id IN (SELECT item FROM v) AND status <> 'EMI' AND EXISTS (SELECT 1 FROM v WHERE v.item = items.id AND (items.updated_at_ms <= v.at OR v.code = 'EMI' OR (items.status IN ('EMG', 'EDG') AND v.code IN ('EMH', 'EDH'))))");
                 update.build().execute(&mut *tx).await?;
             }
             for e in several {
