@@ -67,6 +67,23 @@ async fn read_at_least(
     (events, next)
 }
 
+/// cust-1 asks for item 1 to be held at the office: one `choice.made` event.
+async fn hold_at_the_office(server: &TestServer) {
+    let customer = server.token(TokenRole::Customer, "cust-1", None);
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/customer/items/{}/choice",
+            server.base,
+            fixtures::s10(1)
+        ))
+        .bearer_auth(&customer)
+        .json(&json!({ "kind": "hold" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
+
 fn types(events: &[Value]) -> Vec<&str> {
     events.iter().map(|e| e["type"].as_str().unwrap()).collect()
 }
@@ -123,19 +140,7 @@ async fn the_feed_serves_every_fact_once_and_then_only_what_is_new() {
         assert_eq!(same, next);
 
         // A customer's choice: exactly one new event.
-        let customer = server.token(TokenRole::Customer, "cust-1", None);
-        let response = reqwest::Client::new()
-            .post(format!(
-                "{}/v1/customer/items/{}/choice",
-                server.base,
-                fixtures::s10(1)
-            ))
-            .bearer_auth(&customer)
-            .json(&json!({ "kind": "hold" }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
+        hold_at_the_office(&server).await;
         let (new, _) = read_at_least(&server.base, &token, Some(next), 10, 1).await;
         assert_eq!(types(&new), ["choice.made"], "{new:#?}");
         assert_eq!(new[0]["payload"]["made_by"], "cust-1");
@@ -184,19 +189,7 @@ async fn a_transaction_that_commits_late_is_not_skipped() {
             .unwrap();
 
         // Meanwhile a customer's choice commits, with a larger event number.
-        let customer = server.token(TokenRole::Customer, "cust-1", None);
-        let response = reqwest::Client::new()
-            .post(format!(
-                "{}/v1/customer/items/{}/choice",
-                server.base,
-                fixtures::s10(1)
-            ))
-            .bearer_auth(&customer)
-            .json(&json!({ "kind": "hold" }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::CREATED);
+        hold_at_the_office(&server).await;
         let (before_commit, cursor) = read_to_end(&server.base, &token, Some(start), 100).await;
         assert!(
             before_commit.is_empty(),

@@ -37,6 +37,10 @@ ALTER TABLE items ADD COLUMN requirements TEXT; -- JSON
 ALTER TABLE items ADD COLUMN sender TEXT;
 ALTER TABLE items ADD COLUMN arrived_ms BIGINT;
 ALTER TABLE rounds ADD COLUMN office TEXT;
+-- A customer's import releases and claims points and items by customer: without these, each
+-- customer line scanned every item.
+CREATE INDEX delivery_points_by_customer ON delivery_points (customer_id);
+CREATE INDEX items_by_customer ON items (customer_id);
 
 -- Further devices a round is published to (a relief postman's phone); `rounds.device` is the
 -- first.
