@@ -1,23 +1,20 @@
-//! The server's documents in memory: a bounded cache in front of the database, and the
-//! [`DocumentHost`] a sync runs against.
+//! The server's documents in memory: a bounded cache in front of the database.
 //!
-//! A sync prepares everything it reads before validating (documents, news, the cursor), runs the
-//! CPU-bound protocol on a blocking thread without touching the database, and writes what was
-//! accepted in one transaction afterwards. The cache is only a copy: every load adds the changes
-//! other instances stored since, so several servers on one PostgreSQL stay correct.
+//! A sync prepares everything it reads from here and the database before validating
+//! (`sync_api::prepare`), runs the CPU-bound protocol on a blocking thread without touching
+//! either, and commits what was accepted through the write pipeline afterwards. The cache is only
+//! a copy: every load adds the changes other instances stored since, so several servers on one
+//! PostgreSQL stay correct.
 
 use std::collections::{HashMap, HashSet};
-use std::convert::Infallible;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use lru::LruCache;
 use tournee_sync_core::automerge::{Automerge, ChangeHash};
-use tournee_sync_core::sync::{DocumentHost, News};
-use tournee_sync_core::validator::{Accepted, Claims, Scope};
 use tournee_sync_core::DocId;
 
-use crate::db::{Database, NewsRows};
+use crate::db::Database;
 use crate::metrics::CacheCounters;
 
 struct Cached {
@@ -178,107 +175,4 @@ impl DocumentCache {
 
 fn decode_error(e: tournee_sync_core::automerge::AutomergeError) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))
-}
-
-/// Everything one sync reads, prepared in advance, and what it stores, kept for the commit.
-#[derive(Default)]
-pub struct PreparedHost {
-    /// The documents of the request (and of the news) that exist, shared with the cache.
-    pub docs: HashMap<DocId, Arc<Automerge>>,
-    /// The cursor before anything was read.
-    pub cursor: u64,
-    /// Changes after the device's cursor, for documents not in the request.
-    pub news: NewsRows,
-    /// Who owns the actors, and which documents hold the record keys, that the request uses.
-    pub claims: Claims,
-    /// What the protocol accepted, per document, in order.
-    pub accepted: Vec<(DocId, Accepted)>,
-    /// Where each document's latest accepted state is in `accepted`: the protocol reads it
-    /// instead of the loaded copy, which is dropped rather than cloned again.
-    latest: HashMap<DocId, usize>,
-    /// The heads each accepted document was loaded at.
-    bases: HashMap<DocId, Vec<ChangeHash>>,
-}
-
-impl PreparedHost {
-    /// A host for one sync, whose news starts at `cursor`.
-    pub fn new(cursor: u64) -> Self {
-        Self {
-            cursor,
-            ..Default::default()
-        }
-    }
-
-    /// What the protocol accepted, with the heads each document was loaded at: the input of the
-    /// write pipeline ([`crate::write::commit`]).
-    pub fn into_validated(self) -> crate::write::Validated {
-        crate::write::Validated {
-            accepted: self.accepted,
-            bases: self.bases,
-        }
-    }
-}
-
-impl DocumentHost for PreparedHost {
-    /// Preparing is done before; storing is deferred to the commit.
-    type Error = Infallible;
-
-    fn document(&self, id: &DocId) -> Result<Option<&Automerge>, Infallible> {
-        Ok(match self.latest.get(id) {
-            Some(&at) => Some(&self.accepted[at].1.doc),
-            None => self.docs.get(id).map(|doc| &**doc),
-        })
-    }
-
-    fn claims(&self) -> &Claims {
-        &self.claims
-    }
-
-    fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Infallible> {
-        self.claims.claim(id, &accepted);
-        if let Some(loaded) = self.docs.remove(id) {
-            self.bases.insert(id.clone(), loaded.get_heads());
-        }
-        self.latest.insert(id.clone(), self.accepted.len());
-        self.accepted.push((id.clone(), accepted));
-        Ok(())
-    }
-
-    fn commit(&mut self) -> Result<(), Infallible> {
-        Ok(())
-    }
-
-    fn news(
-        &mut self,
-        since: u64,
-        scope: &Scope,
-        skip: &HashSet<DocId>,
-        max_bytes: usize,
-    ) -> Result<News, Infallible> {
-        let log = self
-            .news
-            .rows
-            .iter()
-            .map(|(seq, id, bytes)| (u64::try_from(*seq).unwrap_or(0), id, bytes.as_slice()));
-        let mut news = News::from_log(since, log, scope, skip, max_bytes);
-        if !news.more {
-            // Everything prepared fitted: the cursor covers what the database scanned.
-            news.cursor = news
-                .cursor
-                .max(u64::try_from(self.news.cursor).unwrap_or(0));
-            news.more = self.news.more;
-        }
-        for (doc, heads, _) in &mut news.docs {
-            *heads = self
-                .docs
-                .get(doc)
-                .map(|d| d.get_heads())
-                .unwrap_or_default();
-        }
-        Ok(news)
-    }
-
-    fn current_cursor(&mut self) -> Result<u64, Infallible> {
-        Ok(self.cursor)
-    }
 }

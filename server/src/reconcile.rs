@@ -1,18 +1,12 @@
 //! Reconciliation: what a sync's accepted changes mean for the central profile.
 //!
-//! Each record a batch wrote is read once from the validated document and turned into rows, with
-//! the rules of DESIGN.md applied visibly: a reason the customer and the back office can read
+//! Each record a batch wrote comes as the validator read and checked it, with the change that
+//! wrote it, and is turned into rows, with the rules of DESIGN.md applied visibly: a reason the customer and the back office can read
 //! goes with every flag. Rows are keyed by the record's id, so a change sent twice is projected
 //! once.
 
-use automerge::{Automerge, ObjId, ObjType, ReadDoc, Value, ROOT};
 use geo::{Distance, Haversine, Point};
-use tournee_sync_core::automerge;
-use tournee_sync_core::model::codec;
-use tournee_sync_core::model::{
-    Attempt, Correction, CustomerChoice, Outcome, Preferences, Requirements, WaitingPlaceKind,
-};
-use tournee_sync_core::rules;
+use tournee_sync_core::model::{Attempt, CustomerChoice, Outcome, WaitingPlaceKind};
 use tournee_sync_core::validator::{Accepted, CheckedRecord, Sender, Touched};
 use tournee_sync_core::DocId;
 
@@ -47,8 +41,9 @@ pub fn items_needing_pins<'a>(
         .collect()
 }
 
-/// Projects one document's accepted batch into `out`. Pure: everything it reads is in the
-/// document or in `pins`, so a sync's projection costs no query per record.
+/// Projects one document's accepted batch into `out`. Pure: every record comes as the validator
+/// checked it, with the change that wrote it, and the pins of the batch's items are in `pins`,
+/// so a sync's projection reads neither the database nor the document.
 pub fn project(
     pins: &Pins,
     rules: Rules,
@@ -59,84 +54,52 @@ pub fn project(
     out: &mut Projection,
 ) {
     let actor = format!("{}:{}", sender.role.as_str(), sender.principal);
-    let doc = &accepted.doc;
     for written in &accepted.written {
-        match written {
-            Touched::Entry("attempts", key) => {
-                let checked = match accepted.records.get(written) {
-                    Some(CheckedRecord::Attempt(attempt)) => Some(attempt.clone()),
-                    _ => record::<Attempt>(doc, "attempts", key),
-                };
-                let Some(attempt) = checked else {
-                    continue;
-                };
-                let change_hash = change_of(accepted, doc, "attempts", key);
+        let checked = accepted.records.get(written);
+        let change_hash = checked.map(|c| c.change.as_ref().to_vec());
+        match (written, checked.map(|c| &c.record)) {
+            (Touched::Entry(_, key), Some(CheckedRecord::Attempt(attempt))) => {
                 project_attempt(
                     rules,
                     id,
                     key,
-                    &attempt,
-                    change_hash,
+                    attempt,
+                    change_hash.unwrap_or_default(),
                     pins.get(id.key()).copied(),
                     now_ms,
                     out,
                 );
-                audit(out, now_ms, &actor, "attempt.recorded", id, &attempt);
+                audit(out, now_ms, &actor, "attempt.recorded", id, attempt);
             }
-            Touched::Entry("choices", key) => {
-                let checked = match accepted.records.get(written) {
-                    Some(CheckedRecord::Choice(choice)) => Some(choice.clone()),
-                    _ => record::<CustomerChoice>(doc, "choices", key),
-                };
-                let Some(choice) = checked else {
-                    continue;
-                };
-                let requirements: Requirements = codec::read_prop(doc, &ROOT, "requirements")
-                    .ok()
-                    .flatten()
-                    .unwrap_or_default();
-                let delivered = codec::read_prop::<std::collections::BTreeMap<String, Attempt>>(
-                    doc, &ROOT, "attempts",
-                )
-                .ok()
-                .flatten()
-                .is_some_and(|a| a.values().any(|a| a.outcome.is_delivered()));
-                let reason = if delivered {
-                    Some("the item was already delivered".to_string())
-                } else {
-                    rules::choice_allowed(&choice.choice, &requirements)
-                        .err()
-                        .map(|v| v.reason)
-                };
+            (
+                Touched::Entry(_, key),
+                Some(CheckedRecord::Choice {
+                    choice,
+                    not_applicable,
+                }),
+            ) => {
                 out.choices.push(ChoiceRow {
                     id: key.clone(),
                     item_id: id.key().to_string(),
-                    change_hash: change_of(accepted, doc, "choices", key),
-                    kind: choice_kind(&choice),
+                    change_hash: change_hash.unwrap_or_default(),
+                    kind: choice_kind(choice),
                     made_at_ms: choice.made_at_ms,
                     made_by: choice.made_by.clone(),
-                    applicable: reason.is_none(),
-                    reason,
-                    record: json(&choice),
+                    applicable: not_applicable.is_none(),
+                    reason: not_applicable.clone(),
+                    record: json(choice),
                 });
-                audit(out, now_ms, &actor, "choice.made", id, &choice);
+                audit(out, now_ms, &actor, "choice.made", id, choice);
             }
-            Touched::Entry("corrections", key) => {
-                let checked = match accepted.records.get(written) {
-                    Some(CheckedRecord::Correction(correction)) => Some(correction.clone()),
-                    _ => record::<Correction>(doc, "corrections", key),
-                };
-                let Some(correction) = checked else {
-                    continue;
-                };
+            (Touched::Entry(_, key), Some(CheckedRecord::Correction(correction))) => {
                 out.corrections.push(CorrectionRow {
                     id: key.clone(),
                     delivery_point_id: id.key().to_string(),
-                    change_hash: change_of(accepted, doc, "corrections", key),
+                    change_hash: change_hash.unwrap_or_default(),
                     proposed_by: correction.proposed_by.clone(),
                     device: correction.device.clone(),
                     proposed_at_ms: correction.proposed_at_ms,
-                    record: json(&correction),
+                    record: json(correction),
                 });
                 out.queue.push(QueueRow {
                     kind: "correction".into(),
@@ -148,12 +111,9 @@ pub fn project(
                     ),
                     created_ms: now_ms,
                 });
-                audit(out, now_ms, &actor, "correction.proposed", id, &correction);
+                audit(out, now_ms, &actor, "correction.proposed", id, correction);
             }
-            Touched::Preferences => {
-                let Ok(Some(p)) = codec::read_prop::<Preferences>(doc, &ROOT, "preferences") else {
-                    continue;
-                };
+            (Touched::Preferences, Some(CheckedRecord::Preferences(p))) => {
                 out.preferences.push(PreferencesRow {
                     delivery_point_id: id.key().to_string(),
                     safe_place: p.safe_place.clone(),
@@ -161,9 +121,9 @@ pub fn project(
                     preferred_pickup_point: p.preferred_pickup_point.clone(),
                     never_to_neighbour: p.never_to_neighbour,
                 });
-                audit(out, now_ms, &actor, "preferences.changed", id, &p);
+                audit(out, now_ms, &actor, "preferences.changed", id, p);
             }
-            other => {
+            (other, _) => {
                 let detail = format!("{other:?}");
                 audit(out, now_ms, &actor, "document.changed", id, &detail);
             }
@@ -284,34 +244,6 @@ fn choice_kind(choice: &CustomerChoice) -> String {
         Choice::Hold => "hold",
     }
     .into()
-}
-
-fn record<T: serde::de::DeserializeOwned>(doc: &Automerge, map: &str, key: &str) -> Option<T> {
-    let obj = map_obj(doc, map)?;
-    codec::read_prop(doc, &obj, key).ok().flatten()
-}
-
-fn map_obj(doc: &Automerge, map: &str) -> Option<ObjId> {
-    match doc.get(ROOT, map) {
-        Ok(Some((Value::Object(ObjType::Map), id))) => Some(id),
-        _ => None,
-    }
-}
-
-/// The hash of the change that created a record (the first accepted change, in the usual batch
-/// of one change per record).
-fn change_of(accepted: &Accepted, doc: &Automerge, map: &str, key: &str) -> Vec<u8> {
-    let Some(obj) = map_obj(doc, map) else {
-        return Vec::new();
-    };
-    match doc.get(&obj, key) {
-        Ok(Some((_, record))) => doc
-            .hash_for_opid(&record)
-            .map(|h| h.as_ref().to_vec())
-            .or_else(|| accepted.changes.first().map(|c| c.hash().as_ref().to_vec()))
-            .unwrap_or_default(),
-        _ => Vec::new(),
-    }
 }
 
 fn json<T: serde::Serialize>(value: &T) -> String {

@@ -1,5 +1,6 @@
 //! `POST /v1/sync` and `GET /v1/rounds`: the phone's two routes.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,13 +12,12 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tournee_sync_core::sync::wire::{RequestBody, SyncRequest};
-use tournee_sync_core::sync::{respond, wanted_claims, wire, DocOutcome};
-use tournee_sync_core::validator::{Scope, Sender};
+use tournee_sync_core::sync::{respond, wanted_claims, wire, DocOutcome, NewsLog, Prepared};
+use tournee_sync_core::validator::Sender;
 use tournee_sync_core::{DocId, DocKind};
 
 use crate::auth::{AuthUser, Claims, TokenRole};
 use crate::db::{EventRow, Projection};
-use crate::documents::PreparedHost;
 use crate::error::ApiError;
 use crate::json_body;
 use crate::metrics::RefusalLabels;
@@ -43,22 +43,19 @@ pub async fn sync(
     // A phone is answered in the version it spoke (decoding checked it is one this build reads).
     let version = wire::frame_version(&body).unwrap_or(wire::VERSION);
     let sender = scope::sender(&app.db, &app.clock, &claims).await?;
-    let (mut host, out_for_delivery) = prepare(&app, &claims, &request, &sender)
+    let (prepared, out_for_delivery) = prepare(&app, &claims, &request, &sender)
         .instrument(tracing::info_span!("sync.prepare"))
         .await?;
 
+    // Data flows one way: what was prepared goes into the protocol, which answers without
+    // touching the database; what it accepted comes out and is committed below.
     let task_sender = sender.clone();
     let validate = tracing::info_span!("sync.validate");
-    let (answer, host) = tokio::task::spawn_blocking(move || {
-        let answer = validate.in_scope(|| respond(&mut host, request, &task_sender, &limits));
-        (answer, host)
+    let mut answer = tokio::task::spawn_blocking(move || {
+        validate.in_scope(|| respond(prepared, request, &task_sender, &limits))
     })
     .await
     .map_err(|e| ApiError::internal(format!("sync task failed: {e}")))?;
-    let answer = match answer {
-        Ok(answer) => answer,
-        Err(never) => match never {},
-    };
 
     // The answer acknowledges what it accepted: it is sent only once the one write pipeline
     // has committed it (with the EDG events of items this sync took out for delivery).
@@ -73,7 +70,11 @@ pub async fn sync(
             action: Some("out for delivery on the postman's round".into()),
             source: format!("round:{round}"),
         }));
-    let committed = write::commit(&app, &sender, host.into_validated(), rows)
+    let validated = write::Validated {
+        accepted: std::mem::take(&mut answer.accepted),
+        bases: std::mem::take(&mut answer.bases),
+    };
+    let committed = write::commit(&app, &sender, validated, rows)
         .instrument(tracing::info_span!("sync.commit"))
         .await?;
 
@@ -107,14 +108,13 @@ async fn prepare(
     claims: &Claims,
     request: &SyncRequest,
     sender: &Sender,
-) -> Result<(PreparedHost, Vec<(String, String)>), ApiError> {
+) -> Result<(Prepared, Vec<(String, String)>), ApiError> {
     let limits = app.limits;
     // The cursor before any document is read: news stops there (see `Database::news_upto`).
     let upto = app.db.max_seq().await?;
-    let mut host = PreparedHost::new(u64::try_from(upto).unwrap_or(0));
-    let asked: std::collections::HashSet<_> = request.docs.iter().map(|d| d.doc.clone()).collect();
+    let asked: HashSet<_> = request.docs.iter().map(|d| d.doc.clone()).collect();
     let out_for_delivery = departures(app, claims, request).await?;
-    host.docs = app
+    let mut docs = app
         .docs
         .load_many(&app.db, asked.iter().filter(|id| sender.scope.contains(id)))
         .await?;
@@ -122,24 +122,40 @@ async fn prepare(
     // may create are used already: the validator refuses another owner's actor and a key
     // another document holds.
     let (actors, keys) = wanted_claims(request);
-    host.claims = app.db.claims(&actors, &keys).await?;
+    let claims = app.db.claims(&actors, &keys).await?;
+    let mut news = NewsLog::default();
     if let Some(since) = request.since {
         let since = i64::try_from(since)
             .map_err(|_| ApiError::bad_request("malformed_frame", "the cursor is out of range"))?;
-        let scope = match &sender.scope {
-            Scope::All => Scope::All,
-            Scope::Documents(ids) => Scope::Documents(ids.clone()),
-        };
-        host.news = app
+        let rows = app
             .db
-            .news_upto(since, upto, &scope, &asked, limits.max_body_bytes / 2)
+            .news_upto(
+                since,
+                upto,
+                &sender.scope,
+                &asked,
+                limits.max_body_bytes / 2,
+            )
             .await?;
-        let news_docs: std::collections::HashSet<_> =
-            host.news.rows.iter().map(|(_, d, _)| d.clone()).collect();
-        host.docs
-            .extend(app.docs.load_many(&app.db, news_docs.iter()).await?);
+        let news_docs: HashSet<_> = rows.rows.iter().map(|(_, d, _)| d.clone()).collect();
+        docs.extend(app.docs.load_many(&app.db, news_docs.iter()).await?);
+        news = NewsLog {
+            rows: rows
+                .rows
+                .into_iter()
+                .map(|(seq, doc, bytes)| (u64::try_from(seq).unwrap_or(0), doc, bytes))
+                .collect(),
+            cursor: u64::try_from(rows.cursor).unwrap_or(0),
+            more: rows.more,
+        };
     }
-    Ok((host, out_for_delivery))
+    let prepared = Prepared {
+        docs,
+        claims,
+        cursor: u64::try_from(upto).unwrap_or(0),
+        news,
+    };
+    Ok((prepared, out_for_delivery))
 }
 
 /// The rounds assigned to the caller's device now, in delivery order.

@@ -15,7 +15,7 @@ use tournee_sync_core::store::{
     DeviceIdentity, InteractionKind, PhoneStore, StoreOptions, StoreRole,
 };
 use tournee_sync_core::sync::wire::{self, Limits};
-use tournee_sync_core::sync::{respond, MemoryHost, SyncSession};
+use tournee_sync_core::sync::{MemoryHost, SyncSession};
 use tournee_sync_core::validator::{Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
@@ -56,13 +56,11 @@ fn sync(store: &mut PhoneStore, host: &mut MemoryHost, sender: &Sender) -> (usiz
         let frame = wire::encode_request(&request);
         requests += 1;
         up += frame.len();
-        let answer = respond(
-            host,
+        let answer = host.respond(
             wire::decode_request(&frame, &limits).unwrap(),
             sender,
             &limits,
-        )
-        .unwrap();
+        );
         let frame = wire::encode_response(&answer.response);
         down += frame.len();
         session

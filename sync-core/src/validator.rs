@@ -205,9 +205,10 @@ pub struct Accepted {
     pub changes: Vec<Change>,
     /// What the changes wrote, each once.
     pub written: Vec<Touched>,
-    /// The new records among `written`, as the validator read and checked them: the server
-    /// projects these instead of reading every record from the document a second time.
-    pub records: BTreeMap<Touched, CheckedRecord>,
+    /// The records among `written`, as the validator read and checked them, with the change
+    /// that wrote each: the server projects these and never reads a record back from the
+    /// document.
+    pub records: BTreeMap<Touched, Checked>,
     /// The actors of `changes` that were unbound, with the owner they are bound to now: the
     /// server stores these bindings in the transaction that stores the changes.
     pub bindings: Vec<(ActorId, String)>,
@@ -220,14 +221,32 @@ pub enum CheckedRecord {
     Attempt(Attempt),
     /// A proposed correction.
     Correction(Correction),
-    /// A customer's choice for an item.
-    Choice(CustomerChoice),
+    /// A customer's choice for an item, and why it cannot apply when it cannot (the item's
+    /// requirements forbid it, or the item was delivered): stored either way, flagged.
+    Choice {
+        /// The choice.
+        choice: CustomerChoice,
+        /// Why it does not apply, in words for the customer and the back office.
+        not_applicable: Option<String>,
+    },
+    /// The customer's standing preferences for a delivery point, as they are after the batch.
+    Preferences(Preferences),
     /// The back office's review of a correction.
     Review(Review),
 }
 
+/// A record that passed every rule, and the change that wrote it (the one that created its map,
+/// or for a revised review the last change that touched it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    /// The record as read from the document.
+    pub record: CheckedRecord,
+    /// The change that wrote it.
+    pub change: ChangeHash,
+}
+
 /// What [`check_applied_records`] found a batch wrote.
-pub type CheckedWrites = (Vec<Touched>, BTreeMap<Touched, CheckedRecord>);
+pub type CheckedWrites = (Vec<Touched>, BTreeMap<Touched, Checked>);
 
 /// What a batch wrote: checked once per record, and what the server projects into its tables.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -358,6 +377,8 @@ fn check_all(
     let mut touched = BTreeSet::new();
     // Records the batch creates (a map made under a record key), as opposed to edits.
     let mut created = BTreeSet::new();
+    // The change that wrote each record: the one that made its map, else the last to touch it.
+    let mut written_by: BTreeMap<Touched, ChangeHash> = BTreeMap::new();
     let mut preference_keys = BTreeSet::new();
     // Operations to check against the strict shapes, once every path is known to be permitted.
     let mut shaped = Vec::new();
@@ -399,7 +420,11 @@ fn check_all(
             }
             let touch = permitted(id.kind(), sender.role, &path, creating).ok_or_else(forbidden)?;
             if path.len() == 2 && matches!(op.action, OpType::Make(ObjType::Map)) {
-                created.insert(touch.clone());
+                if created.insert(touch.clone()) {
+                    written_by.insert(touch.clone(), change.hash());
+                }
+            } else if !created.contains(&touch) {
+                written_by.insert(touch.clone(), change.hash());
             }
             if touch == Touched::Preferences {
                 preference_keys.insert(path[1].clone());
@@ -425,7 +450,11 @@ fn check_all(
                     });
                 }
             }
-            records.insert(touch.clone(), record);
+            let change = written_by
+                .get(touch)
+                .copied()
+                .ok_or_else(|| Refusal::Malformed(format!("no change wrote {touch:?}")))?;
+            records.insert(touch.clone(), Checked { record, change });
         }
     }
     for (touch, path, action) in &shaped {
@@ -623,7 +652,26 @@ fn check_value(
                             "a customer records choices in their own name only",
                         )));
                     }
-                    Ok(Some(CheckedRecord::Choice(choice)))
+                    let requirements: Requirements = codec::read_prop(after, &ROOT, "requirements")
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default();
+                    let delivered =
+                        codec::read_prop::<BTreeMap<String, Attempt>>(after, &ROOT, "attempts")
+                            .ok()
+                            .flatten()
+                            .is_some_and(|a| a.values().any(|a| a.outcome.is_delivered()));
+                    let not_applicable = if delivered {
+                        Some("the item was already delivered".to_string())
+                    } else {
+                        rules::choice_allowed(&choice.choice, &requirements)
+                            .err()
+                            .map(|v| v.reason)
+                    };
+                    Ok(Some(CheckedRecord::Choice {
+                        choice,
+                        not_applicable,
+                    }))
                 }
                 _ => {
                     let review: Review =
@@ -647,7 +695,7 @@ fn check_value(
                     format!("does not follow the schema: {why}"),
                 ))
             })?;
-            Ok(None)
+            Ok(Some(CheckedRecord::Preferences(prefs)))
         }
         Touched::Reference => {
             let check = invalid("reference".into());

@@ -19,7 +19,7 @@ use tournee_sync_core::store::{
     DeviceIdentity, InteractionKind, PhoneStore, StoreOptions, StoreRole,
 };
 use tournee_sync_core::sync::wire::{self, Limits, SyncResponse};
-use tournee_sync_core::sync::{respond, MemoryHost, SyncSession};
+use tournee_sync_core::sync::{MemoryHost, SyncSession};
 use tournee_sync_core::validator::{Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
@@ -321,7 +321,7 @@ impl World {
         }
         let deliver = |host: &mut MemoryHost| {
             let request = wire::decode_request(&frame, &limits).unwrap();
-            let answer = respond(host, request, &self.senders[replica], &limits).unwrap();
+            let answer = host.respond(request, &self.senders[replica], &limits);
             assert!(
                 answer
                     .outcomes

@@ -20,7 +20,7 @@ use proptest::prelude::*;
 use tournee_sync_core::automerge::Automerge;
 use tournee_sync_core::fixtures;
 use tournee_sync_core::sync::wire::{self, Limits, RefusalCode, RequestBody, ResponseBody};
-use tournee_sync_core::sync::{respond, MemoryHost, SyncSession};
+use tournee_sync_core::sync::{MemoryHost, SyncSession};
 use tournee_sync_core::validator::Sender;
 use tournee_sync_core::DocId;
 
@@ -103,7 +103,7 @@ fn a_change_altered_in_transit_is_refused_and_the_genuine_one_gets_through_next_
     assert!(altered, "the notice number is in the change's bytes");
     let before = host.get(&item()).unwrap().get_heads();
     let limits = Limits::default();
-    let answer = respond(&mut host, request, &sender, &limits).unwrap();
+    let answer = host.respond(request, &sender, &limits);
     let refused = answer
         .response
         .docs
@@ -174,7 +174,7 @@ fn a_forged_change_that_takes_the_phones_sequence_number_blocks_nothing() {
     last[at + 2] = b'9';
     forge_checksum(last);
     let limits = Limits::default();
-    let answer = respond(&mut host, request, &sender, &limits).unwrap();
+    let answer = host.respond(request, &sender, &limits);
     assert_eq!(
         attempts(host.get(&item()).unwrap()),
         2,
@@ -189,7 +189,7 @@ fn a_forged_change_that_takes_the_phones_sequence_number_blocks_nothing() {
     {
         let mut session = SyncSession::new(&mut phone, limits);
         let request = session.next_request().unwrap().unwrap();
-        let answer = respond(&mut host, request, &sender, &limits).unwrap();
+        let answer = host.respond(request, &sender, &limits);
         assert!(
             answer.response.docs.iter().any(|d| matches!(
                 &d.body,
@@ -336,7 +336,7 @@ proptest! {
         // (a change cut under 16 bytes) is a 400: the phone abandons that session.
         let frame = wire::encode_request(&request);
         if let Ok(request) = wire::decode_request(&frame, &limits) {
-            let answer = respond(&mut host, request, &sender, &limits).unwrap();
+            let answer = host.respond(request, &sender, &limits);
             // Whatever the server holds now still saves and loads.
             let held = host.get(&item()).unwrap();
             let reloaded = Automerge::load(&held.save()).unwrap();
@@ -365,7 +365,7 @@ proptest! {
 fn the_phone_refuses_a_change_from_the_server_altered_on_the_way() {
     let (_dir, mut phone, mut host, sender, request) = pushed();
     let limits = Limits::default();
-    let answer = respond(&mut host, request, &sender, &limits).unwrap();
+    let answer = host.respond(request, &sender, &limits);
     hear(&mut phone, &answer.response);
     // The server writes a change (the back office's, say); on its way to the phone it is
     // altered.

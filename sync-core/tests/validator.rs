@@ -20,7 +20,7 @@ use tournee_sync_core::model::{
 use tournee_sync_core::operations::{self, OperationError};
 use tournee_sync_core::rules::{self, Field};
 use tournee_sync_core::validator::{
-    validate_changes, Accepted, CheckedRecord, Refusal, Role, Scope, Sender, Touched,
+    validate_changes, Accepted, Checked, CheckedRecord, Refusal, Role, Scope, Sender, Touched,
 };
 use tournee_sync_core::DocId;
 
@@ -249,12 +249,16 @@ fn postman_attempt_is_accepted() -> TestResult {
     let item = operations::read_item(&accepted.doc)?;
     assert_eq!(item.attempts.get("a1"), Some(&attempt()));
     assert_eq!(item.attempts.len(), 1);
-    // The record as checked is handed on, equal to what the document holds.
+    // The record as checked is handed on, equal to what the document holds, with the change
+    // that wrote it.
     let written = Touched::Entry("attempts", "a1".into());
     assert_eq!(accepted.written, vec![written.clone()]);
     assert_eq!(
         accepted.records.get(&written),
-        Some(&CheckedRecord::Attempt(attempt()))
+        Some(&Checked {
+            record: CheckedRecord::Attempt(attempt()),
+            change: accepted.changes[0].hash(),
+        })
     );
     assert_eq!(accepted.records.len(), 1);
     Ok(())

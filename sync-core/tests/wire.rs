@@ -21,7 +21,7 @@ use tournee_sync_core::sync::wire::{
     self, DocRequest, DocResponse, Limits, RefusalCode, RequestBody, ResponseBody, SyncRequest,
     SyncResponse, WireError, MAGIC, OLDEST_VERSION, VERSION,
 };
-use tournee_sync_core::sync::{respond, DocOutcome, Heads, MemoryHost};
+use tournee_sync_core::sync::{DocOutcome, Heads, MemoryHost};
 use tournee_sync_core::validator::{Scope, Sender};
 use tournee_sync_core::DocId;
 
@@ -1281,7 +1281,7 @@ fn answer(
             .map(|(doc, body)| DocRequest { doc, body })
             .collect(),
     };
-    let answer = respond(host, request, sender, limits).unwrap();
+    let answer = host.respond(request, sender, limits);
     // The answer is itself a valid frame.
     let frame = wire::encode_response(&answer.response);
     assert_eq!(

@@ -25,7 +25,7 @@ pub mod wire;
 pub use checksum::{check_chunk, parse_change};
 pub use client::{SyncError, SyncExchange, SyncReport, SyncSession};
 pub use heads::Heads;
-pub use server::{respond, wanted_claims, Answer, DocOutcome, DocumentHost, MemoryHost, News};
+pub use server::{respond, wanted_claims, Answer, DocOutcome, MemoryHost, NewsLog, Prepared};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,9 +1,12 @@
-//! The server's side of the protocol, without transport or storage: [`respond`] answers a batch
-//! against a [`DocumentHost`], which the real server implements over SQL and [`MemoryHost`] in
-//! memory.
+//! The server's side of the protocol, without transport or storage: a function. The server
+//! reads what a batch needs ([`Prepared`]: the documents, the claims on their actors and record
+//! keys, the news), [`respond`] answers the batch from it without any I/O, and hands back the
+//! answer with what it accepted, which the server then commits before it sends the answer. Data
+//! flows one way: server → core → server. [`MemoryHost`] is a server in memory built on the
+//! same function, for tests, benchmarks and tools.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::convert::Infallible;
+use std::sync::Arc;
 
 use automerge::legacy::{Key, OpType};
 use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType};
@@ -17,92 +20,39 @@ use super::wire::{
 use super::Heads;
 use crate::ids::DocId;
 use crate::rules::{self, Field};
-use crate::validator::{validate_claimed, Accepted, Claims, Refusal, Scope, Sender, SERVER_OWNER};
+use crate::validator::{validate_claimed, Accepted, Claims, Refusal, Sender, SERVER_OWNER};
 
-/// Where the server's documents live. `store` calls may be buffered; `commit` makes them all
-/// durable, and [`respond`] calls it before it returns an answer that acknowledges them.
-pub trait DocumentHost {
-    /// Storage failures; they fail the whole batch (nothing acknowledged).
-    type Error: std::error::Error + Send + Sync + 'static;
-
-    /// The document, if the server has it.
-    fn document(&self, id: &DocId) -> Result<Option<&Automerge>, Self::Error>;
-
-    /// Who owns the actors, and which documents hold the record keys, that the batch uses:
-    /// prepared before it runs, and added to by [`DocumentHost::store`] (see
-    /// [`Claims::claim`]), so a batch of documents cannot claim one key or actor twice.
-    fn claims(&self) -> &Claims;
-
-    /// Stores a validated batch of changes for a document; its actor bindings and record keys
-    /// join [`DocumentHost::claims`].
-    fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Self::Error>;
-
-    /// Makes everything stored so far durable.
-    fn commit(&mut self) -> Result<(), Self::Error>;
-
-    /// Changes stored after cursor `since` to documents in `scope` other than `skip`, at most
-    /// about `max_bytes` of them, and the cursor that covers what is returned.
-    fn news(
-        &mut self,
-        since: u64,
-        scope: &Scope,
-        skip: &HashSet<DocId>,
-        max_bytes: usize,
-    ) -> Result<News, Self::Error>;
-
-    /// The cursor covering every change stored so far.
-    fn current_cursor(&mut self) -> Result<u64, Self::Error>;
+/// Everything [`respond`] reads, prepared by the server before it runs.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// The documents of the request that exist and are in the sender's scope, and the
+    /// documents of the news; shared with the server's cache (a document is forked, never
+    /// copied, to validate changes against it).
+    pub docs: HashMap<DocId, Arc<Automerge>>,
+    /// Who owns the actors, and which documents hold the record keys, that the request uses
+    /// ([`wanted_claims`]).
+    pub claims: Claims,
+    /// The cursor covering every change the documents were read with: read before them, so a
+    /// change stored meanwhile is the next batch's news rather than lost between the two.
+    pub cursor: u64,
+    /// The changes after the device's cursor to documents of its scope that the request does
+    /// not name (none for a first sync).
+    pub news: NewsLog,
 }
 
-/// Changes a device has not seen, grouped by document.
+/// Changes a device has not seen, as the server read them: in cursor order, already limited to
+/// the device's scope and to documents the request does not name.
 #[derive(Debug, Default)]
-pub struct News {
-    /// Per document: its current heads and the new changes, in causal order.
-    pub docs: Vec<(DocId, Vec<ChangeHash>, Vec<Vec<u8>>)>,
-    /// The cursor covering what is returned.
+pub struct NewsLog {
+    /// `(cursor position, document, change)` in cursor order.
+    pub rows: Vec<(u64, DocId, Vec<u8>)>,
+    /// The cursor covering everything read, the rows and what was passed over.
     pub cursor: u64,
-    /// More news is waiting.
+    /// More is waiting beyond `cursor`.
     pub more: bool,
 }
 
-impl News {
-    /// Groups a change log read from `since` on — `(sequence number, document, change)` in
-    /// sequence order — into news for a sender: documents in `scope` and not in `skip`, at most
-    /// about `max_bytes` of changes. Heads are left empty for the host to fill.
-    pub fn from_log<'a>(
-        since: u64,
-        log: impl IntoIterator<Item = (u64, &'a DocId, &'a [u8])>,
-        scope: &Scope,
-        skip: &HashSet<DocId>,
-        max_bytes: usize,
-    ) -> Self {
-        let mut news = News {
-            cursor: since,
-            ..Default::default()
-        };
-        let mut index: HashMap<DocId, usize> = HashMap::new();
-        let mut size = 0;
-        for (seq, id, bytes) in log {
-            if size + bytes.len() > max_bytes && size > 0 {
-                news.more = true;
-                break;
-            }
-            news.cursor = seq;
-            if skip.contains(id) || !scope.contains(id) {
-                continue;
-            }
-            size += bytes.len();
-            let slot = *index.entry(id.clone()).or_insert_with(|| {
-                news.docs.push((id.clone(), Vec::new(), Vec::new()));
-                news.docs.len() - 1
-            });
-            news.docs[slot].2.push(bytes.to_vec());
-        }
-        news
-    }
-}
-
-/// What a host must read into its [`Claims`] before [`respond`] runs a request: the actors its
+/// What a server must read into [`Prepared::claims`] before [`respond`] runs a request: the actors its
 /// pushed changes are authored under, and the keys of every map they create that could be a
 /// record's (the validator later knows which are). Changes that do not parse are passed over:
 /// `respond` refuses them.
@@ -154,43 +104,58 @@ pub enum DocOutcome {
     },
 }
 
-/// An answer and what it did.
+/// An answer, what it did, and what it accepted: the server commits `accepted` before it sends
+/// `response`, which acknowledges it.
 #[derive(Debug)]
 pub struct Answer {
-    /// What to send back.
+    /// What to send back once `accepted` is durable.
     pub response: SyncResponse,
     /// What happened, per document that pushed or was refused.
     pub outcomes: Vec<DocOutcome>,
+    /// What the validator accepted, per document, in order (a document may come more than once
+    /// in a batch: each holds the document after its changes), with the records it checked.
+    pub accepted: Vec<(DocId, Accepted)>,
+    /// The heads each accepted document was prepared at.
+    pub bases: HashMap<DocId, Vec<ChangeHash>>,
 }
 
-/// Answers one batch from `sender`. Each document's entry stands alone: a refused document is
-/// reported in the answer and stores nothing, the rest of the batch proceeds.
-pub fn respond<H: DocumentHost>(
-    host: &mut H,
+/// Answers one batch from `sender` against what the server prepared, without I/O. Each
+/// document's entry stands alone: a refused document is reported in the answer and accepts
+/// nothing, the rest of the batch proceeds. Nothing is acknowledged until the server has
+/// committed [`Answer::accepted`].
+pub fn respond(
+    prepared: Prepared,
     request: SyncRequest,
     sender: &Sender,
     limits: &Limits,
-) -> Result<Answer, H::Error> {
-    // The cursor is read before any document, so a change stored while this batch runs is
-    // covered by the next batch's news rather than lost between the two.
-    let start_cursor = host.current_cursor()?;
+) -> Answer {
+    let Prepared {
+        docs,
+        claims,
+        cursor: start_cursor,
+        news,
+    } = prepared;
+    let mut batch = Batch {
+        docs,
+        claims,
+        accepted: Vec::new(),
+        latest: HashMap::new(),
+        bases: HashMap::new(),
+    };
     let mut docs = Vec::with_capacity(request.docs.len());
     let mut outcomes = Vec::new();
-    let mut answered = HashSet::new();
     let mut budget = limits.max_body_bytes / 2;
     for DocRequest { doc, body } in request.docs {
-        answered.insert(doc.clone());
         // Automerge can panic on crafted bytes (an unwrap on a missing column, an assertion
         // on a sequence gap): such a panic refuses this document, as malformed, and touches
         // nothing: the validator only ever works on a fork.
-        let outcome = match contained(|| answer_doc(host, &doc, body, sender, limits, &mut budget))
-        {
-            Ok(outcome) => outcome?,
-            Err(()) => Err((
-                RefusalCode::Malformed,
-                "the changes could not be read".to_string(),
-            )),
-        };
+        let outcome = contained(|| batch.answer_doc(&doc, body, sender, limits, &mut budget))
+            .unwrap_or_else(|()| {
+                Err((
+                    RefusalCode::Malformed,
+                    "the changes could not be read".to_string(),
+                ))
+            });
         let answer = match outcome {
             Ok((answer, accepted)) => {
                 if accepted > 0 {
@@ -216,102 +181,169 @@ pub fn respond<H: DocumentHost>(
     let (cursor, more) = match request.since {
         // A first sync fetches its documents explicitly; news starts from now.
         None => (start_cursor, false),
-        Some(since) => {
-            let news = host.news(since, &sender.scope, &answered, budget)?;
-            for (doc, heads, changes) in news.docs {
-                docs.push(DocResponse {
-                    doc,
+        Some(since) => batch.pack_news(since, news, budget, &mut docs),
+    };
+    Answer {
+        response: SyncResponse { cursor, more, docs },
+        outcomes,
+        accepted: batch.accepted,
+        bases: batch.bases,
+    }
+}
+
+/// A document's answer and how many changes it accepted, or why it was refused.
+type DocAnswer = Result<(ResponseBody, usize), (RefusalCode, String)>;
+
+/// One batch's state while [`respond`] runs it.
+struct Batch {
+    docs: HashMap<DocId, Arc<Automerge>>,
+    /// The prepared claims, and what the batch's accepted documents claimed so far, so a batch
+    /// of documents cannot claim one key or actor twice.
+    claims: Claims,
+    accepted: Vec<(DocId, Accepted)>,
+    /// Where each document's latest accepted state is in `accepted`: read instead of the
+    /// prepared copy, which is dropped rather than cloned again.
+    latest: HashMap<DocId, usize>,
+    bases: HashMap<DocId, Vec<ChangeHash>>,
+}
+
+impl Batch {
+    fn document(&self, id: &DocId) -> Option<&Automerge> {
+        match self.latest.get(id) {
+            Some(&at) => Some(&self.accepted[at].1.doc),
+            None => self.docs.get(id).map(|doc| &**doc),
+        }
+    }
+
+    fn accept(&mut self, id: &DocId, accepted: Accepted) {
+        self.claims.claim(id, &accepted);
+        if let Some(prepared) = self.docs.remove(id) {
+            self.bases.insert(id.clone(), prepared.get_heads());
+        }
+        self.latest.insert(id.clone(), self.accepted.len());
+        self.accepted.push((id.clone(), accepted));
+    }
+
+    fn answer_doc(
+        &mut self,
+        id: &DocId,
+        body: RequestBody,
+        sender: &Sender,
+        limits: &Limits,
+        budget: &mut usize,
+    ) -> DocAnswer {
+        if !sender.scope.contains(id) {
+            return Err((
+                RefusalCode::OutOfScope,
+                format!("{id} is not in your rounds or account"),
+            ));
+        }
+        let Some(doc) = self.document(id) else {
+            return Err((RefusalCode::UnknownDocument, format!("{id} does not exist")));
+        };
+        let (changes, extra_heads) = match body {
+            RequestBody::Fetch => return Ok((update(doc, &[], limits, budget), 0)),
+            RequestBody::Have { heads } => return Ok((update(doc, &heads.0, limits, budget), 0)),
+            RequestBody::Push {
+                changes,
+                extra_heads,
+            } => (changes, extra_heads),
+        };
+        let mut parsed = Vec::with_capacity(changes.len());
+        for bytes in changes {
+            if bytes.len() > limits.max_message_bytes {
+                let message = format!("a change of {} bytes is over the limit", bytes.len());
+                return Err((RefusalCode::TooLarge, message));
+            }
+            parsed.push(parse_change(&bytes).map_err(|why| (RefusalCode::Malformed, why))?);
+        }
+        let mut client_heads = maximal(&parsed);
+        client_heads.extend(extra_heads.0);
+        let accepted = match validate_claimed(id, doc, parsed, sender, &self.claims) {
+            Ok(accepted) => accepted,
+            Err(Refusal::MissingDependencies(_)) => {
+                let heads = doc.get_heads().into();
+                return Ok((ResponseBody::Resync { heads }, 0));
+            }
+            Err(refusal) => {
+                let code = match &refusal {
+                    Refusal::OutOfScope(_) => RefusalCode::OutOfScope,
+                    Refusal::Malformed(_) | Refusal::MissingDependencies(_) => {
+                        RefusalCode::Malformed
+                    }
+                    Refusal::Forbidden { .. } | Refusal::ActorTaken { .. } => {
+                        RefusalCode::Forbidden
+                    }
+                    // A change that collides with a stored one is `Collision`: the phone writes
+                    // its interactions again; the rest it pushes again at its next session.
+                    Refusal::Invalid { .. } | Refusal::DoesNotApply(_) => RefusalCode::Invalid,
+                    Refusal::SequenceTaken { .. } | Refusal::KeyTaken { .. } => {
+                        RefusalCode::Collision
+                    }
+                };
+                return Err((code, refusal.to_string()));
+            }
+        };
+        let count = accepted.changes.len();
+        if count > 0 {
+            self.accept(id, accepted);
+        }
+        let doc = self.document(id).ok_or_else(|| {
+            (
+                RefusalCode::UnknownDocument,
+                format!("{id} vanished while syncing"),
+            )
+        })?;
+        Ok((update(doc, &client_heads, limits, budget), count))
+    }
+
+    /// Adds the news to the answer's entries, as much as `budget` allows, and returns the
+    /// cursor covering what it carries and whether more is waiting.
+    fn pack_news(
+        &self,
+        since: u64,
+        news: NewsLog,
+        budget: usize,
+        answer: &mut Vec<DocResponse>,
+    ) -> (u64, bool) {
+        let mut cursor = since;
+        let mut size = 0;
+        let mut index: HashMap<DocId, usize> = HashMap::new();
+        let mut cut = false;
+        for (position, id, bytes) in news.rows {
+            if size + bytes.len() > budget && size > 0 {
+                cut = true;
+                break;
+            }
+            size += bytes.len();
+            cursor = position;
+            let slot = *index.entry(id.clone()).or_insert_with(|| {
+                let heads = self
+                    .docs
+                    .get(&id)
+                    .map(|d| d.get_heads())
+                    .unwrap_or_default();
+                answer.push(DocResponse {
+                    doc: id.clone(),
                     body: ResponseBody::Update {
                         heads: heads.into(),
-                        chunks: changes.into_iter().map(ByteBuf::from).collect(),
+                        chunks: Vec::new(),
                         complete: true,
                     },
                 });
+                answer.len() - 1
+            });
+            if let ResponseBody::Update { chunks, .. } = &mut answer[slot].body {
+                chunks.push(ByteBuf::from(bytes));
             }
-            (news.cursor, news.more)
         }
-    };
-    host.commit()?;
-    Ok(Answer {
-        response: SyncResponse { cursor, more, docs },
-        outcomes,
-    })
-}
-
-/// A document's answer and how many changes it stored, or why it was refused.
-type DocAnswer = Result<(ResponseBody, usize), (RefusalCode, String)>;
-
-fn answer_doc<H: DocumentHost>(
-    host: &mut H,
-    id: &DocId,
-    body: RequestBody,
-    sender: &Sender,
-    limits: &Limits,
-    budget: &mut usize,
-) -> Result<DocAnswer, H::Error> {
-    if !sender.scope.contains(id) {
-        return Ok(Err((
-            RefusalCode::OutOfScope,
-            format!("{id} is not in your rounds or account"),
-        )));
-    }
-    let Some(doc) = host.document(id)? else {
-        return Ok(Err((
-            RefusalCode::UnknownDocument,
-            format!("{id} does not exist"),
-        )));
-    };
-    let (changes, extra_heads) = match body {
-        RequestBody::Fetch => return Ok(Ok((update(doc, &[], limits, budget), 0))),
-        RequestBody::Have { heads } => return Ok(Ok((update(doc, &heads.0, limits, budget), 0))),
-        RequestBody::Push {
-            changes,
-            extra_heads,
-        } => (changes, extra_heads),
-    };
-    let mut parsed = Vec::with_capacity(changes.len());
-    for bytes in changes {
-        if bytes.len() > limits.max_message_bytes {
-            let message = format!("a change of {} bytes is over the limit", bytes.len());
-            return Ok(Err((RefusalCode::TooLarge, message)));
-        }
-        match parse_change(&bytes) {
-            Ok(change) => parsed.push(change),
-            Err(why) => return Ok(Err((RefusalCode::Malformed, why))),
+        if cut {
+            (cursor, true)
+        } else {
+            // Everything read fitted: the cursor covers what the server scanned.
+            (cursor.max(news.cursor), news.more)
         }
     }
-    let mut client_heads = maximal(&parsed);
-    client_heads.extend(extra_heads.0);
-    let accepted = match validate_claimed(id, doc, parsed, sender, host.claims()) {
-        Ok(accepted) => accepted,
-        Err(Refusal::MissingDependencies(_)) => {
-            let heads = doc.get_heads().into();
-            return Ok(Ok((ResponseBody::Resync { heads }, 0)));
-        }
-        Err(refusal) => {
-            let code = match &refusal {
-                Refusal::OutOfScope(_) => RefusalCode::OutOfScope,
-                Refusal::Malformed(_) | Refusal::MissingDependencies(_) => RefusalCode::Malformed,
-                Refusal::Forbidden { .. } | Refusal::ActorTaken { .. } => RefusalCode::Forbidden,
-                // A change that collides with a stored one is `Collision`: the phone writes its
-                // interactions again; the rest it pushes again at its next session.
-                Refusal::Invalid { .. } | Refusal::DoesNotApply(_) => RefusalCode::Invalid,
-                Refusal::SequenceTaken { .. } | Refusal::KeyTaken { .. } => RefusalCode::Collision,
-            };
-            return Ok(Err((code, refusal.to_string())));
-        }
-    };
-    let count = accepted.changes.len();
-    if count > 0 {
-        host.store(id, accepted)?;
-    }
-    let Some(doc) = host.document(id)? else {
-        return Ok(Err((
-            RefusalCode::UnknownDocument,
-            format!("{id} vanished while syncing"),
-        )));
-    };
-    Ok(Ok((update(doc, &client_heads, limits, budget), count)))
 }
 
 /// The changes a peer whose heads are `have` lacks, as pieces no larger than one message. A peer
@@ -368,11 +400,11 @@ fn maximal(changes: &[Change]) -> Vec<ChangeHash> {
         .collect()
 }
 
-/// A [`DocumentHost`] in memory: for tests, benchmarks and tools. Its cursor counts stored
-/// changes.
+/// A server in memory, on [`respond`] like the real one: for tests, benchmarks and tools. Its
+/// cursor counts stored changes.
 #[derive(Debug, Default)]
 pub struct MemoryHost {
-    docs: HashMap<DocId, Automerge>,
+    docs: HashMap<DocId, Arc<Automerge>>,
     log: Vec<(DocId, Vec<u8>)>,
     claims: Claims,
 }
@@ -390,7 +422,7 @@ impl MemoryHost {
             self.bind_to_server(&change);
             self.log.push((id.clone(), change.raw_bytes().to_vec()));
         }
-        self.docs.insert(id, doc);
+        self.docs.insert(id, Arc::new(doc));
     }
 
     /// Applies changes written by the server itself (e.g. on behalf of the back office).
@@ -398,13 +430,19 @@ impl MemoryHost {
         let Some(doc) = self.docs.get_mut(id) else {
             return;
         };
+        let doc = Arc::make_mut(doc);
         let before = doc.get_heads();
         f(doc);
         let changes = doc.get_changes(&before);
+        let mut logged = Vec::with_capacity(changes.len());
         for change in changes {
-            self.bind_to_server(&change);
-            self.log.push((id.clone(), change.raw_bytes().to_vec()));
+            logged.push((id.clone(), change.raw_bytes().to_vec()));
+            self.claims
+                .actors
+                .entry(change.actor_id().clone())
+                .or_insert_with(|| SERVER_OWNER.to_string());
         }
+        self.log.extend(logged);
     }
 
     fn bind_to_server(&mut self, change: &Change) {
@@ -416,61 +454,52 @@ impl MemoryHost {
 
     /// A document as the server holds it.
     pub fn get(&self, id: &DocId) -> Option<&Automerge> {
-        self.docs.get(id)
-    }
-}
-
-impl DocumentHost for MemoryHost {
-    /// Memory never fails.
-    type Error = Infallible;
-
-    fn document(&self, id: &DocId) -> Result<Option<&Automerge>, Infallible> {
-        Ok(self.docs.get(id))
+        self.docs.get(id).map(|doc| &**doc)
     }
 
-    fn claims(&self) -> &Claims {
-        &self.claims
-    }
-
-    fn store(&mut self, id: &DocId, accepted: Accepted) -> Result<(), Infallible> {
-        self.claims.claim(id, &accepted);
-        for change in &accepted.changes {
-            self.log.push((id.clone(), change.raw_bytes().to_vec()));
-        }
-        self.docs.insert(id.clone(), accepted.doc);
-        Ok(())
-    }
-
-    fn commit(&mut self) -> Result<(), Infallible> {
-        Ok(())
-    }
-
-    fn news(
-        &mut self,
-        since: u64,
-        scope: &Scope,
-        skip: &HashSet<DocId>,
-        max_bytes: usize,
-    ) -> Result<News, Infallible> {
-        let start = usize::try_from(since)
-            .unwrap_or(usize::MAX)
-            .min(self.log.len());
-        let log = self.log[start..]
+    /// Answers a batch as the real server does: prepares what it reads, runs [`respond`], and
+    /// stores what was accepted before returning the answer.
+    pub fn respond(&mut self, request: SyncRequest, sender: &Sender, limits: &Limits) -> Answer {
+        let named: HashSet<&DocId> = request.docs.iter().map(|d| &d.doc).collect();
+        let mut docs: HashMap<DocId, Arc<Automerge>> = named
             .iter()
-            .enumerate()
-            .map(|(offset, (id, bytes))| ((start + offset + 1) as u64, id, bytes.as_slice()));
-        let mut news = News::from_log(since, log, scope, skip, max_bytes);
-        for (id, heads, _) in &mut news.docs {
-            *heads = self
-                .docs
-                .get(id)
-                .map(Automerge::get_heads)
-                .unwrap_or_default();
+            .filter(|id| sender.scope.contains(id))
+            .filter_map(|id| Some(((*id).clone(), Arc::clone(self.docs.get(*id)?))))
+            .collect();
+        let cursor = self.log.len() as u64;
+        let mut news = NewsLog {
+            cursor,
+            ..NewsLog::default()
+        };
+        if let Some(since) = request.since {
+            let start = usize::try_from(since)
+                .unwrap_or(usize::MAX)
+                .min(self.log.len());
+            for (offset, (id, bytes)) in self.log[start..].iter().enumerate() {
+                if named.contains(id) || !sender.scope.contains(id) {
+                    continue;
+                }
+                if let Some(doc) = self.docs.get(id) {
+                    docs.entry(id.clone()).or_insert_with(|| Arc::clone(doc));
+                }
+                news.rows
+                    .push(((start + offset + 1) as u64, id.clone(), bytes.clone()));
+            }
         }
-        Ok(news)
-    }
-
-    fn current_cursor(&mut self) -> Result<u64, Infallible> {
-        Ok(self.log.len() as u64)
+        let prepared = Prepared {
+            docs,
+            claims: self.claims.clone(),
+            cursor,
+            news,
+        };
+        let answer = respond(prepared, request, sender, limits);
+        for (id, accepted) in &answer.accepted {
+            self.claims.claim(id, accepted);
+            for change in &accepted.changes {
+                self.log.push((id.clone(), change.raw_bytes().to_vec()));
+            }
+            self.docs.insert(id.clone(), Arc::new(accepted.doc.clone()));
+        }
+        answer
     }
 }

@@ -9,7 +9,7 @@ use tournee_sync_core::fixtures;
 use tournee_sync_core::model::RoundManifest;
 use tournee_sync_core::store::{DeviceIdentity, PhoneStore, StoreOptions, StoreRole};
 use tournee_sync_core::sync::wire::{self, Limits};
-use tournee_sync_core::sync::{respond, MemoryHost, SyncReport, SyncSession};
+use tournee_sync_core::sync::{MemoryHost, SyncReport, SyncSession};
 use tournee_sync_core::validator::{Role, Scope, Sender};
 
 /// A server holding `points` delivery points with `items_per_point` items each, and the round
@@ -59,7 +59,7 @@ pub fn sync(
         let frame = wire::encode_request(&request);
         up += frame.len();
         let request = wire::decode_request(&frame, &limits).unwrap();
-        let answer = respond(host, request, sender, &limits).unwrap();
+        let answer = host.respond(request, sender, &limits);
         let frame = wire::encode_response(&answer.response);
         down += frame.len();
         session
