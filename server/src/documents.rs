@@ -1,4 +1,4 @@
-//! The server's documents in memory: a bounded cache in front of the database.
+//! The server's documents in memory: a cache in front of the database, bounded by bytes.
 //!
 //! A sync prepares everything it reads from here and the database before validating
 //! (`sync_api::prepare`), runs the CPU-bound protocol on a blocking thread without touching
@@ -7,16 +7,18 @@
 //! PostgreSQL stay correct.
 
 use std::collections::{HashMap, HashSet};
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use lru::LruCache;
-use tournee_sync_core::automerge::{Automerge, ChangeHash};
+use moka::notification::RemovalCause;
+use moka::ops::compute::Op;
+use moka::sync::Cache;
+use tournee_sync_core::automerge::{Automerge, ChangeHash, ReadDoc};
 use tournee_sync_core::DocId;
 
 use crate::db::Database;
 use crate::metrics::CacheCounters;
 
+#[derive(Clone)]
 struct Cached {
     /// Shared with the syncs reading it: a sync forks it, never copies it first.
     doc: Arc<Automerge>,
@@ -24,30 +26,58 @@ struct Cached {
     seq: i64,
 }
 
-/// A bounded cache of materialised documents.
+/// What a materialised document costs in memory, as measured by
+/// `sync-core/examples/document_memory.rs`: about 19 KB of Automerge's own structures for any
+/// document, about 50 bytes per operation and 400 per change (BENCHMARKS.md, issue #15).
+pub fn document_weight(doc: &Automerge) -> u64 {
+    const BASE: u64 = 19 * 1024;
+    const PER_OP: u64 = 50;
+    const PER_CHANGE: u64 = 400;
+    let stats = doc.stats();
+    BASE + PER_OP * stats.num_ops + PER_CHANGE * stats.num_changes
+}
+
+/// A cache of materialised documents bounded by what they weigh in memory
+/// ([`document_weight`]), least recently and least frequently used first out (moka's TinyLFU).
 pub struct DocumentCache {
-    docs: Mutex<LruCache<DocId, Cached>>,
+    docs: Cache<DocId, Cached>,
     counters: CacheCounters,
 }
 
 impl DocumentCache {
-    /// A cache of at most `capacity` documents, counting its hits, misses and evictions.
-    pub fn new(capacity: usize, counters: CacheCounters) -> Self {
-        let capacity = NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN);
-        Self {
-            docs: Mutex::new(LruCache::new(capacity)),
-            counters,
-        }
+    /// A cache of documents weighing at most `budget_bytes` in all, counting its hits, misses
+    /// and evictions.
+    pub fn new(budget_bytes: u64, counters: CacheCounters) -> Self {
+        let evictions = counters.evictions.clone();
+        let docs = Cache::builder()
+            .max_capacity(budget_bytes)
+            .weigher(|_, cached: &Cached| {
+                u32::try_from(document_weight(&cached.doc)).unwrap_or(u32::MAX)
+            })
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.inc();
+                }
+            })
+            .build();
+        Self { docs, counters }
     }
 
     /// How many documents the cache holds.
-    pub fn len(&self) -> usize {
-        self.lock().len()
+    pub fn len(&self) -> u64 {
+        self.docs.run_pending_tasks();
+        self.docs.entry_count()
     }
 
     /// Whether the cache holds no document.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// What the cached documents weigh, in bytes ([`document_weight`]).
+    pub fn weight(&self) -> u64 {
+        self.docs.run_pending_tasks();
+        self.docs.weighted_size()
     }
 
     /// The current document, from the cache refreshed with newer changes, or from the database.
@@ -102,16 +132,13 @@ impl DocumentCache {
         let mut docs = HashMap::new();
         let mut seqs = Vec::new();
         let mut missing = Vec::new();
-        {
-            let mut cache = self.lock();
-            for id in ids {
-                match cache.get(id) {
-                    Some(cached) => {
-                        seqs.push((id.clone(), cached.seq));
-                        docs.insert(id.clone(), (Arc::clone(&cached.doc), cached.seq));
-                    }
-                    None => missing.push(id.clone()),
+        for id in ids {
+            match self.docs.get(id) {
+                Some(cached) => {
+                    seqs.push((id.clone(), cached.seq));
+                    docs.insert(id.clone(), (cached.doc, cached.seq));
                 }
+                None => missing.push(id.clone()),
             }
         }
         self.counters.hits.inc_by(docs.len() as u64);
@@ -148,28 +175,26 @@ impl DocumentCache {
     /// cache (found by `tests/durability.rs`), so the two are merged. `seq` stays: the next
     /// load adds what came after, this request's own changes included, idempotently.
     pub fn store(&self, id: &DocId, base: &[ChangeHash], mut doc: Automerge) {
-        let mut docs = self.lock();
-        if let Some(cached) = docs.get_mut(id) {
-            if cached.doc.get_heads() == base {
-                cached.doc = Arc::new(doc);
-            } else if Arc::make_mut(&mut cached.doc).merge(&mut doc).is_err() {
-                docs.pop(id);
-            }
-        }
+        self.docs
+            .entry_by_ref(id)
+            .and_compute_with(|current| match current {
+                None => Op::Nop,
+                Some(entry) => {
+                    let mut cached = entry.into_value();
+                    if cached.doc.get_heads() == base {
+                        cached.doc = Arc::new(doc);
+                        Op::Put(cached)
+                    } else if Arc::make_mut(&mut cached.doc).merge(&mut doc).is_ok() {
+                        Op::Put(cached)
+                    } else {
+                        Op::Remove
+                    }
+                }
+            });
     }
 
     fn put(&self, id: &DocId, doc: Arc<Automerge>, seq: i64) {
-        let pushed_out = self.lock().push(id.clone(), Cached { doc, seq });
-        if pushed_out.is_some_and(|(old, _)| old != *id) {
-            self.counters.evictions.inc();
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<DocId, Cached>> {
-        // A panic while holding the lock leaves a cache that is still a valid cache.
-        self.docs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.docs.insert(id.clone(), Cached { doc, seq });
     }
 }
 

@@ -73,6 +73,8 @@ pub struct AppState {
     pub keys: Keys,
     /// Materialised documents.
     pub docs: DocumentCache,
+    /// Turns for syncs to prepare, validate and commit (`--sync-concurrency`).
+    pub syncs: tokio::sync::Semaphore,
     /// Counters.
     pub metrics: Metrics,
     /// Sync size limits.
@@ -153,7 +155,8 @@ impl AppState {
         Ok(Arc::new(Self {
             db,
             keys,
-            docs: DocumentCache::new(settings.document_cache, metrics.cache.clone()),
+            docs: DocumentCache::new(settings.document_cache_bytes, metrics.cache.clone()),
+            syncs: tokio::sync::Semaphore::new(settings.sync_concurrency as usize),
             metrics,
             limits,
             far_attempt_metres: settings.far_attempt_metres,
@@ -304,6 +307,8 @@ async fn metrics_now(app: &AppState) -> Response {
     m.db_connections_max.set(i64::from(pool.max));
     m.cache_documents
         .set(i64::try_from(app.docs.len()).unwrap_or(i64::MAX));
+    m.cache_bytes
+        .set(i64::try_from(app.docs.weight()).unwrap_or(i64::MAX));
     m.process.refresh();
     match app.db.open_queue_by_kind().await {
         Ok(depths) => {

@@ -108,6 +108,8 @@ pub struct Metrics {
     pub cache: CacheCounters,
     /// Documents in the cache (set when scraped).
     pub cache_documents: Gauge,
+    /// What the cached documents weigh in memory, in bytes (set when scraped).
+    pub cache_bytes: Gauge,
     /// The database pool's connections in use and idle (set when scraped).
     pub db_connections: Family<ConnectionLabels, Gauge>,
     /// The most connections the pool opens.
@@ -263,6 +265,12 @@ impl Metrics {
             "Documents in the cache",
             cache_documents.clone(),
         );
+        let cache_bytes = Gauge::default();
+        registry.register(
+            "document_cache_bytes",
+            "What the cached documents weigh in memory, in bytes, as the cache's budget counts them",
+            cache_bytes.clone(),
+        );
         let db_connections = Family::<ConnectionLabels, Gauge>::default();
         registry.register(
             "db_connections",
@@ -326,6 +334,7 @@ impl Metrics {
             process,
             cache,
             cache_documents,
+            cache_bytes,
             db_connections,
             db_connections_max,
             review_queue_open,

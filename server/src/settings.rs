@@ -44,9 +44,14 @@ pub struct Settings {
     /// An attempt farther than this from the delivery point's pin is flagged, in metres.
     #[arg(long, env = "TOURNEE_FAR_ATTEMPT_METRES", default_value_t = 150.0)]
     pub far_attempt_metres: f64,
-    /// Documents kept in memory.
-    #[arg(long, env = "TOURNEE_DOCUMENT_CACHE", default_value_t = 20_000)]
-    pub document_cache: usize,
+    /// Memory for the document cache, in bytes, as documents weigh materialised (about 20 KB
+    /// each). A round's documents that do not fit are read again from the database.
+    #[arg(long, env = "TOURNEE_DOCUMENT_CACHE_BYTES", default_value_t = 96 * 1024 * 1024)]
+    pub document_cache_bytes: u64,
+    /// Syncs prepared and validated at once; more wait their turn, holding only their request,
+    /// so the documents syncs hold besides the cache stay bounded.
+    #[arg(long, env = "TOURNEE_SYNC_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub sync_concurrency: u32,
     /// How many days an item waits at the office, from its first unsuccessful delivery, when
     /// its notice names no last day; a redelivery date later than that is refused.
     #[arg(long, env = "TOURNEE_HOLDING_DAYS", default_value_t = 15)]

@@ -43,6 +43,14 @@ pub async fn sync(
     // A phone is answered in the version it spoke (decoding checked it is one this build reads).
     let version = wire::frame_version(&body).unwrap_or(wire::VERSION);
     let sender = scope::sender(&app.db, &app.clock, &claims).await?;
+    // A sync holds its documents from here to its commit: a bounded number at once, the rest
+    // wait their turn holding only their request.
+    let _turn = app
+        .syncs
+        .acquire()
+        .instrument(tracing::info_span!("sync.queue"))
+        .await
+        .map_err(|_| ApiError::internal("the server is shutting down"))?;
     let (prepared, out_for_delivery) = prepare(&app, &claims, &request, &sender)
         .instrument(tracing::info_span!("sync.prepare"))
         .await?;

@@ -533,6 +533,7 @@ fn metrics_can_be_served_apart_and_cover_the_pool_cache_queue_and_build() {
         "tournee_db_connections{state=\"idle\"}",
         "tournee_db_connections_max ",
         "tournee_document_cache_documents ",
+        "tournee_document_cache_bytes ",
         "tournee_document_cache_hits_total ",
         "tournee_document_cache_misses_total ",
         "tournee_document_cache_evictions_total ",

@@ -55,8 +55,12 @@ fn main() {
         "item" => measure(&kind, count, |n| item_doc(n, n / 3).expect("fixture")),
         _ => measure(&kind, count, |n| {
             let mut doc = item_doc(n, n / 3).expect("fixture");
-            record_attempt(&mut doc, &format!("a{n}"), &absent_attempt("dev-1", "pm-1", n))
-                .expect("attempt");
+            record_attempt(
+                &mut doc,
+                &format!("a{n}"),
+                &absent_attempt("dev-1", "pm-1", n),
+            )
+            .expect("attempt");
             doc
         }),
     }
