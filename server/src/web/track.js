@@ -111,6 +111,8 @@ let lang = (() => {
 let current = null;
 let places = [];
 let placesFrom = null;
+// Only the latest list of places asked for is shown, whatever order the answers come in.
+let placesAsked = 0;
 
 const t = (key) => WORDS[lang][key];
 
@@ -245,8 +247,10 @@ function showDetail() {
 
 async function loadPlaces(near) {
   const query = near ? `near=${near.lat},${near.lon}` : `postcode=${encodeURIComponent(current.postcode)}`;
+  const asked = ++placesAsked;
   try {
     const data = await call("GET", `/v1/pickup-points?${query}&limit=8`);
+    if (asked !== placesAsked) return;
     places = data.places;
     placesFrom = near;
     renderPlaces();
@@ -288,8 +292,13 @@ async function lookup(event) {
   say(t("searching"));
   try {
     const item = await call("GET", `${path}?postcode=${postcode}`);
+    const same = current && current.path === path && current.postcode === postcode;
     current = { path, postcode, item };
-    places = [];
+    $("number").value = number;
+    if (!same) {
+      places = [];
+      placesFrom = null;
+    }
     say("");
     render(item);
   } catch (error) {
@@ -347,9 +356,9 @@ function switchLanguage(to) {
   applyLanguage();
   say("");
   if (current) {
-    const near = placesFrom;
+    // The item and the places again, in the new language; the places from where they were.
     lookup().then(() => {
-      if (near) loadPlaces(near);
+      if (places.length) loadPlaces(placesFrom);
     });
   }
 }
