@@ -682,20 +682,17 @@ async fn choose_from_card(
         made_by: card.clone(),
     };
     rules::customer_choice(&record).map_err(|v| choice_violation(&v))?;
-    match &record.choice {
-        Choice::RedeliverOn { date } => {
-            check_redelivery_date(app, &view, date).map_err(|e| e.field("choice.date"))?
+    if let Choice::RedeliverOn { date } = &record.choice {
+        check_redelivery_date(app, &view, date).map_err(|e| e.field("choice.date"))?;
+    }
+    if let Choice::PickupPoint { pickup_point } = &record.choice {
+        if app.db.pickup_point(pickup_point).await?.is_none() {
+            return Err(ApiError::unprocessable(
+                "unknown_pickup_point",
+                format!("choice.pickup_point: {pickup_point:?} is not a pickup point of the network; see /v1/pickup-points"),
+            )
+            .field("choice.pickup_point"));
         }
-        Choice::PickupPoint { pickup_point } => {
-            if app.db.pickup_point(pickup_point).await?.is_none() {
-                return Err(ApiError::unprocessable(
-                    "unknown_pickup_point",
-                    format!("choice.pickup_point: {pickup_point:?} is not a pickup point of the network; see /v1/pickup-points"),
-                )
-                .field("choice.pickup_point"));
-            }
-        }
-        _ => {}
     }
     rules::choice_allowed(&record.choice, &view.requirements).map_err(|v| choice_violation(&v))?;
     let id = DocId::item(item);
