@@ -468,6 +468,79 @@ async fn every_json_answer_matches_the_documented_schema() {
             assert_eq!(status, expected, "{template}");
         }
 
+        // Customers without an account: tracking, the card's choice, pickup points.
+        let item = fixtures::s10(1).to_string();
+        for (method, template, path, body, expected) in [
+            (
+                Method::GET,
+                "/v1/track/{s10}",
+                format!("/v1/track/{item}?postcode=75011"),
+                None,
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                "/v1/track/{s10}",
+                format!("/v1/track/{item}?postcode=75012"),
+                None,
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                Method::GET,
+                "/v1/track/{s10}",
+                format!("/v1/track/{item}?postcode=7"),
+                None,
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                Method::GET,
+                "/v1/notices/{notice}",
+                "/v1/notices/AV00000001?postcode=75011".into(),
+                None,
+                StatusCode::OK,
+            ),
+            (
+                Method::POST,
+                "/v1/notices/{notice}/choice",
+                "/v1/notices/AV00000001/choice".into(),
+                Some(json!({ "postcode": "75011", "choice": { "kind": "hold" } })),
+                StatusCode::OK,
+            ),
+            (
+                Method::POST,
+                "/v1/track/{s10}/choice",
+                format!("/v1/track/{}/choice", fixtures::s10(0)),
+                Some(
+                    json!({ "postcode": "75011", "choice": { "kind": "neighbour", "neighbour": "Mme Martin" } }),
+                ),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            ),
+            (
+                Method::POST,
+                "/v1/track/{s10}/choice",
+                format!("/v1/track/{item}/choice"),
+                Some(json!({ "postcode": "75012", "choice": { "kind": "hold" } })),
+                StatusCode::NOT_FOUND,
+            ),
+            (
+                Method::GET,
+                "/v1/pickup-points",
+                "/v1/pickup-points?near=48.8591,2.3791&limit=2".into(),
+                None,
+                StatusCode::OK,
+            ),
+            (
+                Method::GET,
+                "/v1/pickup-points",
+                "/v1/pickup-points".into(),
+                None,
+                StatusCode::BAD_REQUEST,
+            ),
+        ] {
+            let (status, _) = api.call(method, template, &path, None, body).await;
+            assert_eq!(status, expected, "{path}");
+        }
+
         assert!(api.checked >= 25, "{}", api.checked);
         server.stop().await;
     }

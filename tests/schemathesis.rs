@@ -17,7 +17,8 @@ use tournee_sync_core::fixtures;
 /// The demo's real ids, so that positive cases reach the rules rather than 404. The one rule no
 /// schema can say: a redelivery date must lie between today and the end of the holding period,
 /// and a neighbour or safe place is refused for an item that needs a signature; those are 422
-/// with their reason, which the choice route documents.
+/// with their reason, which the choice route documents. The public choice routes add a pickup point
+/// the network must have (422), and the postcode that makes the item known (404 otherwise).
 fn config() -> String {
     format!(
         r#"
@@ -26,6 +27,16 @@ fn config() -> String {
 "query.s10" = "{item}"
 "path.id" = "{point}"
 "path.attempt" = "demo-absence-1"
+"path.notice" = "AV00000001"
+"query.postcode" = "75011"
+
+[[operations]]
+include-operation-id = "chooseWithNumber"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409", "422", "429"]
+
+[[operations]]
+include-operation-id = "chooseWithNotice"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409", "422", "429"]
 
 [[operations]]
 include-operation-id = "chooseForItem"
@@ -65,6 +76,8 @@ async fn schemathesis_finds_nothing_on_any_json_route() {
             ),
             // Health, readiness, metrics and this document take no token.
             ("operations", String::new()),
+            // Nor do tracking, notice cards and pickup points.
+            ("public", String::new()),
         ];
         for (tag, token) in audiences {
             let mut command = Command::new(&program);

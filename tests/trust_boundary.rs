@@ -38,6 +38,7 @@ fn concrete(path: &str) -> String {
         .replace("{id}", &fixtures::delivery_point_id(0))
         .replace("{entry}", "1")
         .replace("{attempt}", "demo-absence-1")
+        .replace("{notice}", "AV00000001")
 }
 
 async fn call(
@@ -71,11 +72,25 @@ async fn every_route_admits_exactly_the_roles_its_table_entry_declares() {
         let server = TestServer::start(&backend).await;
         let client = reqwest::Client::new();
         let mut checked = 0;
+        let mut public = 0;
         for endpoint in endpoints() {
+            let url = format!("{}{}", server.base, concrete(endpoint.path));
             let Access::Roles(admitted) = endpoint.access else {
+                // Public routes (and public lookups) answer without a token, and a token of
+                // any role changes nothing.
+                let tokens = ROLES.map(|role| Some(token(&server, role)));
+                for token in std::iter::once(None).chain(tokens) {
+                    let (status, body) =
+                        call(&client, endpoint.method, &url, token.as_deref()).await;
+                    assert!(
+                        status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                        "{} {url} is public: {status} {body}",
+                        endpoint.method
+                    );
+                }
+                public += 1;
                 continue;
             };
-            let url = format!("{}{}", server.base, concrete(endpoint.path));
             let (status, body) = call(&client, endpoint.method, &url, None).await;
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{url}: {body}");
             shaped(&body, "token_missing");
@@ -96,6 +111,7 @@ async fn every_route_admits_exactly_the_roles_its_table_entry_declares() {
             }
         }
         assert!(checked >= 30, "only {checked} checks");
+        assert!(public >= 12, "only {public} public routes checked");
         server.stop().await;
     }
 }

@@ -1,6 +1,7 @@
 //! Who may call what, decided in one place: the route table declares each route's audience
 //! ([`Access`]), and the layer here enforces exactly that for every route, with the rate limits a
-//! public server needs (per client address, per principal, and on failed authentication). A
+//! public server needs (per client address, per principal, on failed authentication, and on the
+//! public lookups that take no token). A
 //! handler never decides access itself: it takes the caller the layer established ([`AuthUser`]).
 //!
 //! [`AuthUser`]: crate::auth::AuthUser
@@ -29,6 +30,7 @@ pub struct RateLimits {
     per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_principal: Option<DefaultKeyedRateLimiter<(TokenRole, String)>>,
     auth_failures: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    public_lookups: Option<DefaultKeyedRateLimiter<IpAddr>>,
     client_address_header: Option<HeaderName>,
 }
 
@@ -62,6 +64,9 @@ impl RateLimits {
             auth_failures: limiter(
                 NonZeroU32::new(settings.auth_failures_per_minute).map(Quota::per_minute),
             ),
+            public_lookups: limiter(
+                NonZeroU32::new(settings.public_lookups_per_minute).map(Quota::per_minute),
+            ),
             client_address_header,
         })
     }
@@ -76,6 +81,9 @@ impl RateLimits {
             l.retain_recent();
         }
         if let Some(l) = &self.auth_failures {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.public_lookups {
             l.retain_recent();
         }
     }
@@ -147,8 +155,22 @@ pub async fn enforce(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let Access::Roles(roles) = access else {
-        return next.run(request).await;
+    let roles = match access {
+        Access::Public => return next.run(request).await,
+        Access::PublicLookup => {
+            // No token, but a lookup a prober would repeat: counted per client address.
+            let address = app.rate_limits.client_address(&request);
+            if let Err(limited) = check(
+                app.rate_limits.public_lookups.as_ref(),
+                &address,
+                "lookups from this address",
+            ) {
+                app.metrics.rate_limited.inc();
+                return limited.into_response();
+            }
+            return next.run(request).await;
+        }
+        Access::Roles(roles) => roles,
     };
     let claims = match authenticate(&app, request.headers()).await {
         Ok(claims) => claims,

@@ -228,7 +228,11 @@ pub async fn choose(
 /// A redelivery day must be today or later, and within the item's holding period: until the
 /// day the notice says it waits, or else the configured number of days from the day the item
 /// began to wait (its first unsuccessful delivery; today if it has not been presented yet).
-fn check_redelivery_date(app: &AppState, item: &ItemView, date: &str) -> Result<(), ApiError> {
+pub(crate) fn check_redelivery_date(
+    app: &AppState,
+    item: &ItemView,
+    date: &str,
+) -> Result<(), ApiError> {
     rules::date(rules::Field::Date, date).map_err(|v| ApiError::violation(&v, "date"))?;
     let day: Date = date.parse().map_err(|_| {
         ApiError::unprocessable(
@@ -245,8 +249,23 @@ fn check_redelivery_date(app: &AppState, item: &ItemView, date: &str) -> Result<
         )
         .field("date"));
     }
-    let last = item
-        .waits_at
+    let last = last_redelivery_day(app, item);
+    if day > last {
+        return Err(ApiError::unprocessable(
+            "beyond_holding_period",
+            format!("date: {date} is beyond the holding period, which ends on {last}"),
+        )
+        .field("date"));
+    }
+    Ok(())
+}
+
+/// The last day an item may be presented again: the day its notice says it waits until, or else
+/// the configured number of days from the day it began to wait (its first unsuccessful
+/// delivery; today if it has not been presented yet).
+pub(crate) fn last_redelivery_day(app: &AppState, item: &ItemView) -> Date {
+    let today = app.clock.today();
+    item.waits_at
         .as_ref()
         .and_then(|w| w.until.as_deref())
         .and_then(|until| until.parse::<Date>().ok())
@@ -259,15 +278,7 @@ fn check_redelivery_date(app: &AppState, item: &ItemView, date: &str) -> Result<
                 .min()
                 .map_or(today, |first| first.min(today));
             plus_days(waiting_since, i64::from(app.holding_days))
-        });
-    if day > last {
-        return Err(ApiError::unprocessable(
-            "beyond_holding_period",
-            format!("date: {date} is beyond the holding period, which ends on {last}"),
-        )
-        .field("date"));
-    }
-    Ok(())
+        })
 }
 
 /// `PUT /v1/customer/delivery-points/{id}/preferences`: standing preferences.

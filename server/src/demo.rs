@@ -9,6 +9,7 @@ use tournee_sync_core::validator::{Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
 use crate::clock::Clock;
+use crate::db::pickup_points::PickupPointRow;
 use crate::db::Database;
 use crate::error::ApiError;
 use crate::write::{write_as, Audit};
@@ -86,6 +87,9 @@ pub async fn seed(db: &Database, clock: &Clock) -> Result<bool, sqlx::Error> {
             .await?;
         }
     }
+    for place in pickup_points() {
+        db.upsert_pickup_point(&place).await?;
+    }
     let per_postman = POINTS / POSTMEN.len() as u32;
     for (k, (postman, device)) in POSTMEN.iter().enumerate() {
         db.register_device(device, postman).await?;
@@ -114,6 +118,61 @@ pub async fn seed(db: &Database, clock: &Clock) -> Result<bool, sqlx::Error> {
         db.insert_round(&round).await?;
     }
     Ok(true)
+}
+
+/// The demo town's post office (where the fixtures' notices send items) and pickup points, as an
+/// import of pickup points would load them.
+pub fn pickup_points() -> Vec<PickupPointRow> {
+    let week = |opens: &str, closes: &str, saturday: Option<(&str, &str)>| {
+        let mut hours: Vec<serde_json::Value> =
+            ["monday", "tuesday", "wednesday", "thursday", "friday"]
+                .iter()
+                .map(|day| serde_json::json!({ "day": day, "opens": opens, "closes": closes }))
+                .collect();
+        if let Some((opens, closes)) = saturday {
+            hours.push(serde_json::json!({ "day": "saturday", "opens": opens, "closes": closes }));
+        }
+        serde_json::Value::from(hours).to_string()
+    };
+    let place = |id: &str, kind: &str, name: &str, street: &str, pin: (f64, f64), hours: String| {
+        PickupPointRow {
+            id: id.into(),
+            kind: kind.into(),
+            name: name.into(),
+            lines: serde_json::json!([name, street, "75011 PARIS"]).to_string(),
+            postcode: "75011".into(),
+            city: "PARIS".into(),
+            lat: Some(pin.0),
+            lon: Some(pin.1),
+            opening_hours: hours,
+        }
+    };
+    vec![
+        place(
+            "bp-paris-11",
+            "post_office",
+            "BUREAU DE POSTE PARIS ROQUETTE",
+            "62 RUE DE LA ROQUETTE",
+            (48.8555, 2.3735),
+            week("09:00", "19:00", Some(("09:00", "12:30"))),
+        ),
+        place(
+            "pp-paris-11-03",
+            "pickup_point",
+            "TABAC DE LA ROQUETTE",
+            "120 RUE DE LA ROQUETTE",
+            (48.8590, 2.3790),
+            week("07:30", "20:00", Some(("08:00", "20:00"))),
+        ),
+        place(
+            "pp-paris-11-07",
+            "pickup_point",
+            "LIBRAIRIE VOLTAIRE",
+            "18 BOULEVARD VOLTAIRE",
+            (48.8650, 2.3690),
+            week("10:00", "19:00", None),
+        ),
+    ]
 }
 
 /// This morning's work on pm-1's round, as if pm-1's phone had synced it: a proposed correction,

@@ -81,6 +81,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, code, message)
     }
 
+    /// 404 for a public lookup by number and postcode: one answer whether the number is unknown
+    /// or the postcode wrong (or the notice card's number), so numbers cannot be probed.
+    pub fn no_match() -> Self {
+        Self::not_found(
+            "no_match",
+            "nothing matches this number and postcode: check both as printed on the notice card or in the sender's message",
+        )
+    }
+
     /// 409: the request conflicts with the current state.
     pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, message)

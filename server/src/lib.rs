@@ -23,6 +23,7 @@ pub mod item_view;
 pub mod json_body;
 pub mod metrics;
 pub mod params;
+pub mod public_api;
 pub mod reconcile;
 pub mod request_log;
 pub mod review;
@@ -35,6 +36,7 @@ pub mod uploads;
 pub mod web;
 pub mod webhooks;
 pub mod webhooks_api;
+pub mod words;
 pub mod write;
 
 use std::future::Future;
@@ -351,7 +353,7 @@ pub async fn launch_with_tcp_listener(
     let address = listener.local_addr()?;
     tracing::info!(%address, backend = state.db.backend(), "listening");
     tracing::info!(
-        "back-office page at http://{address}/backoffice, API at http://{address}/openapi.json"
+        "back-office page at http://{address}/backoffice, tracking page at http://{address}/track, API at http://{address}/openapi.json"
     );
     let compactor = tokio::spawn(compaction::run(state.clone()));
     let corroborator = tokio::spawn(review::sweep(state.clone()));

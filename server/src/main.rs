@@ -469,6 +469,10 @@ fn check_config(settings: &Settings) -> Result<(), String> {
             g.auth_failures_per_minute.to_string(),
         ),
         (
+            "public_lookups_per_minute",
+            g.public_lookups_per_minute.to_string(),
+        ),
+        (
             "client_address_header",
             optional(g.client_address_header.clone()),
         ),

@@ -20,10 +20,14 @@ use crate::error::ErrorBody;
 use crate::feed_api::{FeedPage, FeedQuery};
 use crate::import::lines::AnyLine;
 use crate::item_view::ItemView;
+use crate::public_api::{
+    CardChoiceMade, CardChoiceRequest, PickupPoints, PickupPointsQuery, TrackQuery, Tracking,
+};
 use crate::webhooks::{Created, Subscription, SubscriptionStatus};
 use crate::webhooks_api::SubscribeRequest;
 use crate::{
-    backoffice_api, customer_api, feed_api, import_api, sync_api, web, webhooks_api, AppState,
+    backoffice_api, customer_api, feed_api, import_api, public_api, sync_api, web, webhooks_api,
+    AppState,
 };
 
 /// Who may call a route. The access layer (`crate::access`) enforces exactly this for every
@@ -32,6 +36,10 @@ use crate::{
 pub enum Access {
     /// Anyone (health, metrics, the page's static files).
     Public,
+    /// Anyone, without a token, at most `--public-lookups-per-minute` per client address: the
+    /// lookups of customers without an account (tracking, notice cards, pickup points), whose
+    /// numbers must not be tried in bulk.
+    PublicLookup,
     /// A token of one of these roles.
     Roles(&'static [TokenRole]),
 }
@@ -40,7 +48,7 @@ impl Access {
     /// Whether a token of `role` may call the route.
     pub fn admits(self, role: TokenRole) -> bool {
         match self {
-            Access::Public => true,
+            Access::Public | Access::PublicLookup => true,
             Access::Roles(roles) => roles.contains(&role),
         }
     }
@@ -117,7 +125,7 @@ const TEXT: &str = "text/plain; charset=utf-8";
 
 /// The route table.
 pub fn endpoints() -> Vec<Endpoint> {
-    use Access::Public;
+    use Access::{Public, PublicLookup};
     use Input::{Frame, Nothing, Query};
     let e = |method, path, operation, summary, access, input, ok, errors, handler| Endpoint {
         method,
@@ -157,6 +165,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("GET", "/v1/webhooks/{id}", "getWebhook", "One webhook subscription: enabled or why not, and its deliveries pending, delivered and failed.", INTEGRATION, Nothing, (200, json_out(schema::<SubscriptionStatus>)), &[(404, "no such subscription")], get(webhooks_api::get)),
         e("DELETE", "/v1/webhooks/{id}", "deleteWebhook", "Remove a webhook subscription and its deliveries; answers it as it was.", INTEGRATION, Nothing, (200, json_out(schema::<Subscription>)), &[(404, "no such subscription")], delete(webhooks_api::remove)),
         e("POST", "/v1/webhooks/{id}/enable", "enableWebhook", "Enable a subscription that was disabled: its failed deliveries are retried, and what was recorded meanwhile is delivered.", INTEGRATION, Nothing, (200, json_out(schema::<SubscriptionStatus>)), &[(404, "no such subscription")], post(webhooks_api::enable)),
+        e("GET", "/v1/track/{s10}", "trackItem", "Track an item by its S10 number and the postcode of its address, without an account: status, UPU events and where it waits, in words (French, or English by Accept-Language); nothing personal. An unknown number and a wrong postcode get the same 404. Cacheable: ETag and If-None-Match (304).", PublicLookup, Query(schema::<TrackQuery>), (200, json_out(schema::<Tracking>)), &[(404, "nothing matches this number and postcode")], get(public_api::track)),
+        e("GET", "/v1/notices/{notice}", "trackNotice", "The item a notice card was left for, by the card's number and the postcode, as /v1/track answers it.", PublicLookup, Query(schema::<TrackQuery>), (200, json_out(schema::<Tracking>)), &[(404, "nothing matches this number and postcode")], get(public_api::notice)),
+        e("POST", "/v1/track/{s10}/choice", "chooseWithNumber", "Make the one choice of the item's card (redeliver on a date, a pickup point, a neighbour, a safe place, hold) with its S10 number and postcode: written into the item's document for the postman's phone; a new choice replaces the card's last one, the same one again writes nothing.", PublicLookup, json_in(schema::<CardChoiceRequest>), (200, json_out(schema::<CardChoiceMade>)), &[(404, "nothing matches this number and postcode"), (409, "the item was delivered already"), (422, "forbidden by the item's requirements, a date in the past or beyond the holding period, an unknown pickup point, or a malformed choice")], post(public_api::choose_by_s10)),
+        e("POST", "/v1/notices/{notice}/choice", "chooseWithNotice", "As chooseWithNumber, with the notice card's number and the postcode.", PublicLookup, json_in(schema::<CardChoiceRequest>), (200, json_out(schema::<CardChoiceMade>)), &[(404, "nothing matches this number and postcode"), (409, "the item was delivered already"), (422, "forbidden by the item's requirements, a date in the past or beyond the holding period, an unknown pickup point, or a malformed choice")], post(public_api::choose_by_notice)),
+        e("GET", "/v1/pickup-points", "listPickupPoints", "Pickup points and post offices of a postcode or near a position (nearest first, with the distance), with address and opening hours; at most `limit`.", PublicLookup, Query(schema::<PickupPointsQuery>), (200, json_out(schema::<PickupPoints>)), &[(400, "neither postcode nor near, or a malformed one")], get(public_api::pickup_points)),
+        e("GET", "/track", "trackingPage", "The public tracking page (French, or English by Accept-Language or its switch).", Public, Nothing, (200, Reply::Other("text/html; charset=utf-8", "the page")), &[], get(web::track_page)),
+        e("GET", "/track/track.js", "trackingScript", "The tracking page's script.", Public, Nothing, (200, Reply::Other("text/javascript; charset=utf-8", "the script")), &[], get(web::track_script)),
+        e("GET", "/track/track.css", "trackingStyle", "The tracking page's style sheet.", Public, Nothing, (200, Reply::Other("text/css; charset=utf-8", "the style sheet")), &[], get(web::track_style)),
         e("GET", "/backoffice", "backofficePage", "The back-office page.", Public, Nothing, (200, Reply::Other("text/html; charset=utf-8", "the page")), &[], get(web::page)),
         e("GET", "/backoffice/app.js", "backofficeScript", "The page's script.", Public, Nothing, (200, Reply::Other("text/javascript; charset=utf-8", "the script")), &[], get(web::script)),
         e("GET", "/backoffice/app.css", "backofficeStyle", "The page's style sheet.", Public, Nothing, (200, Reply::Other("text/css; charset=utf-8", "the style sheet")), &[], get(web::style)),
@@ -175,10 +191,17 @@ fn tag(path: &str) -> &'static str {
         || path.starts_with("/v1/webhooks")
     {
         "integration"
+    } else if path.starts_with("/v1/track")
+        || path.starts_with("/v1/notices")
+        || path.starts_with("/v1/pickup-points")
+    {
+        "public"
     } else if path.starts_with("/v1/") {
         "phone"
     } else if path.starts_with("/backoffice") {
         "back-office page"
+    } else if path.starts_with("/track") {
+        "tracking page"
     } else {
         "operations"
     }
@@ -188,6 +211,7 @@ fn tag(path: &str) -> &'static str {
 fn path_parameter(name: &str) -> Value {
     match name {
         "entry" => json!({ "type": "integer", "format": "int64" }),
+        "notice" => json!({ "type": "string", "pattern": "^[A-Za-z0-9]{4,32}$" }),
         "kind" => {
             json!({ "type": "string", "enum": crate::import::Kind::ALL.map(crate::import::Kind::as_str) })
         }
@@ -265,7 +289,7 @@ pub fn openapi() -> Value {
         // What the route itself refuses, then what every route of its kind can answer: the
         // access layer, the guards and the extractors. Every refusal is an `ErrorBody`.
         let mut refusals: Vec<(u16, &str)> = endpoint.errors.to_vec();
-        if endpoint.access != Access::Public {
+        if let Access::Roles(_) = endpoint.access {
             refusals.push((401, "no token, or a token that does not verify"));
             refusals.push((403, "a token of another role, or a revoked device"));
         }
@@ -342,9 +366,17 @@ pub fn openapi() -> Value {
             }
         }
         operation["parameters"] = Value::Array(parameters);
-        if let Access::Roles(roles) = endpoint.access {
-            operation["security"] = json!([{ "bearer": [] }]);
-            operation["x-roles"] = json!(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
+        match endpoint.access {
+            Access::Roles(roles) => {
+                operation["security"] = json!([{ "bearer": [] }]);
+                operation["x-roles"] = json!(roles.iter().map(|r| r.as_str()).collect::<Vec<_>>());
+            }
+            // No token; counted per client address like a login form.
+            Access::PublicLookup => {
+                operation["x-rate-limit"] =
+                    json!("public lookups per client address (--public-lookups-per-minute)");
+            }
+            Access::Public => {}
         }
         let item = paths
             .entry(endpoint.path.to_string())
@@ -363,7 +395,9 @@ pub fn openapi() -> Value {
             { "name": "customer", "description": "A customer's parcels, choices, preferences and disputes." },
             { "name": "back office", "description": "Review of field updates, item timelines, search." },
             { "name": "integration", "description": "The operator's systems: imports of reference data, the event feed, webhooks." },
+            { "name": "public", "description": "Customers without an account: tracking by number or notice card with the postcode, the card's one choice, pickup points. No token; limited per client address." },
             { "name": "back-office page", "description": "The reviewers' page and its files." },
+            { "name": "tracking page", "description": "The public tracking page and its files." },
             { "name": "operations", "description": "Health, readiness, metrics and this document." },
         ],
         "components": {

@@ -141,6 +141,11 @@ pub struct GuardSettings {
     /// many) before it gets 429; 0 turns the limit off.
     #[arg(long, env = "TOURNEE_AUTH_FAILURES_PER_MINUTE", default_value_t = 10)]
     pub auth_failures_per_minute: u32,
+    /// Public lookups (tracking, notice cards, pickup points: the routes that take no token)
+    /// one client address may make per minute, in bursts of up to that many, so that numbers
+    /// cannot be tried in bulk; 0 turns the limit off.
+    #[arg(long, env = "TOURNEE_PUBLIC_LOOKUPS_PER_MINUTE", default_value_t = 30)]
+    pub public_lookups_per_minute: u32,
     /// Behind a reverse proxy: the header it sets to the client's address (e.g.
     /// `x-forwarded-for`, whose last address is used). Unset: the TCP peer's address. Set it
     /// only when every request comes through that proxy, or clients can choose their address.
@@ -174,6 +179,7 @@ impl Default for GuardSettings {
             rate_per_address: 100,
             rate_per_principal: 20,
             auth_failures_per_minute: 10,
+            public_lookups_per_minute: 30,
             client_address_header: None,
             header_timeout_secs: 10,
             body_timeout_secs: 30,

@@ -81,6 +81,7 @@ pub fn settings(database_url: &str) -> Settings {
             rate_per_address: 0,
             rate_per_principal: 0,
             auth_failures_per_minute: 0,
+            public_lookups_per_minute: 0,
             ..GuardSettings::default()
         },
         // Webhooks are looked for and retried quickly, so tests wait milliseconds, not seconds.

@@ -106,6 +106,8 @@ mod events;
 mod items;
 mod loads;
 mod open;
+pub mod pickup_points;
+mod tracking;
 mod webhooks;
 
 use actors::now_ms;
