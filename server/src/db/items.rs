@@ -1,11 +1,10 @@
-//! An item's standing as the views and the sync path need it: which items have left the
-//! postman's hands (delivered, or handed to a pickup point), and the disputes of its attempts.
+//! An item's standing and records as the views and the sync path need them: which items have
+//! left the postman's hands (delivered, or handed to a pickup point), the departures already
+//! stamped, and an item's attempts, choices, UPU events and disputes.
 
 use std::collections::HashSet;
 
-use sqlx::Row;
-
-use super::{queue_entry, Database, QueueEntryRow};
+use super::{json_ids, AttemptRow, ChoiceRow, Database, EventRow, QueueEntryRow};
 
 /// Items among `$1` (a JSON list) that are delivered (EMI) or at a pickup point (EDH).
 const NO_LONGER_OUT: &str = "SELECT id FROM items WHERE status IN ('EMI', 'EDH') AND id IN {list}";
@@ -15,7 +14,23 @@ const DEPARTURES: &str =
     "SELECT item_id, source FROM item_events WHERE code = 'EDG' AND item_id IN {list}";
 
 /// The dispute entries of an item's attempts, oldest first.
-const DISPUTES_OF_ITEM: &str = "SELECT q.* FROM review_queue q JOIN attempts a ON a.id = q.subject_id WHERE q.kind = 'dispute' AND a.item_id = $1 ORDER BY q.id";
+const DISPUTES_OF_ITEM: &str = "SELECT q.* FROM review_queue q \
+     JOIN attempts a ON a.id = q.subject_id \
+     WHERE q.kind = 'dispute' AND a.item_id = $1 ORDER BY q.id";
+
+/// An item's attempts, oldest first.
+const ATTEMPTS_OF_ITEM: &str =
+    "SELECT * FROM attempts WHERE item_id = $1 ORDER BY recorded_at_ms, id";
+
+/// An item's choices, oldest first.
+const CHOICES_OF_ITEM: &str = "SELECT * FROM choices WHERE item_id = $1 ORDER BY made_at_ms, id";
+
+/// An item's UPU events, in time order.
+const EVENTS_OF_ITEM: &str = "SELECT item_id, code, at_ms, reason, action, source \
+     FROM item_events WHERE item_id = $1 ORDER BY at_ms, id";
+
+/// One attempt.
+const ATTEMPT: &str = "SELECT * FROM attempts WHERE id = $1";
 
 impl Database {
     /// The items of `items` that no round takes out any more: delivered, or at a pickup point.
@@ -27,14 +42,12 @@ impl Database {
         if items.is_empty() {
             return Ok(HashSet::new());
         }
-        let ids = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
+        let ids = json_ids(items);
         let sql = NO_LONGER_OUT.replace("{list}", &self.json_list(1));
-        with_pool!(self, pool => {
-            sqlx::query(&sql).bind(&ids).fetch_all(pool).await?
-                .into_iter()
-                .map(|r| r.try_get("id"))
-                .collect()
-        })
+        let rows: Vec<String> = with_pool!(self, pool => {
+            sqlx::query_scalar(&sql).bind(&ids).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().collect())
     }
 
     /// The `(item, source)` of every departure (EDG) already stamped for `items`.
@@ -46,21 +59,46 @@ impl Database {
         if items.is_empty() {
             return Ok(HashSet::new());
         }
-        let ids = serde_json::to_string(items).unwrap_or_else(|_| "[]".into());
+        let ids = json_ids(items);
         let sql = DEPARTURES.replace("{list}", &self.json_list(1));
-        with_pool!(self, pool => {
-            sqlx::query(&sql).bind(&ids).fetch_all(pool).await?
-                .into_iter()
-                .map(|r| Ok((r.try_get("item_id")?, r.try_get("source")?)))
-                .collect()
-        })
+        let rows: Vec<(String, String)> = with_pool!(self, pool => {
+            sqlx::query_as(&sql).bind(&ids).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().collect())
     }
 
     /// The disputes of an item's attempts with their decisions, oldest first.
     pub async fn disputes_for_item(&self, item: &str) -> Result<Vec<QueueEntryRow>, sqlx::Error> {
         with_pool!(self, pool => {
-            sqlx::query(DISPUTES_OF_ITEM).bind(item).fetch_all(pool).await?
-                .iter().map(queue_entry).collect()
+            sqlx::query_as(DISPUTES_OF_ITEM).bind(item).fetch_all(pool).await
+        })
+    }
+
+    /// Attempts recorded for an item, oldest first, as stored.
+    pub async fn attempts_for_item(&self, item: &str) -> Result<Vec<AttemptRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(ATTEMPTS_OF_ITEM).bind(item).fetch_all(pool).await
+        })
+    }
+
+    /// Choices recorded for an item, with whether they can be honoured.
+    pub async fn choices_for_item(&self, item: &str) -> Result<Vec<ChoiceRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(CHOICES_OF_ITEM).bind(item).fetch_all(pool).await
+        })
+    }
+
+    /// An item's UPU events, in time order.
+    pub async fn item_events(&self, item: &str) -> Result<Vec<EventRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(EVENTS_OF_ITEM).bind(item).fetch_all(pool).await
+        })
+    }
+
+    /// The attempt with this id.
+    pub async fn attempt(&self, id: &str) -> Result<Option<AttemptRow>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(ATTEMPT).bind(id).fetch_optional(pool).await
         })
     }
 }

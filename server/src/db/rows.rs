@@ -59,7 +59,7 @@ pub struct ChoiceRow {
 }
 
 /// A proposed correction as projected (it enters the review queue).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct CorrectionRow {
     /// The correction id.
     pub id: String,
@@ -93,7 +93,7 @@ pub struct PreferencesRow {
 }
 
 /// Something for the back office to look at, with a reason it can read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct QueueRow {
     /// `correction`, `attempt`, `dispute`.
     pub kind: String,
@@ -106,7 +106,7 @@ pub struct QueueRow {
 }
 
 /// A UPU EMSEVT event of an item.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct EventRow {
     /// The item.
     pub item_id: String,
@@ -123,7 +123,7 @@ pub struct EventRow {
 }
 
 /// An audit-log line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct AuditRow {
     /// When.
     pub at_ms: i64,
@@ -219,7 +219,7 @@ impl Projection {
 }
 
 /// A review-queue entry with its decision, as the back office lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct QueueEntryRow {
     /// The entry's id.
     pub id: i64,
