@@ -108,9 +108,9 @@ mod suite {
     use std::collections::{BTreeMap, BTreeSet, HashSet};
 
     use tournee_server::db::{
-        AttemptRow, AuditRow, ChoiceRow, CommitError, CorrectionRow, Database, DecisionRow,
-        EventRow, PreferencesRow, Projection, QueueRow, ReferenceRow, StoredChange, SyncWrite,
-        Table,
+        AttemptRow, AuditRow, ChoiceRow, CommitError, CorrectionRow, CorrectionStatus, Database,
+        DecisionRow, EventRow, PreferencesRow, Projection, QueueKind, QueueRow, ReferenceRow,
+        StoredChange, SyncWrite, Table, UpuCode,
     };
     use tournee_sync_core::automerge::{ActorId, Automerge};
     use tournee_sync_core::fixtures;
@@ -262,7 +262,7 @@ mod suite {
 
     fn queue_row(subject: &str, reason: &str, created_ms: i64) -> QueueRow {
         QueueRow {
-            kind: "attempt".into(),
+            kind: QueueKind::Attempt,
             subject_id: subject.into(),
             reason: reason.into(),
             created_ms,
@@ -272,7 +272,7 @@ mod suite {
     fn event_row(n: u32, code: &str, at_ms: i64, source: &str) -> EventRow {
         EventRow {
             item_id: item_key(n),
-            code: code.into(),
+            code: code.parse().unwrap(),
             at_ms,
             reason: (code == "EMH").then(|| "addressee_absent".into()),
             action: Some(format!("action of {source}")),
@@ -878,7 +878,7 @@ mod suite {
         assert_eq!(info.delivery_point, fixtures::delivery_point_id(0));
         let pin = fixtures::pin(0);
         assert_eq!(info.pin, Some((pin.lat, pin.lon)));
-        assert_eq!(info.status, "EMG");
+        assert_eq!(info.status, UpuCode::Arrived);
         let unpinned = db.item_info(&item_key(9)).await.unwrap().unwrap();
         assert_eq!(unpinned.delivery_point, fixtures::delivery_point_id(5));
         assert_eq!(unpinned.pin, None);
@@ -897,7 +897,7 @@ mod suite {
             },
         )
         .await;
-        assert_eq!(status(db).await, "EMH");
+        assert_eq!(status(db).await, UpuCode::NotDelivered);
         project(
             db,
             Projection {
@@ -906,7 +906,7 @@ mod suite {
             },
         )
         .await;
-        assert_eq!(status(db).await, "EMI");
+        assert_eq!(status(db).await, UpuCode::Delivered);
         project(
             db,
             Projection {
@@ -915,7 +915,11 @@ mod suite {
             },
         )
         .await;
-        assert_eq!(status(db).await, "EMI", "an older event arriving late");
+        assert_eq!(
+            status(db).await,
+            UpuCode::Delivered,
+            "an older event arriving late"
+        );
 
         // Published reference data moves the pin.
         project(
@@ -933,10 +937,10 @@ mod suite {
         .await;
         let info = db.item_info(&item_key(0)).await.unwrap().unwrap();
         assert_eq!(info.pin, Some((48.85, 2.38)));
-        assert_eq!(info.status, "EMI");
+        assert_eq!(info.status, UpuCode::Delivered);
         assert_eq!(
             db.item_info(&item_key(9)).await.unwrap().unwrap().status,
-            "EMG"
+            UpuCode::Arrived
         );
     }
 
@@ -988,7 +992,7 @@ mod suite {
         assert!(db.open_queue().await.unwrap().is_empty());
         let first = queue_row("att-9", "far from the pin", 9_000);
         let second = QueueRow {
-            kind: "correction".into(),
+            kind: QueueKind::Correction,
             ..queue_row("cor-1", "a correction to review", 1_000)
         };
         // Same subject, another reason: a second entry.
@@ -1026,8 +1030,8 @@ mod suite {
         )
         .await;
         assert_eq!(
-            db.correction_status("cor-1").await.unwrap().as_deref(),
-            Some("pending")
+            db.correction_status("cor-1").await.unwrap(),
+            Some(CorrectionStatus::Pending)
         );
         project(
             db,
@@ -1035,7 +1039,7 @@ mod suite {
                 decisions: vec![DecisionRow {
                     delivery_point_id: String::new(),
                     correction_id: "cor-1".into(),
-                    status: "approved".into(),
+                    status: CorrectionStatus::Approved,
                     by: "bo-1".into(),
                     comment: "checked on the map".into(),
                     at_ms: 1,
@@ -1048,12 +1052,12 @@ mod suite {
         assert_eq!(db.open_queue().await.unwrap(), vec![first, third]);
         assert_eq!(db.count(Table::ReviewQueue).await.unwrap(), 3);
         assert_eq!(
-            db.correction_status("cor-1").await.unwrap().as_deref(),
-            Some("approved")
+            db.correction_status("cor-1").await.unwrap(),
+            Some(CorrectionStatus::Approved)
         );
         assert_eq!(
-            db.correction_status("cor-2").await.unwrap().as_deref(),
-            Some("pending")
+            db.correction_status("cor-2").await.unwrap(),
+            Some(CorrectionStatus::Pending)
         );
         assert!(db.correction_status("cor-9").await.unwrap().is_none());
     }
@@ -1175,7 +1179,7 @@ mod suite {
         DecisionRow {
             correction_id: correction.into(),
             delivery_point_id: "dp-00001".into(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             by: by.into(),
             comment: format!("{by} says {status}"),
             at_ms: 8_000,
@@ -1190,7 +1194,7 @@ mod suite {
             Projection {
                 corrections: vec![correction_row("cor-1", 0)],
                 queue: vec![QueueRow {
-                    kind: "correction".into(),
+                    kind: QueueKind::Correction,
                     ..queue_row("cor-1", "proposed", 5_000)
                 }],
                 ..Default::default()
@@ -1223,8 +1227,8 @@ mod suite {
             "{late:?}"
         );
         assert_eq!(
-            db.correction_status("cor-1").await.unwrap().as_deref(),
-            Some("approved")
+            db.correction_status("cor-1").await.unwrap(),
+            Some(CorrectionStatus::Approved)
         );
         let after = [
             db.count(Table::Changes).await.unwrap(),

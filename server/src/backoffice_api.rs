@@ -13,7 +13,7 @@ use tournee_sync_core::rules::patterns;
 use tournee_sync_core::{operations, rules, DocId, S10};
 
 use crate::auth::AuthUser;
-use crate::db::{QueueEntryRow, SearchFilter, SearchRow};
+use crate::db::{EntryStatus, QueueEntryRow, QueueKind, SearchFilter, SearchRow};
 use crate::error::ApiError;
 use crate::item_view::{item_view, AttemptView, ChoiceView, DisputeView, ItemView};
 use crate::json_body::JsonBody;
@@ -29,28 +29,6 @@ pub struct QueueQuery {
     pub kind: Option<QueueKind>,
     /// `open` when absent.
     pub status: Option<QueueStatus>,
-}
-
-/// What a queue entry is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum QueueKind {
-    /// A postman's proposed correction.
-    Correction,
-    /// An attempt flagged by reconciliation.
-    Attempt,
-    /// A customer's dispute of an attempt.
-    Dispute,
-}
-
-impl QueueKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            QueueKind::Correction => "correction",
-            QueueKind::Attempt => "attempt",
-            QueueKind::Dispute => "dispute",
-        }
-    }
 }
 
 /// Which entries to list.
@@ -101,14 +79,14 @@ pub struct DisputeEvidence {
 pub struct QueueEntry {
     /// Its id.
     pub id: i64,
-    /// `correction`, `attempt` or `dispute`.
-    pub kind: String,
+    /// What it is about.
+    pub kind: QueueKind,
     /// The correction or attempt id.
     pub subject_id: String,
     /// Why it is queued.
     pub reason: String,
     /// `open`, `approved`, `rejected` or `closed`.
-    pub status: String,
+    pub status: EntryStatus,
     /// When it was queued.
     pub created_ms: i64,
     /// Who decided.
@@ -209,10 +187,10 @@ async fn address_of(
 async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, ApiError> {
     let mut entry = QueueEntry {
         id: row.id,
-        kind: row.kind.clone(),
+        kind: row.kind,
         subject_id: row.subject_id.clone(),
         reason: row.reason.clone(),
-        status: row.status.clone(),
+        status: row.status,
         created_ms: row.created_ms,
         decided_by: row.decided_by.clone(),
         comment: row.decision_comment.clone(),
@@ -225,7 +203,7 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
         attempt: None,
         dispute: None,
     };
-    if row.kind == "correction" {
+    if row.kind == QueueKind::Correction {
         if let Some((correction, _)) = app.db.correction(&row.subject_id).await? {
             let same = review::same_proposals(app, &correction).await?;
             let (current, current_access) = address_of(app, &correction.delivery_point_id)
@@ -254,7 +232,7 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
         entry.item_id = Some(attempt.item_id.clone());
         entry.attempt = Some(AttemptView::from(&attempt));
     }
-    if row.kind == "dispute" {
+    if row.kind == QueueKind::Dispute {
         let detail: Value = row
             .detail
             .as_deref()
@@ -273,15 +251,12 @@ pub async fn queue(
     State(app): State<Arc<AppState>>,
     QueryParams(query): QueryParams<QueueQuery>,
 ) -> Result<Json<Vec<QueueEntry>>, ApiError> {
-    let status = match query.status.unwrap_or(QueueStatus::Open) {
-        QueueStatus::Open => Some("open"),
-        QueueStatus::Closed => Some("closed"),
+    let open = match query.status.unwrap_or(QueueStatus::Open) {
+        QueueStatus::Open => Some(true),
+        QueueStatus::Closed => Some(false),
         QueueStatus::All => None,
     };
-    let rows = app
-        .db
-        .queue(query.kind.map(QueueKind::as_str), status)
-        .await?;
+    let rows = app.db.queue(query.kind, open).await?;
     let mut entries = Vec::with_capacity(rows.len());
     for row in rows {
         entries.push(entry_view(&app, row).await?);

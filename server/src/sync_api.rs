@@ -16,7 +16,7 @@ use tournee_sync_core::validator::{Scope, Sender};
 use tournee_sync_core::{DocId, DocKind};
 
 use crate::auth::{AuthUser, Claims, TokenRole};
-use crate::db::{EventRow, Projection};
+use crate::db::{EventRow, Projection, UpuCode};
 use crate::documents::PreparedHost;
 use crate::error::ApiError;
 use crate::json_body;
@@ -67,7 +67,7 @@ pub async fn sync(
     rows.events
         .extend(out_for_delivery.into_iter().map(|(item, round)| EventRow {
             item_id: item,
-            code: "EDG".into(),
+            code: UpuCode::OutForDelivery,
             at_ms: now,
             reason: None,
             action: Some("out for delivery on the postman's round".into()),

@@ -9,7 +9,10 @@ use tournee_sync_core::DocId;
 
 use super::actors::{self, now_ms};
 use super::loads::{self, apply_loads, Load};
-use super::{events, review, AuditRow, Database, EventRow, Projection, ROWS_PER_INSERT};
+use super::{
+    events, review, AuditRow, CorrectionStatus, Database, EntryStatus, EventRow, Projection,
+    ROWS_PER_INSERT,
+};
 
 /// Serialises the writers of the change log on PostgreSQL, for the transaction.
 const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7261)";
@@ -180,7 +183,7 @@ impl Database {
             insert_landing_rows!(tx, "corrections", INSERT_CORRECTIONS, p.corrections, |row, c| {
                 row.push_bind(&c.id).push_bind(&c.delivery_point_id).push_bind(&c.change_hash)
                     .push_bind(&c.proposed_by).push_bind(&c.device).push_bind(c.proposed_at_ms)
-                    .push_bind("pending").push_bind(&c.record);
+                    .push_bind(CorrectionStatus::Pending).push_bind(&c.record);
             }, INSERT_CORRECTIONS_TAIL);
             for pr in &p.preferences {
                 sqlx::query(UPSERT_PREFERENCES)
@@ -189,11 +192,11 @@ impl Database {
                     .execute(&mut *tx).await?;
             }
             insert_rows!(tx, INSERT_QUEUE, p.queue, |row, q| {
-                row.push_bind(&q.kind).push_bind(&q.subject_id).push_bind(&q.reason)
-                    .push_bind("open").push_bind(q.created_ms);
+                row.push_bind(q.kind).push_bind(&q.subject_id).push_bind(&q.reason)
+                    .push_bind(EntryStatus::Open).push_bind(q.created_ms);
             }, INSERT_QUEUE_TAIL);
             insert_rows!(tx, INSERT_ITEM_EVENTS, p.events, |row, e| {
-                row.push_bind(&e.item_id).push_bind(&e.code).push_bind(e.at_ms)
+                row.push_bind(&e.item_id).push_bind(e.code).push_bind(e.at_ms)
                     .push_bind(&e.reason).push_bind(&e.action).push_bind(&e.source);
             }, INSERT_ITEM_EVENTS_TAIL);
             // The latest event sets the status, with two rules that hold whatever the clocks
@@ -217,7 +220,7 @@ impl Database {
                         update.push(", ");
                     }
                     update.push("(CAST(").push_bind(&e.item_id).push(" AS TEXT), CAST(")
-                        .push_bind(&e.code).push(" AS TEXT), CAST(")
+                        .push_bind(e.code).push(" AS TEXT), CAST(")
                         .push_bind(e.at_ms).push(" AS BIGINT))");
                 }
                 update.push(STATUS_UPDATE_TAIL);
@@ -225,12 +228,12 @@ impl Database {
             }
             for e in several {
                 sqlx::query(UPDATE_STATUS)
-                    .bind(&e.item_id).bind(&e.code).bind(e.at_ms)
+                    .bind(&e.item_id).bind(e.code).bind(e.at_ms)
                     .execute(&mut *tx).await?;
             }
             for d in &p.decisions {
                 let decided = sqlx::query(DECIDE_CORRECTION)
-                    .bind(&d.correction_id).bind(&d.status)
+                    .bind(&d.correction_id).bind(d.status)
                     .execute(&mut *tx).await?;
                 if decided.rows_affected() == 0 {
                     tx.rollback().await?;
@@ -240,7 +243,7 @@ impl Database {
                     )));
                 }
                 sqlx::query(CLOSE_CORRECTION_ENTRY)
-                    .bind(&d.correction_id).bind(&d.status).bind(&d.by).bind(&d.comment).bind(d.at_ms).bind(d.auto)
+                    .bind(&d.correction_id).bind(d.status).bind(&d.by).bind(&d.comment).bind(d.at_ms).bind(d.auto)
                     .execute(&mut *tx).await?;
             }
             for r in &p.references {

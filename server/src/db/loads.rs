@@ -204,7 +204,7 @@ macro_rules! apply_loads {
             |row, (id, delivery_point, requirements, needs_in_person, sender, arrived_ms)| {
                 row.push_bind(id)
                     .push_bind(delivery_point)
-                    .push_bind("EMG")
+                    .push_bind($crate::db::UpuCode::Arrived)
                     .push_bind(needs_in_person)
                     .push_bind(arrived_ms)
                     .push_bind(requirements)

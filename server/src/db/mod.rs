@@ -69,6 +69,7 @@ macro_rules! insert_landing_rows {
 
 // Files of aggregates, after the macros they use.
 mod actors;
+mod codes;
 mod commit;
 mod devices;
 mod documents;
@@ -86,6 +87,7 @@ mod search;
 mod webhooks;
 
 pub use actors::{bindings_of, server_bindings, ActorBinding};
+pub use codes::{CorrectionStatus, EntryStatus, QueueKind, UnknownValue, UpuCode};
 pub use commit::{CommitError, StoredChange, SyncWrite};
 pub use documents::StoredDocument;
 pub use events::{FeedCursor, StoredEvent};

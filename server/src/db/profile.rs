@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use tournee_sync_core::DocId;
 
-use super::{json_ids, Database};
+use super::{json_ids, Database, UpuCode};
 
 /// A customer's delivery points, each with the items addressed there.
 const CUSTOMER_DOCUMENTS: &str = "SELECT dp.id AS dp, i.id AS item FROM delivery_points dp \
@@ -47,14 +47,14 @@ pub struct ItemInfo {
     /// Its pin.
     pub pin: Option<(f64, f64)>,
     /// The item's current status.
-    pub status: String,
+    pub status: UpuCode,
 }
 
 /// [`ItemInfo`] as stored.
 #[derive(Debug, sqlx::FromRow)]
 struct ItemInfoRow {
     dp: String,
-    status: String,
+    status: UpuCode,
     lat: Option<f64>,
     lon: Option<f64>,
 }

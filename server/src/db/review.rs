@@ -1,7 +1,10 @@
 //! The back office's review: the queue of corrections, flagged attempts and disputes, the
 //! corrections with their status, decisions outside the documents, and the audit log.
 
-use super::{events, AuditRow, CorrectionRow, Database, QueueEntryRow, QueueRow, ROWS_PER_INSERT};
+use super::{
+    events, AuditRow, CorrectionRow, CorrectionStatus, Database, EntryStatus, QueueEntryRow,
+    QueueKind, QueueRow, ROWS_PER_INSERT,
+};
 
 /// Open review-queue entries by kind.
 const OPEN_QUEUE_BY_KIND: &str =
@@ -66,10 +69,10 @@ const CORRECTION_STATUS: &str = "SELECT status FROM corrections WHERE id = $1";
 struct CorrectionWithStatus {
     #[sqlx(flatten)]
     row: CorrectionRow,
-    status: String,
+    status: CorrectionStatus,
 }
 
-impl From<CorrectionWithStatus> for (CorrectionRow, String) {
+impl From<CorrectionWithStatus> for (CorrectionRow, CorrectionStatus) {
     fn from(c: CorrectionWithStatus) -> Self {
         (c.row, c.status)
     }
@@ -108,7 +111,7 @@ macro_rules! insert_audit_and_event {
 
 impl Database {
     /// Open review-queue entries, counted by kind.
-    pub async fn open_queue_by_kind(&self) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    pub async fn open_queue_by_kind(&self) -> Result<Vec<(QueueKind, i64)>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_as(OPEN_QUEUE_BY_KIND).fetch_all(pool).await
         })
@@ -119,16 +122,16 @@ impl Database {
         with_pool!(self, pool => sqlx::query_as(OPEN_QUEUE).fetch_all(pool).await)
     }
 
-    /// Review-queue entries, newest first, filtered by kind and status (`open`, `closed` for
-    /// every decided entry, or all when `None`).
+    /// Review-queue entries, newest first, filtered by kind and by whether they are open
+    /// (`Some(true)`), decided (`Some(false)`), or either (`None`).
     pub async fn queue(
         &self,
-        kind: Option<&str>,
-        status: Option<&str>,
+        kind: Option<QueueKind>,
+        open: Option<bool>,
     ) -> Result<Vec<QueueEntryRow>, sqlx::Error> {
-        let status_clause = match status {
-            Some("open") => OPEN,
-            Some(_) => DECIDED,
+        let status_clause = match open {
+            Some(true) => OPEN,
+            Some(false) => DECIDED,
             None => ANY_STATUS,
         };
         let sql = QUEUE.replace("{status}", status_clause);
@@ -149,7 +152,7 @@ impl Database {
     pub async fn decide_entry(
         &self,
         id: i64,
-        status: &str,
+        status: EntryStatus,
         by: &str,
         comment: &str,
         audit: &AuditRow,
@@ -196,7 +199,7 @@ impl Database {
     pub async fn corrections_for_point(
         &self,
         delivery_point: &str,
-    ) -> Result<Vec<(CorrectionRow, String)>, sqlx::Error> {
+    ) -> Result<Vec<(CorrectionRow, CorrectionStatus)>, sqlx::Error> {
         let rows: Vec<CorrectionWithStatus> = with_pool!(self, pool => {
             sqlx::query_as(CORRECTIONS_OF_POINT).bind(delivery_point).fetch_all(pool).await?
         });
@@ -221,15 +224,18 @@ impl Database {
     pub async fn correction(
         &self,
         id: &str,
-    ) -> Result<Option<(CorrectionRow, String)>, sqlx::Error> {
+    ) -> Result<Option<(CorrectionRow, CorrectionStatus)>, sqlx::Error> {
         let row: Option<CorrectionWithStatus> = with_pool!(self, pool => {
             sqlx::query_as(CORRECTION).bind(id).fetch_optional(pool).await?
         });
         Ok(row.map(Into::into))
     }
 
-    /// A correction's review status (`pending`, `approved`, `rejected`).
-    pub async fn correction_status(&self, id: &str) -> Result<Option<String>, sqlx::Error> {
+    /// A correction's review status.
+    pub async fn correction_status(
+        &self,
+        id: &str,
+    ) -> Result<Option<CorrectionStatus>, sqlx::Error> {
         with_pool!(self, pool => {
             sqlx::query_scalar(CORRECTION_STATUS).bind(id).fetch_optional(pool).await
         })

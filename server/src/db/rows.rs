@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use super::{CorrectionStatus, EntryStatus, QueueKind, UpuCode};
+
 /// A delivery attempt as projected.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct AttemptRow {
@@ -95,8 +97,8 @@ pub struct PreferencesRow {
 /// Something for the back office to look at, with a reason it can read.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct QueueRow {
-    /// `correction`, `attempt`, `dispute`.
-    pub kind: String,
+    /// What it is about.
+    pub kind: QueueKind,
     /// The correction or attempt id.
     pub subject_id: String,
     /// Why it is there.
@@ -110,8 +112,8 @@ pub struct QueueRow {
 pub struct EventRow {
     /// The item.
     pub item_id: String,
-    /// `EDG`, `EMH`, `EDH`, `EMI`…
-    pub code: String,
+    /// The UPU code.
+    pub code: UpuCode,
     /// When.
     pub at_ms: i64,
     /// Non-delivery reason (EMH).
@@ -144,8 +146,8 @@ pub struct DecisionRow {
     pub correction_id: String,
     /// Its delivery point.
     pub delivery_point_id: String,
-    /// `approved` or `rejected`.
-    pub status: String,
+    /// Approved or rejected.
+    pub status: CorrectionStatus,
     /// Who decided (`corroboration` for an automatic approval).
     pub by: String,
     /// The reviewer's comment.
@@ -223,14 +225,14 @@ impl Projection {
 pub struct QueueEntryRow {
     /// The entry's id.
     pub id: i64,
-    /// `correction`, `attempt`, `dispute`.
-    pub kind: String,
+    /// What it is about.
+    pub kind: QueueKind,
     /// The correction or attempt id.
     pub subject_id: String,
     /// Why it is there.
     pub reason: String,
-    /// `open`, `approved`, `rejected` (`closed` for entries a decision elsewhere closed).
-    pub status: String,
+    /// Open, or how it was decided.
+    pub status: EntryStatus,
     /// When it was queued.
     pub created_ms: i64,
     /// Evidence as JSON (a dispute's customer and comment).
@@ -255,7 +257,7 @@ pub struct SearchRow {
     /// The address, one line.
     pub address: String,
     /// The item's last UPU status.
-    pub status: String,
+    pub status: UpuCode,
     /// The postman of the latest round that carries it.
     pub postman: Option<String>,
     /// That round.

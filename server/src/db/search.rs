@@ -1,6 +1,6 @@
 //! The back office's search: items by S10 number, address, postman, round or day.
 
-use super::{Database, SearchFilter, SearchRow};
+use super::{Database, SearchFilter, SearchRow, UpuCode};
 
 /// Items matching every given filter (`$1` S10, `$2` LIKE pattern of the lower-case address,
 /// `$3` postman, `$4` round, `$5` day; NULL for any), each with the rounds that carry it,
@@ -23,7 +23,7 @@ struct Found {
     dp: String,
     /// Address lines, one per line.
     lines: String,
-    status: String,
+    status: UpuCode,
     postman: Option<String>,
     round_id: Option<String>,
     day: Option<String>,
