@@ -102,6 +102,7 @@ storage_suite!(
     a_projected_row_whose_key_another_record_holds_fails_the_whole_write,
     an_actor_is_bound_to_its_first_owner_in_the_write_that_uses_it,
     actors_of_records_stored_before_bindings_are_bound_to_their_authors,
+    corrections_and_attempts_are_read_many_at_a_time,
 );
 
 mod suite {
@@ -752,7 +753,8 @@ mod suite {
             delivery_point: fixtures::delivery_point_id(p),
             items: vec![item_key(p)],
         };
-        // Inserted out of day order, a day with two rounds, and the stops out of order.
+        // Inserted out of day order, a day with two rounds, the stops out of order, and a round
+        // without stops (all read in one query, a round with its stops on several rows).
         let rounds = [
             round("r-1230", "2026-12-30", "dev-1", vec![stop(1, 0)]),
             round("r-1201-b", "2026-12-01", "dev-1", vec![stop(1, 2)]),
@@ -765,6 +767,7 @@ mod suite {
             round("r-1130", "2026-11-30", "dev-1", vec![stop(1, 1)]),
             round("r-0101", "2027-01-01", "dev-1", vec![stop(1, 0)]),
             round("r-other", "2026-12-01", "dev-2", vec![stop(1, 0)]),
+            round("r-1201-c", "2026-12-01", "dev-1", vec![]),
         ];
         for r in &rounds {
             db.insert_round(r).await.unwrap();
@@ -776,7 +779,9 @@ mod suite {
             .rounds_for_device("dev-1", "2026-12-01", "2026-12-31")
             .await
             .unwrap();
-        assert_eq!(ids(&window), ["r-1201-a", "r-1201-b", "r-1230"]);
+        assert_eq!(ids(&window), ["r-1201-a", "r-1201-b", "r-1201-c", "r-1230"]);
+        assert_eq!(window[2], rounds[6], "a round without stops");
+        assert_eq!(window[3], rounds[0]);
         let mut expected = rounds[2].clone();
         expected.stops.sort_by_key(|s| s.order);
         assert_eq!(window[0], expected, "stops in delivery order, items intact");
@@ -795,7 +800,7 @@ mod suite {
             .rounds_for_device("dev-1", "0000-01-01", "9999-12-31")
             .await
             .unwrap();
-        assert_eq!(all.len(), 5);
+        assert_eq!(all.len(), 6);
         assert!(db
             .rounds_for_device("dev-1", "2026-12-02", "2026-12-29")
             .await
@@ -1480,5 +1485,62 @@ mod suite {
             claims.actors.get(&phone).map(String::as_str),
             Some("postman:pm-1:dev-1")
         );
+    }
+
+    /// What the review queue shows for many entries is read in a fixed number of queries.
+    pub async fn corrections_and_attempts_are_read_many_at_a_time(db: &Database) {
+        town(db, 3, 1).await;
+        let corrections = vec![
+            correction_row("cor-a", 0),
+            correction_row("cor-b", 0),
+            correction_row("cor-c", 1),
+        ];
+        let attempts = vec![
+            attempt_row("att-1", 0, 1_000),
+            attempt_row("att-2", 2, 2_000),
+        ];
+        project(
+            db,
+            Projection {
+                corrections: corrections.clone(),
+                attempts: attempts.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let pending = |c: &CorrectionRow| (c.clone(), CorrectionStatus::Pending);
+
+        let mut found = db.corrections(&["cor-c", "cor-a", "cor-9"]).await.unwrap();
+        found.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        assert_eq!(found, [pending(&corrections[0]), pending(&corrections[2])]);
+        assert!(db.corrections(&[]).await.unwrap().is_empty());
+        let (p0, p2) = (
+            fixtures::delivery_point_id(0),
+            fixtures::delivery_point_id(2),
+        );
+        assert_eq!(
+            db.corrections_for_points(&[&p0, &p2]).await.unwrap(),
+            [pending(&corrections[0]), pending(&corrections[1])]
+        );
+        assert_eq!(
+            db.corrections_for_point(&fixtures::delivery_point_id(1))
+                .await
+                .unwrap(),
+            [pending(&corrections[2])]
+        );
+
+        let mut found = db
+            .attempts_at_points(&["att-2", "att-1", "att-9"])
+            .await
+            .unwrap();
+        found.sort_by(|a, b| a.attempt.id.cmp(&b.attempt.id));
+        assert_eq!(found.len(), 2);
+        for (found, (attempt, n)) in found.iter().zip([(&attempts[0], 0), (&attempts[1], 2)]) {
+            let info = db.item_info(&item_key(n)).await.unwrap().unwrap();
+            assert_eq!(&found.attempt, attempt);
+            assert_eq!(found.delivery_point, Some(info.delivery_point));
+            assert_eq!(found.pin, info.pin);
+        }
+        assert!(db.attempts_at_points(&[]).await.unwrap().is_empty());
     }
 }

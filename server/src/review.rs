@@ -32,26 +32,35 @@ pub async fn same_proposals(
     app: &AppState,
     correction: &CorrectionRow,
 ) -> Result<SameProposals, ApiError> {
-    let proposed = proposed_fields(&correction.record);
     let of_point = app
         .db
         .corrections_for_point(&correction.delivery_point_id)
         .await?;
+    Ok(same_proposals_among(correction, &of_point))
+}
+
+/// [`same_proposals`] among `of_point`, the corrections of the correction's delivery point
+/// with their status.
+pub fn same_proposals_among(
+    correction: &CorrectionRow,
+    of_point: &[(CorrectionRow, CorrectionStatus)],
+) -> SameProposals {
+    let proposed = proposed_fields(&correction.record);
     let standing = of_point
         .iter()
         .find(|(row, _)| row.id == correction.id)
         .map_or(CorrectionStatus::Pending, |(_, status)| *status);
     let same: Vec<CorrectionRow> = of_point
-        .into_iter()
+        .iter()
         .filter(|(row, status)| *status == standing && proposed_fields(&row.record) == proposed)
-        .map(|(row, _)| row)
+        .map(|(row, _)| row.clone())
         .collect();
     let postmen = same.iter().map(|r| r.proposed_by.clone()).collect();
-    Ok(SameProposals {
+    SameProposals {
         status: standing,
         corrections: same,
         postmen,
-    })
+    }
 }
 
 /// Corrections that propose the same fields as one correction and stand as it does.

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::{json_ids, AttemptRow, ChoiceRow, Database, EventRow, QueueEntryRow};
+use super::{AttemptRow, ChoiceRow, Database, EventRow, QueueEntryRow};
 
 /// Items among `$1` (a JSON list) that are delivered (EMI) or at a pickup point (EDH).
 const NO_LONGER_OUT: &str = "SELECT id FROM items WHERE status IN ('EMI', 'EDH') AND id IN {list}";
@@ -32,6 +32,45 @@ const EVENTS_OF_ITEM: &str = "SELECT item_id, code, at_ms, reason, action, sourc
 /// One attempt.
 const ATTEMPT: &str = "SELECT * FROM attempts WHERE id = $1";
 
+/// The attempts of a JSON list of ids (`{list}`, `$1`), each with its item's delivery point
+/// and that point's pin when both are known.
+const ATTEMPTS_AT_POINTS: &str = "SELECT a.*, p.dp AS point_id, p.lat AS point_lat, \
+     p.lon AS point_lon FROM attempts a \
+     LEFT JOIN (SELECT i.id AS item, i.delivery_point_id AS dp, d.lat AS lat, d.lon AS lon \
+     FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id) p ON p.item = a.item_id \
+     WHERE a.id IN {list}";
+
+/// An attempt with where its item is delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptAtPoint {
+    /// The attempt.
+    pub attempt: AttemptRow,
+    /// Its item's delivery point, if the item is known.
+    pub delivery_point: Option<String>,
+    /// That point's pin.
+    pub pin: Option<(f64, f64)>,
+}
+
+/// [`AttemptAtPoint`] as [`ATTEMPTS_AT_POINTS`] reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct AttemptAtPointRow {
+    #[sqlx(flatten)]
+    attempt: AttemptRow,
+    point_id: Option<String>,
+    point_lat: Option<f64>,
+    point_lon: Option<f64>,
+}
+
+impl From<AttemptAtPointRow> for AttemptAtPoint {
+    fn from(row: AttemptAtPointRow) -> Self {
+        AttemptAtPoint {
+            attempt: row.attempt,
+            delivery_point: row.point_id,
+            pin: row.point_lat.zip(row.point_lon),
+        }
+    }
+}
+
 impl Database {
     /// The items of `items` that no round takes out any more: delivered, or at a pickup point.
     #[tracing::instrument(name = "sql.items_no_longer_out", level = "info", skip_all)]
@@ -39,15 +78,8 @@ impl Database {
         &self,
         items: &[&str],
     ) -> Result<HashSet<String>, sqlx::Error> {
-        if items.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let ids = json_ids(items);
-        let sql = NO_LONGER_OUT.replace("{list}", &self.json_list(1));
-        let rows: Vec<String> = with_pool!(self, pool => {
-            sqlx::query_scalar(&sql).bind(&ids).fetch_all(pool).await?
-        });
-        Ok(rows.into_iter().collect())
+        let rows: Vec<(String,)> = self.fetch_in(NO_LONGER_OUT, items).await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// The `(item, source)` of every departure (EDG) already stamped for `items`.
@@ -56,14 +88,7 @@ impl Database {
         &self,
         items: &[&str],
     ) -> Result<HashSet<(String, String)>, sqlx::Error> {
-        if items.is_empty() {
-            return Ok(HashSet::new());
-        }
-        let ids = json_ids(items);
-        let sql = DEPARTURES.replace("{list}", &self.json_list(1));
-        let rows: Vec<(String, String)> = with_pool!(self, pool => {
-            sqlx::query_as(&sql).bind(&ids).fetch_all(pool).await?
-        });
+        let rows: Vec<(String, String)> = self.fetch_in(DEPARTURES, items).await?;
         Ok(rows.into_iter().collect())
     }
 
@@ -100,5 +125,15 @@ impl Database {
         with_pool!(self, pool => {
             sqlx::query_as(ATTEMPT).bind(id).fetch_optional(pool).await
         })
+    }
+
+    /// The attempts with these ids, each with its item's delivery point and pin, in one query
+    /// (in no given order).
+    pub async fn attempts_at_points(
+        &self,
+        ids: &[&str],
+    ) -> Result<Vec<AttemptAtPoint>, sqlx::Error> {
+        let rows: Vec<AttemptAtPointRow> = self.fetch_in(ATTEMPTS_AT_POINTS, ids).await?;
+        Ok(rows.into_iter().map(AttemptAtPoint::from).collect())
     }
 }

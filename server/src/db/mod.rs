@@ -92,6 +92,7 @@ pub use commit::{CommitError, StoredChange, SyncWrite};
 pub use documents::StoredDocument;
 pub use events::{FeedCursor, StoredEvent};
 pub use health::{PoolState, Table};
+pub use items::AttemptAtPoint;
 pub use loads::Load;
 pub use news::NewsRows;
 pub use open::{Backend, BackupError, Migrations, OpenError, OpenOptions};
@@ -112,6 +113,23 @@ impl Database {
             Database::Sqlite(_) => format!("(SELECT value FROM json_each(${n}))"),
             Database::Postgres(_) => format!("(SELECT json_array_elements_text(${n}::json))"),
         }
+    }
+
+    /// The rows `sql` selects among `keys`, in one query: `sql` names them `{list}`, a
+    /// [`Database::json_list`] bound as `$1`. No keys, no query and no rows.
+    async fn fetch_in<T>(&self, sql: &str, keys: &[&str]) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + Send
+            + Unpin,
+    {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let list = json_ids(keys);
+        let sql = sql.replace("{list}", &self.json_list(1));
+        with_pool!(self, pool => sqlx::query_as(&sql).bind(&list).fetch_all(pool).await)
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 
 use tournee_sync_core::DocId;
 
-use super::{json_ids, Database, UpuCode};
+use super::{Database, UpuCode};
 
 /// A customer's delivery points, each with the items addressed there.
 const CUSTOMER_DOCUMENTS: &str = "SELECT dp.id AS dp, i.id AS item FROM delivery_points dp \
@@ -136,14 +136,7 @@ impl Database {
         &self,
         items: &[&str],
     ) -> Result<HashMap<String, (f64, f64)>, sqlx::Error> {
-        if items.is_empty() {
-            return Ok(Default::default());
-        }
-        let ids = json_ids(items);
-        let sql = ITEM_PINS.replace("{list}", &self.json_list(1));
-        let rows: Vec<(String, Option<f64>, Option<f64>)> = with_pool!(self, pool => {
-            sqlx::query_as(&sql).bind(&ids).fetch_all(pool).await?
-        });
+        let rows: Vec<(String, Option<f64>, Option<f64>)> = self.fetch_in(ITEM_PINS, items).await?;
         Ok(rows
             .into_iter()
             .filter_map(|(id, lat, lon)| Some((id, lat.zip(lon)?)))

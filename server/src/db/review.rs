@@ -46,9 +46,12 @@ pub(super) const INSERT_AUDIT: &str =
 const INSERT_AUDIT_LINE: &str =
     "INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)";
 
-/// A delivery point's corrections, oldest first.
-const CORRECTIONS_OF_POINT: &str = "SELECT * FROM corrections \
-     WHERE delivery_point_id = $1 ORDER BY proposed_at_ms, id";
+/// The corrections of the delivery points of a JSON list (`{list}`, `$1`), oldest first.
+const CORRECTIONS_OF_POINTS: &str = "SELECT * FROM corrections \
+     WHERE delivery_point_id IN {list} ORDER BY proposed_at_ms, id";
+
+/// The corrections of a JSON list of ids (`{list}`, `$1`).
+const CORRECTIONS: &str = "SELECT * FROM corrections WHERE id IN {list}";
 
 /// The audit lines of a subject, oldest first.
 const AUDIT_OF_SUBJECT: &str = "SELECT at_ms, actor, action, subject, detail FROM audit_log \
@@ -195,14 +198,32 @@ impl Database {
         })
     }
 
-    /// The corrections proposed for a delivery point, with their status.
+    /// The corrections proposed for a delivery point, with their status, oldest first.
     pub async fn corrections_for_point(
         &self,
         delivery_point: &str,
     ) -> Result<Vec<(CorrectionRow, CorrectionStatus)>, sqlx::Error> {
-        let rows: Vec<CorrectionWithStatus> = with_pool!(self, pool => {
-            sqlx::query_as(CORRECTIONS_OF_POINT).bind(delivery_point).fetch_all(pool).await?
-        });
+        self.corrections_for_points(&[delivery_point]).await
+    }
+
+    /// The corrections proposed for any of these delivery points, with their status, oldest
+    /// first, in one query.
+    pub async fn corrections_for_points(
+        &self,
+        delivery_points: &[&str],
+    ) -> Result<Vec<(CorrectionRow, CorrectionStatus)>, sqlx::Error> {
+        let rows: Vec<CorrectionWithStatus> = self
+            .fetch_in(CORRECTIONS_OF_POINTS, delivery_points)
+            .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// The corrections with these ids, with their status, in one query (in no given order).
+    pub async fn corrections(
+        &self,
+        ids: &[&str],
+    ) -> Result<Vec<(CorrectionRow, CorrectionStatus)>, sqlx::Error> {
+        let rows: Vec<CorrectionWithStatus> = self.fetch_in(CORRECTIONS, ids).await?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 

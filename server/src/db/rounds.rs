@@ -4,14 +4,13 @@ use tournee_sync_core::model::{RoundManifest, Stop};
 
 use super::Database;
 
-/// The rounds of a device (`$1`) between two days (`$2`, `$3`), in order.
-const ROUNDS_OF_DEVICE: &str = "SELECT id, day, postman FROM rounds \
-     WHERE (device = $1 OR id IN (SELECT round_id FROM round_devices WHERE device = $1)) \
-     AND day >= $2 AND day <= $3 ORDER BY day, id";
-
-/// A round's stops, in order.
-const STOPS_OF_ROUND: &str = "SELECT position, delivery_point_id, items FROM round_stops \
-     WHERE round_id = $1 ORDER BY position";
+/// The rounds of a device (`$1`) between two days (`$2`, `$3`) with their stops, in one read:
+/// in order of day, round and position, and a round without stops as one row without a stop.
+const ROUNDS_OF_DEVICE: &str = "SELECT r.id AS id, r.day AS day, r.postman AS postman, \
+     s.position AS position, s.delivery_point_id AS delivery_point_id, s.items AS items \
+     FROM rounds r LEFT JOIN round_stops s ON s.round_id = r.id \
+     WHERE (r.device = $1 OR r.id IN (SELECT round_id FROM round_devices WHERE device = $1)) \
+     AND r.day >= $2 AND r.day <= $3 ORDER BY r.day, r.id, s.position";
 
 /// Publishes a round.
 const INSERT_ROUND: &str = "INSERT INTO rounds (id, day, postman, device) VALUES ($1, $2, $3, $4)";
@@ -20,56 +19,56 @@ const INSERT_ROUND: &str = "INSERT INTO rounds (id, day, postman, device) VALUES
 const INSERT_STOP: &str = "INSERT INTO round_stops (round_id, position, delivery_point_id, items) \
      VALUES ($1, $2, $3, $4)";
 
-/// A round as stored.
+/// A round with one of its stops, as [`ROUNDS_OF_DEVICE`] reads them.
 #[derive(Debug, sqlx::FromRow)]
-struct RoundRow {
+struct RoundStopRow {
     id: String,
     day: String,
     postman: String,
-}
-
-/// A stop as stored.
-#[derive(Debug, sqlx::FromRow)]
-struct StopRow {
-    position: i64,
-    delivery_point_id: String,
+    position: Option<i64>,
+    delivery_point_id: Option<String>,
     /// The item ids, a JSON array.
-    items: String,
+    items: Option<String>,
 }
 
-impl From<StopRow> for Stop {
-    fn from(stop: StopRow) -> Self {
-        Stop {
-            order: u32::try_from(stop.position).unwrap_or(u32::MAX),
-            delivery_point: stop.delivery_point_id,
-            items: serde_json::from_str(&stop.items).unwrap_or_default(),
-        }
+impl RoundStopRow {
+    /// The stop, if the round has one.
+    fn stop(&self) -> Option<Stop> {
+        Some(Stop {
+            order: u32::try_from(self.position?).unwrap_or(u32::MAX),
+            delivery_point: self.delivery_point_id.clone()?,
+            items: serde_json::from_str(self.items.as_deref()?).unwrap_or_default(),
+        })
     }
 }
 
 impl Database {
-    /// The rounds assigned to a device between two days (`YYYY-MM-DD`, inclusive).
+    /// The rounds assigned to a device between two days (`YYYY-MM-DD`, inclusive), with their
+    /// stops, in one query.
     pub async fn rounds_for_device(
         &self,
         device: &str,
         from: &str,
         to: &str,
     ) -> Result<Vec<RoundManifest>, sqlx::Error> {
-        let rounds: Vec<RoundRow> = with_pool!(self, pool => {
+        let rows: Vec<RoundStopRow> = with_pool!(self, pool => {
             sqlx::query_as(ROUNDS_OF_DEVICE).bind(device).bind(from).bind(to).fetch_all(pool).await?
         });
-        let mut manifests = Vec::new();
-        for round in rounds {
-            let stops: Vec<StopRow> = with_pool!(self, pool => {
-                sqlx::query_as(STOPS_OF_ROUND).bind(&round.id).fetch_all(pool).await?
-            });
-            manifests.push(RoundManifest {
-                round_id: round.id,
-                date: round.day,
-                postman: round.postman,
-                device: device.to_string(),
-                stops: stops.into_iter().map(Stop::from).collect(),
-            });
+        let mut manifests: Vec<RoundManifest> = Vec::new();
+        for row in rows {
+            let stop = row.stop();
+            if manifests.last().is_none_or(|last| last.round_id != row.id) {
+                manifests.push(RoundManifest {
+                    round_id: row.id,
+                    date: row.day,
+                    postman: row.postman,
+                    device: device.to_string(),
+                    stops: Vec::new(),
+                });
+            }
+            if let (Some(stop), Some(manifest)) = (stop, manifests.last_mut()) {
+                manifest.stops.push(stop);
+            }
         }
         Ok(manifests)
     }
