@@ -4,7 +4,7 @@
 use tournee_sync_core::DocId;
 
 use super::actors::{self, now_ms, server_bindings};
-use super::{parse_doc_ids, Database, ROWS_PER_INSERT};
+use super::{Database, ROWS_PER_INSERT};
 
 /// Stores a new document, unless it exists.
 const CREATE_DOCUMENT: &str = "INSERT INTO documents (id, kind, snapshot, snapshot_seq) \
@@ -104,7 +104,10 @@ impl Database {
         let ids: Vec<String> = with_pool!(self, pool => {
             sqlx::query_scalar(TO_COMPACT).bind(threshold).bind(limit).fetch_all(pool).await?
         });
-        Ok(parse_doc_ids(ids))
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| DocId::parse(&id).ok())
+            .collect())
     }
 
     /// Replaces a document's snapshot with one that includes every change up to `seq`; a

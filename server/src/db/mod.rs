@@ -5,8 +5,6 @@
 //! instantiates it for the backend at hand. The methods live in one file per aggregate, each
 //! with its SQL texts as constants; this file holds what they share.
 
-use tournee_sync_core::DocId;
-
 /// The central store.
 #[derive(Clone, Debug)]
 pub enum Database {
@@ -136,11 +134,4 @@ impl Database {
 /// A list of ids as one JSON text, for [`Database::json_list`].
 fn json_ids<S: serde::Serialize>(ids: &[S]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
-}
-
-/// The ids among `ids` that parse as documents; the others are dropped.
-fn parse_doc_ids(ids: impl IntoIterator<Item = String>) -> Vec<DocId> {
-    ids.into_iter()
-        .filter_map(|id| DocId::parse(&id).ok())
-        .collect()
 }
