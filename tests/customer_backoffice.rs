@@ -883,7 +883,7 @@ async fn two_reviewers_deciding_one_correction_at_once_make_one_decision() {
                     .correction_status(correction)
                     .await
                     .unwrap()
-                    .as_deref(),
+                    .map(|s| s.as_str()),
                 Some(winner)
             );
         }

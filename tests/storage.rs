@@ -102,15 +102,16 @@ storage_suite!(
     a_projected_row_whose_key_another_record_holds_fails_the_whole_write,
     an_actor_is_bound_to_its_first_owner_in_the_write_that_uses_it,
     actors_of_records_stored_before_bindings_are_bound_to_their_authors,
+    corrections_and_attempts_are_read_many_at_a_time,
 );
 
 mod suite {
     use std::collections::{BTreeMap, BTreeSet, HashSet};
 
     use tournee_server::db::{
-        AttemptRow, AuditRow, ChoiceRow, CommitError, CorrectionRow, Database, DecisionRow,
-        EventRow, PreferencesRow, Projection, QueueRow, ReferenceRow, StoredChange, SyncWrite,
-        Table,
+        AttemptRow, AuditRow, ChoiceRow, CommitError, CorrectionRow, CorrectionStatus, Database,
+        DecisionRow, EventRow, PreferencesRow, Projection, QueueKind, QueueRow, ReferenceRow,
+        StoredChange, SyncWrite, Table, UpuCode,
     };
     use tournee_sync_core::automerge::{ActorId, Automerge};
     use tournee_sync_core::fixtures;
@@ -262,7 +263,7 @@ mod suite {
 
     fn queue_row(subject: &str, reason: &str, created_ms: i64) -> QueueRow {
         QueueRow {
-            kind: "attempt".into(),
+            kind: QueueKind::Attempt,
             subject_id: subject.into(),
             reason: reason.into(),
             created_ms,
@@ -272,7 +273,7 @@ mod suite {
     fn event_row(n: u32, code: &str, at_ms: i64, source: &str) -> EventRow {
         EventRow {
             item_id: item_key(n),
-            code: code.into(),
+            code: code.parse().unwrap(),
             at_ms,
             reason: (code == "EMH").then(|| "addressee_absent".into()),
             action: Some(format!("action of {source}")),
@@ -752,7 +753,8 @@ mod suite {
             delivery_point: fixtures::delivery_point_id(p),
             items: vec![item_key(p)],
         };
-        // Inserted out of day order, a day with two rounds, and the stops out of order.
+        // Inserted out of day order, a day with two rounds, the stops out of order, and a round
+        // without stops (all read in one query, a round with its stops on several rows).
         let rounds = [
             round("r-1230", "2026-12-30", "dev-1", vec![stop(1, 0)]),
             round("r-1201-b", "2026-12-01", "dev-1", vec![stop(1, 2)]),
@@ -765,6 +767,7 @@ mod suite {
             round("r-1130", "2026-11-30", "dev-1", vec![stop(1, 1)]),
             round("r-0101", "2027-01-01", "dev-1", vec![stop(1, 0)]),
             round("r-other", "2026-12-01", "dev-2", vec![stop(1, 0)]),
+            round("r-1201-c", "2026-12-01", "dev-1", vec![]),
         ];
         for r in &rounds {
             db.insert_round(r).await.unwrap();
@@ -776,7 +779,9 @@ mod suite {
             .rounds_for_device("dev-1", "2026-12-01", "2026-12-31")
             .await
             .unwrap();
-        assert_eq!(ids(&window), ["r-1201-a", "r-1201-b", "r-1230"]);
+        assert_eq!(ids(&window), ["r-1201-a", "r-1201-b", "r-1201-c", "r-1230"]);
+        assert_eq!(window[2], rounds[6], "a round without stops");
+        assert_eq!(window[3], rounds[0]);
         let mut expected = rounds[2].clone();
         expected.stops.sort_by_key(|s| s.order);
         assert_eq!(window[0], expected, "stops in delivery order, items intact");
@@ -795,7 +800,7 @@ mod suite {
             .rounds_for_device("dev-1", "0000-01-01", "9999-12-31")
             .await
             .unwrap();
-        assert_eq!(all.len(), 5);
+        assert_eq!(all.len(), 6);
         assert!(db
             .rounds_for_device("dev-1", "2026-12-02", "2026-12-29")
             .await
@@ -878,7 +883,7 @@ mod suite {
         assert_eq!(info.delivery_point, fixtures::delivery_point_id(0));
         let pin = fixtures::pin(0);
         assert_eq!(info.pin, Some((pin.lat, pin.lon)));
-        assert_eq!(info.status, "EMG");
+        assert_eq!(info.status, UpuCode::Arrived);
         let unpinned = db.item_info(&item_key(9)).await.unwrap().unwrap();
         assert_eq!(unpinned.delivery_point, fixtures::delivery_point_id(5));
         assert_eq!(unpinned.pin, None);
@@ -897,7 +902,7 @@ mod suite {
             },
         )
         .await;
-        assert_eq!(status(db).await, "EMH");
+        assert_eq!(status(db).await, UpuCode::NotDelivered);
         project(
             db,
             Projection {
@@ -906,7 +911,7 @@ mod suite {
             },
         )
         .await;
-        assert_eq!(status(db).await, "EMI");
+        assert_eq!(status(db).await, UpuCode::Delivered);
         project(
             db,
             Projection {
@@ -915,7 +920,11 @@ mod suite {
             },
         )
         .await;
-        assert_eq!(status(db).await, "EMI", "an older event arriving late");
+        assert_eq!(
+            status(db).await,
+            UpuCode::Delivered,
+            "an older event arriving late"
+        );
 
         // Published reference data moves the pin.
         project(
@@ -933,10 +942,10 @@ mod suite {
         .await;
         let info = db.item_info(&item_key(0)).await.unwrap().unwrap();
         assert_eq!(info.pin, Some((48.85, 2.38)));
-        assert_eq!(info.status, "EMI");
+        assert_eq!(info.status, UpuCode::Delivered);
         assert_eq!(
             db.item_info(&item_key(9)).await.unwrap().unwrap().status,
-            "EMG"
+            UpuCode::Arrived
         );
     }
 
@@ -988,7 +997,7 @@ mod suite {
         assert!(db.open_queue().await.unwrap().is_empty());
         let first = queue_row("att-9", "far from the pin", 9_000);
         let second = QueueRow {
-            kind: "correction".into(),
+            kind: QueueKind::Correction,
             ..queue_row("cor-1", "a correction to review", 1_000)
         };
         // Same subject, another reason: a second entry.
@@ -1026,8 +1035,8 @@ mod suite {
         )
         .await;
         assert_eq!(
-            db.correction_status("cor-1").await.unwrap().as_deref(),
-            Some("pending")
+            db.correction_status("cor-1").await.unwrap(),
+            Some(CorrectionStatus::Pending)
         );
         project(
             db,
@@ -1035,7 +1044,7 @@ mod suite {
                 decisions: vec![DecisionRow {
                     delivery_point_id: String::new(),
                     correction_id: "cor-1".into(),
-                    status: "approved".into(),
+                    status: CorrectionStatus::Approved,
                     by: "bo-1".into(),
                     comment: "checked on the map".into(),
                     at_ms: 1,
@@ -1048,12 +1057,12 @@ mod suite {
         assert_eq!(db.open_queue().await.unwrap(), vec![first, third]);
         assert_eq!(db.count(Table::ReviewQueue).await.unwrap(), 3);
         assert_eq!(
-            db.correction_status("cor-1").await.unwrap().as_deref(),
-            Some("approved")
+            db.correction_status("cor-1").await.unwrap(),
+            Some(CorrectionStatus::Approved)
         );
         assert_eq!(
-            db.correction_status("cor-2").await.unwrap().as_deref(),
-            Some("pending")
+            db.correction_status("cor-2").await.unwrap(),
+            Some(CorrectionStatus::Pending)
         );
         assert!(db.correction_status("cor-9").await.unwrap().is_none());
     }
@@ -1175,7 +1184,7 @@ mod suite {
         DecisionRow {
             correction_id: correction.into(),
             delivery_point_id: "dp-00001".into(),
-            status: status.into(),
+            status: status.parse().unwrap(),
             by: by.into(),
             comment: format!("{by} says {status}"),
             at_ms: 8_000,
@@ -1190,7 +1199,7 @@ mod suite {
             Projection {
                 corrections: vec![correction_row("cor-1", 0)],
                 queue: vec![QueueRow {
-                    kind: "correction".into(),
+                    kind: QueueKind::Correction,
                     ..queue_row("cor-1", "proposed", 5_000)
                 }],
                 ..Default::default()
@@ -1223,8 +1232,8 @@ mod suite {
             "{late:?}"
         );
         assert_eq!(
-            db.correction_status("cor-1").await.unwrap().as_deref(),
-            Some("approved")
+            db.correction_status("cor-1").await.unwrap(),
+            Some(CorrectionStatus::Approved)
         );
         let after = [
             db.count(Table::Changes).await.unwrap(),
@@ -1476,5 +1485,62 @@ mod suite {
             claims.actors.get(&phone).map(String::as_str),
             Some("postman:pm-1:dev-1")
         );
+    }
+
+    /// What the review queue shows for many entries is read in a fixed number of queries.
+    pub async fn corrections_and_attempts_are_read_many_at_a_time(db: &Database) {
+        town(db, 3, 1).await;
+        let corrections = vec![
+            correction_row("cor-a", 0),
+            correction_row("cor-b", 0),
+            correction_row("cor-c", 1),
+        ];
+        let attempts = vec![
+            attempt_row("att-1", 0, 1_000),
+            attempt_row("att-2", 2, 2_000),
+        ];
+        project(
+            db,
+            Projection {
+                corrections: corrections.clone(),
+                attempts: attempts.clone(),
+                ..Default::default()
+            },
+        )
+        .await;
+        let pending = |c: &CorrectionRow| (c.clone(), CorrectionStatus::Pending);
+
+        let mut found = db.corrections(&["cor-c", "cor-a", "cor-9"]).await.unwrap();
+        found.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        assert_eq!(found, [pending(&corrections[0]), pending(&corrections[2])]);
+        assert!(db.corrections(&[]).await.unwrap().is_empty());
+        let (p0, p2) = (
+            fixtures::delivery_point_id(0),
+            fixtures::delivery_point_id(2),
+        );
+        assert_eq!(
+            db.corrections_for_points(&[&p0, &p2]).await.unwrap(),
+            [pending(&corrections[0]), pending(&corrections[1])]
+        );
+        assert_eq!(
+            db.corrections_for_point(&fixtures::delivery_point_id(1))
+                .await
+                .unwrap(),
+            [pending(&corrections[2])]
+        );
+
+        let mut found = db
+            .attempts_at_points(&["att-2", "att-1", "att-9"])
+            .await
+            .unwrap();
+        found.sort_by(|a, b| a.attempt.id.cmp(&b.attempt.id));
+        assert_eq!(found.len(), 2);
+        for (found, (attempt, n)) in found.iter().zip([(&attempts[0], 0), (&attempts[1], 2)]) {
+            let info = db.item_info(&item_key(n)).await.unwrap().unwrap();
+            assert_eq!(&found.attempt, attempt);
+            assert_eq!(found.delivery_point, Some(info.delivery_point));
+            assert_eq!(found.pin, info.pin);
+        }
+        assert!(db.attempts_at_points(&[]).await.unwrap().is_empty());
     }
 }

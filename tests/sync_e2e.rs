@@ -5,7 +5,7 @@
 
 use tournee_e2e::{backends, Phone, TestServer};
 use tournee_server::auth::TokenRole;
-use tournee_server::db::Table;
+use tournee_server::db::{QueueKind, Table, UpuCode};
 use tournee_sync_core::fixtures;
 use tournee_sync_core::model::{Preferences, RoundManifest, Stop};
 use tournee_sync_core::operations;
@@ -121,7 +121,10 @@ async fn a_round_is_worked_offline_then_synced_and_reconciled() {
         let mut codes: Vec<&str> = events.iter().map(|e| e.code.as_str()).collect();
         codes.sort_unstable();
         assert_eq!(codes, ["EDG", "EMH"], "{backend:?}");
-        let events: Vec<_> = events.into_iter().filter(|e| e.code == "EMH").collect();
+        let events: Vec<_> = events
+            .into_iter()
+            .filter(|e| e.code == UpuCode::NotDelivered)
+            .collect();
         assert_eq!(events[0].reason.as_deref(), Some("addressee_absent"));
         assert!(events[0]
             .action
@@ -130,7 +133,7 @@ async fn a_round_is_worked_offline_then_synced_and_reconciled() {
             .contains("post_office:bp-paris-11 until 2026-12-08"));
         let delivered = db.item_events(fixtures::s10(4).as_str()).await.unwrap();
         assert!(
-            delivered.iter().any(|e| e.code == "EMI"),
+            delivered.iter().any(|e| e.code == UpuCode::Delivered),
             "{backend:?}: {delivered:?}"
         );
 
@@ -138,12 +141,12 @@ async fn a_round_is_worked_offline_then_synced_and_reconciled() {
         assert!(
             queue
                 .iter()
-                .any(|q| q.kind == "correction" && q.subject_id == "cor-1"),
+                .any(|q| q.kind == QueueKind::Correction && q.subject_id == "cor-1"),
             "{queue:?}"
         );
         let far_flag = queue
             .iter()
-            .find(|q| q.kind == "attempt" && q.subject_id == "att-4")
+            .find(|q| q.kind == QueueKind::Attempt && q.subject_id == "att-4")
             .expect("far attempt flagged");
         assert!(
             far_flag.reason.contains("m from the delivery point's pin"),
@@ -361,12 +364,18 @@ async fn a_replayed_request_is_stored_and_projected_once() {
         assert_eq!(db.count(Table::Attempts).await.unwrap(), 1, "{backend:?}");
         let events = db.item_events(fixtures::s10(3).as_str()).await.unwrap();
         assert_eq!(
-            events.iter().filter(|e| e.code == "EMH").count(),
+            events
+                .iter()
+                .filter(|e| e.code == UpuCode::NotDelivered)
+                .count(),
             1,
             "{backend:?}: {events:?}"
         );
         assert_eq!(
-            events.iter().filter(|e| e.code == "EDG").count(),
+            events
+                .iter()
+                .filter(|e| e.code == UpuCode::OutForDelivery)
+                .count(),
             1,
             "{backend:?}: {events:?}"
         );
@@ -469,7 +478,7 @@ async fn an_approved_correction_becomes_reference_data_on_every_device() {
                 .correction_status("cor-1")
                 .await
                 .unwrap()
-                .as_deref(),
+                .map(|s| s.as_str()),
             Some("pending")
         );
 
@@ -509,7 +518,7 @@ async fn an_approved_correction_becomes_reference_data_on_every_device() {
                 .correction_status("cor-1")
                 .await
                 .unwrap()
-                .as_deref(),
+                .map(|s| s.as_str()),
             Some("approved")
         );
         let queue = server.state.db.open_queue().await.unwrap();

@@ -10,7 +10,7 @@ use tournee_sync_core::operations::{self, OperationError};
 use tournee_sync_core::validator::{Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
-use crate::db::{DecisionRow, Projection, ReferenceRow};
+use crate::db::{CorrectionStatus, DecisionRow, Projection, ReferenceRow};
 use crate::write::{write_as, Audit, WriteError};
 use crate::AppState;
 
@@ -83,9 +83,11 @@ pub async fn decide_corrections(
     };
     let point_id = point.key().to_string();
     let (action, status) = match (decision, auto) {
-        (ReviewDecision::Approved, false) => ("correction.approved", "approved"),
-        (ReviewDecision::Approved, true) => ("correction.auto_approved", "approved"),
-        (ReviewDecision::Rejected, _) => ("correction.rejected", "rejected"),
+        (ReviewDecision::Approved, false) => ("correction.approved", CorrectionStatus::Approved),
+        (ReviewDecision::Approved, true) => {
+            ("correction.auto_approved", CorrectionStatus::Approved)
+        }
+        (ReviewDecision::Rejected, _) => ("correction.rejected", CorrectionStatus::Rejected),
     };
     let comment = reason.to_string();
     let by = staff.to_string();
@@ -118,7 +120,7 @@ pub async fn decide_corrections(
             projection.decisions.push(DecisionRow {
                 correction_id: correction_id.clone(),
                 delivery_point_id: point_id.clone(),
-                status: status.into(),
+                status,
                 by: by.clone(),
                 comment: comment.clone(),
                 at_ms,

@@ -1,6 +1,7 @@
 //! The back office's API: the review queue with each entry's evidence, decisions, an item's
 //! timeline, and search.
 
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -13,7 +14,10 @@ use tournee_sync_core::rules::patterns;
 use tournee_sync_core::{operations, rules, DocId, S10};
 
 use crate::auth::AuthUser;
-use crate::db::{QueueEntryRow, SearchFilter, SearchRow};
+use crate::db::{
+    AttemptAtPoint, CorrectionRow, CorrectionStatus, EntryStatus, QueueEntryRow, QueueKind,
+    SearchFilter, SearchRow,
+};
 use crate::error::ApiError;
 use crate::item_view::{item_view, AttemptView, ChoiceView, DisputeView, ItemView};
 use crate::json_body::JsonBody;
@@ -29,28 +33,6 @@ pub struct QueueQuery {
     pub kind: Option<QueueKind>,
     /// `open` when absent.
     pub status: Option<QueueStatus>,
-}
-
-/// What a queue entry is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum QueueKind {
-    /// A postman's proposed correction.
-    Correction,
-    /// An attempt flagged by reconciliation.
-    Attempt,
-    /// A customer's dispute of an attempt.
-    Dispute,
-}
-
-impl QueueKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            QueueKind::Correction => "correction",
-            QueueKind::Attempt => "attempt",
-            QueueKind::Dispute => "dispute",
-        }
-    }
 }
 
 /// Which entries to list.
@@ -101,14 +83,14 @@ pub struct DisputeEvidence {
 pub struct QueueEntry {
     /// Its id.
     pub id: i64,
-    /// `correction`, `attempt` or `dispute`.
-    pub kind: String,
+    /// What it is about.
+    pub kind: QueueKind,
     /// The correction or attempt id.
     pub subject_id: String,
     /// Why it is queued.
     pub reason: String,
     /// `open`, `approved`, `rejected` or `closed`.
-    pub status: String,
+    pub status: EntryStatus,
     /// When it was queued.
     pub created_ms: i64,
     /// Who decided.
@@ -195,24 +177,93 @@ async fn address_of(
     app: &AppState,
     point: &str,
 ) -> Result<Option<(ReferenceAddress, AccessNotes)>, ApiError> {
-    let Ok(id) = DocId::delivery_point(point) else {
-        return Ok(None);
-    };
-    let Some(doc) = app.docs.load(&app.db, &id).await? else {
-        return Ok(None);
-    };
-    Ok(operations::read_delivery_point(&doc)
-        .ok()
-        .map(|d| (d.reference, d.access)))
+    Ok(addresses_of(app, [point]).await?.remove(point))
 }
 
-async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, ApiError> {
+/// [`address_of`] for several delivery points, their documents loaded together: by point id.
+async fn addresses_of<'a>(
+    app: &AppState,
+    points: impl IntoIterator<Item = &'a str>,
+) -> Result<HashMap<String, (ReferenceAddress, AccessNotes)>, ApiError> {
+    let ids: Vec<DocId> = points
+        .into_iter()
+        .filter_map(|point| DocId::delivery_point(point).ok())
+        .collect();
+    let docs = app.docs.load_many(&app.db, &ids).await?;
+    Ok(docs
+        .into_iter()
+        .filter_map(|(id, doc)| {
+            let point = operations::read_delivery_point(&doc).ok()?;
+            Some((id.key().to_string(), (point.reference, point.access)))
+        })
+        .collect())
+}
+
+/// The views of queue entries, in their order, with the evidence of all of them read at once:
+/// the same few queries whatever the number of entries (the corrections, their points'
+/// corrections, the attempts with their points, and the points' documents).
+async fn entry_views(
+    app: &AppState,
+    rows: Vec<QueueEntryRow>,
+) -> Result<Vec<QueueEntry>, ApiError> {
+    let subjects = |correction: bool| -> Vec<&str> {
+        rows.iter()
+            .filter(|row| (row.kind == QueueKind::Correction) == correction)
+            .map(|row| row.subject_id.as_str())
+            .collect()
+    };
+    let corrections: HashMap<String, CorrectionRow> = app
+        .db
+        .corrections(&subjects(true))
+        .await?
+        .into_iter()
+        .map(|(row, _)| (row.id.clone(), row))
+        .collect();
+    let points: BTreeSet<&str> = corrections
+        .values()
+        .map(|c| c.delivery_point_id.as_str())
+        .collect();
+    let points: Vec<&str> = points.into_iter().collect();
+    let mut of_points: HashMap<String, Vec<(CorrectionRow, CorrectionStatus)>> = HashMap::new();
+    for (row, status) in app.db.corrections_for_points(&points).await? {
+        of_points
+            .entry(row.delivery_point_id.clone())
+            .or_default()
+            .push((row, status));
+    }
+    let addresses = addresses_of(app, points.iter().copied()).await?;
+    let attempts: HashMap<String, AttemptAtPoint> = app
+        .db
+        .attempts_at_points(&subjects(false))
+        .await?
+        .into_iter()
+        .map(|a| (a.attempt.id.clone(), a))
+        .collect();
+    let evidence = Evidence {
+        corrections: &corrections,
+        of_points: &of_points,
+        addresses: &addresses,
+        attempts: &attempts,
+    };
+    Ok(rows.iter().map(|row| entry_view(&evidence, row)).collect())
+}
+
+/// What [`entry_views`] read for the entries, by correction, point and attempt id.
+struct Evidence<'a> {
+    corrections: &'a HashMap<String, CorrectionRow>,
+    of_points: &'a HashMap<String, Vec<(CorrectionRow, CorrectionStatus)>>,
+    addresses: &'a HashMap<String, (ReferenceAddress, AccessNotes)>,
+    attempts: &'a HashMap<String, AttemptAtPoint>,
+}
+
+/// One entry's view from the evidence read for it.
+fn entry_view(evidence: &Evidence<'_>, row: &QueueEntryRow) -> QueueEntry {
     let mut entry = QueueEntry {
         id: row.id,
-        kind: row.kind.clone(),
+        kind: row.kind,
         subject_id: row.subject_id.clone(),
         reason: row.reason.clone(),
-        status: row.status.clone(),
+        status: row.status,
         created_ms: row.created_ms,
         decided_by: row.decided_by.clone(),
         comment: row.decision_comment.clone(),
@@ -225,18 +276,24 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
         attempt: None,
         dispute: None,
     };
-    if row.kind == "correction" {
-        if let Some((correction, _)) = app.db.correction(&row.subject_id).await? {
-            let same = review::same_proposals(app, &correction).await?;
-            let (current, current_access) = address_of(app, &correction.delivery_point_id)
-                .await?
+    if row.kind == QueueKind::Correction {
+        if let Some(correction) = evidence.corrections.get(&row.subject_id) {
+            let of_point = evidence
+                .of_points
+                .get(&correction.delivery_point_id)
+                .map_or(&[][..], Vec::as_slice);
+            let same = review::same_proposals_among(correction, of_point);
+            let (current, current_access) = evidence
+                .addresses
+                .get(&correction.delivery_point_id)
+                .cloned()
                 .unzip();
             entry.pin = current.as_ref().and_then(|a| a.pin);
             entry.delivery_point_id = Some(correction.delivery_point_id.clone());
             entry.correction = Some(CorrectionEvidence {
                 proposed: proposed_fields(&correction.record),
-                proposed_by: correction.proposed_by,
-                device: correction.device,
+                proposed_by: correction.proposed_by.clone(),
+                device: correction.device.clone(),
                 proposed_at_ms: correction.proposed_at_ms,
                 same_proposals: same.corrections.len().max(1),
                 proposers: same.postmen.into_iter().collect(),
@@ -244,17 +301,17 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
                 current_access,
             });
         }
-        return Ok(entry);
+        return entry;
     }
-    if let Some(attempt) = app.db.attempt(&row.subject_id).await? {
-        if let Some(info) = app.db.item_info(&attempt.item_id).await? {
-            entry.pin = info.pin.map(|(lat, lon)| GeoPoint { lat, lon });
-            entry.delivery_point_id = Some(info.delivery_point);
+    if let Some(found) = evidence.attempts.get(&row.subject_id) {
+        if let Some(point) = &found.delivery_point {
+            entry.pin = found.pin.map(|(lat, lon)| GeoPoint { lat, lon });
+            entry.delivery_point_id = Some(point.clone());
         }
-        entry.item_id = Some(attempt.item_id.clone());
-        entry.attempt = Some(AttemptView::from(&attempt));
+        entry.item_id = Some(found.attempt.item_id.clone());
+        entry.attempt = Some(AttemptView::from(&found.attempt));
     }
-    if row.kind == "dispute" {
+    if row.kind == QueueKind::Dispute {
         let detail: Value = row
             .detail
             .as_deref()
@@ -265,7 +322,15 @@ async fn entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, Ap
             comment: detail["comment"].as_str().unwrap_or_default().to_string(),
         });
     }
-    Ok(entry)
+    entry
+}
+
+/// The view of one queue entry.
+async fn one_entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry, ApiError> {
+    let mut views = entry_views(app, vec![row]).await?;
+    views
+        .pop()
+        .ok_or_else(|| ApiError::internal("a queue entry without its view"))
 }
 
 /// `GET /v1/backoffice/queue`: entries to review, newest first.
@@ -273,20 +338,13 @@ pub async fn queue(
     State(app): State<Arc<AppState>>,
     QueryParams(query): QueryParams<QueueQuery>,
 ) -> Result<Json<Vec<QueueEntry>>, ApiError> {
-    let status = match query.status.unwrap_or(QueueStatus::Open) {
-        QueueStatus::Open => Some("open"),
-        QueueStatus::Closed => Some("closed"),
+    let open = match query.status.unwrap_or(QueueStatus::Open) {
+        QueueStatus::Open => Some(true),
+        QueueStatus::Closed => Some(false),
         QueueStatus::All => None,
     };
-    let rows = app
-        .db
-        .queue(query.kind.map(QueueKind::as_str), status)
-        .await?;
-    let mut entries = Vec::with_capacity(rows.len());
-    for row in rows {
-        entries.push(entry_view(&app, row).await?);
-    }
-    Ok(Json(entries))
+    let rows = app.db.queue(query.kind, open).await?;
+    Ok(Json(entry_views(&app, rows).await?))
 }
 
 async fn load_entry(app: &AppState, id: i64) -> Result<QueueEntryRow, ApiError> {
@@ -305,7 +363,7 @@ pub async fn queue_entry(
     PathParams(id): PathParams<i64>,
 ) -> Result<Json<QueueEntry>, ApiError> {
     let row = load_entry(&app, id).await?;
-    Ok(Json(entry_view(&app, row).await?))
+    Ok(Json(one_entry_view(&app, row).await?))
 }
 
 /// `POST /v1/backoffice/queue/{entry}/decision`: approve or reject, with a comment.
@@ -325,7 +383,7 @@ pub async fn decide(
     )
     .await?;
     let row = load_entry(&app, id).await?;
-    Ok(Json(entry_view(&app, row).await?))
+    Ok(Json(one_entry_view(&app, row).await?))
 }
 
 /// `GET /v1/backoffice/items/{s10}`: an item's timeline.

@@ -19,7 +19,7 @@ use tournee_sync_core::{operations, rules, DocId, DocKind, S10};
 
 use crate::auth::AuthUser;
 use crate::clock::plus_days;
-use crate::db::AuditRow;
+use crate::db::{AuditRow, UpuCode};
 use crate::error::ApiError;
 use crate::events::{DisputeOpened, NewEvent, Payload, SubjectKind};
 use crate::item_view::{item_view, AttemptView, ItemView};
@@ -192,7 +192,7 @@ pub async fn choose(
     let customer = claims.sub.as_str();
     let item = owned_item(&app, customer, &s10).await?;
     let view = item_view(&app, &item).await?;
-    if view.status_code == "EMI" {
+    if view.status_code == UpuCode::Delivered {
         return Err(ApiError::conflict(
             "already_delivered",
             format!("item {item} has already been delivered"),
@@ -273,7 +273,7 @@ pub(crate) fn last_redelivery_day(app: &AppState, item: &ItemView) -> Date {
             let waiting_since = item
                 .events
                 .iter()
-                .filter(|e| e.code == "EMH")
+                .filter(|e| e.code == UpuCode::NotDelivered)
                 .map(|e| app.clock.day_of_ms(e.at_ms))
                 .min()
                 .map_or(today, |first| first.min(today));

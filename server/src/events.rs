@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::db::Projection;
+use crate::db::{Projection, QueueKind, UpuCode};
 
 /// What an event's subject is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -311,13 +311,12 @@ impl Payload {
 
     /// The item event of a UPU code; `None` for a code the feed does not know.
     pub fn of_upu(event: ItemEvent) -> Option<Self> {
-        Some(match event.upu_code.as_str() {
-            "EMG" => Payload::ItemArrived(event),
-            "EDG" => Payload::ItemOutForDelivery(event),
-            "EMH" => Payload::ItemNotDelivered(event),
-            "EDH" => Payload::ItemHeldForCollection(event),
-            "EMI" => Payload::ItemDelivered(event),
-            _ => return None,
+        Some(match event.upu_code.parse::<UpuCode>().ok()? {
+            UpuCode::Arrived => Payload::ItemArrived(event),
+            UpuCode::OutForDelivery => Payload::ItemOutForDelivery(event),
+            UpuCode::NotDelivered => Payload::ItemNotDelivered(event),
+            UpuCode::HeldForCollection => Payload::ItemHeldForCollection(event),
+            UpuCode::Delivered => Payload::ItemDelivered(event),
         })
     }
 }
@@ -395,7 +394,7 @@ pub fn of_projection(p: &Projection, now: i64) -> Vec<NewEvent> {
     let point = SubjectKind::DeliveryPoint;
     for e in &p.events {
         let event = ItemEvent {
-            upu_code: e.code.clone(),
+            upu_code: e.code.as_str().to_string(),
             reason: e.reason.clone(),
             action: e.action.clone(),
             source: e.source.clone(),
@@ -408,7 +407,7 @@ pub fn of_projection(p: &Projection, now: i64) -> Vec<NewEvent> {
         let flags = p
             .queue
             .iter()
-            .filter(|q| q.kind == "attempt" && q.subject_id == a.id)
+            .filter(|q| q.kind == QueueKind::Attempt && q.subject_id == a.id)
             .map(|q| q.reason.clone())
             .collect();
         let position = a.lat.zip(a.lon).map(|(lat, lon)| Position {
@@ -487,7 +486,7 @@ pub fn of_projection(p: &Projection, now: i64) -> Vec<NewEvent> {
     for d in &p.decisions {
         let payload = Payload::CorrectionDecided(Decided {
             decided: d.correction_id.clone(),
-            decision: d.status.clone(),
+            decision: d.status.as_str().to_string(),
             decided_by: d.by.clone(),
             automatic: d.auto,
         });

@@ -9,15 +9,15 @@ use tournee_sync_core::model::{
 };
 use tournee_sync_core::{operations, DocId, S10};
 
-use crate::db::{AttemptRow, ChoiceRow, EventRow, QueueEntryRow};
+use crate::db::{AttemptRow, ChoiceRow, EntryStatus, EventRow, QueueEntryRow, UpuCode};
 use crate::error::ApiError;
 use crate::AppState;
 
 /// One UPU EMSEVT event.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct EventView {
-    /// `EMG`, `EDG`, `EMH`, `EDH` or `EMI`.
-    pub code: String,
+    /// The UPU code.
+    pub code: UpuCode,
     /// When, Unix milliseconds.
     pub at_ms: i64,
     /// The non-delivery reason (EMH).
@@ -85,7 +85,7 @@ pub struct ItemView {
     /// `arrived_at_office`, `out_for_delivery`, `attempted`, `at_pickup_point`, `delivered`.
     pub status: String,
     /// The last UPU event code.
-    pub status_code: String,
+    pub status_code: UpuCode,
     /// What the sender paid for.
     pub requirements: Requirements,
     /// Every UPU event, oldest first.
@@ -114,7 +114,7 @@ pub struct DisputeView {
     /// When it was opened.
     pub opened_at_ms: i64,
     /// `open`, `approved` (the customer was right) or `rejected`.
-    pub status: String,
+    pub status: EntryStatus,
     /// The reviewer's answer.
     pub answer: Option<String>,
     /// When it was decided.
@@ -133,7 +133,7 @@ impl From<&QueueEntryRow> for DisputeView {
             attempt_id: row.subject_id.clone(),
             comment: detail["comment"].as_str().unwrap_or_default().to_string(),
             opened_at_ms: row.created_ms,
-            status: row.status.clone(),
+            status: row.status,
             answer: row.decision_comment.clone(),
             decided_at_ms: row.decided_at_ms,
         }
@@ -146,11 +146,11 @@ impl From<&QueueEntryRow> for DisputeView {
 /// day known from the notice carries over. Nothing waits once the item is delivered (EMI) or
 /// while it has no notice, choice or hand-over behind it.
 pub fn waiting_place(
-    status: &str,
+    status: UpuCode,
     attempts: &[AttemptRow],
     choices: &[ChoiceRow],
 ) -> Option<WaitingPlace> {
-    if status == "EMI" {
+    if status == UpuCode::Delivered {
         return None;
     }
     // (when, place) of every fact that says where the item waits.
@@ -177,7 +177,7 @@ pub fn waiting_place(
             }
         }
     }
-    if status == "EMH" || status == "EDH" {
+    if matches!(status, UpuCode::NotDelivered | UpuCode::HeldForCollection) {
         for choice in choices.iter().filter(|c| c.applicable) {
             if let Ok(CustomerChoice {
                 choice: Choice::PickupPoint { pickup_point },
@@ -210,20 +210,20 @@ pub fn waiting_place(
 }
 
 /// A human status for a UPU event code.
-pub fn status_name(code: &str) -> &'static str {
+pub fn status_name(code: UpuCode) -> &'static str {
     match code {
-        "EDG" => "out_for_delivery",
-        "EMH" => "attempted",
-        "EDH" => "at_pickup_point",
-        "EMI" => "delivered",
-        _ => "arrived_at_office",
+        UpuCode::Arrived => "arrived_at_office",
+        UpuCode::OutForDelivery => "out_for_delivery",
+        UpuCode::NotDelivered => "attempted",
+        UpuCode::HeldForCollection => "at_pickup_point",
+        UpuCode::Delivered => "delivered",
     }
 }
 
 impl From<&EventRow> for EventView {
     fn from(e: &EventRow) -> Self {
         Self {
-            code: e.code.clone(),
+            code: e.code,
             at_ms: e.at_ms,
             reason: e.reason.clone(),
             action: e.action.clone(),
@@ -284,11 +284,11 @@ pub async fn item_view(app: &AppState, item: &S10) -> Result<ItemView, ApiError>
     let choices = app.db.choices_for_item(&id).await?;
     let disputes = app.db.disputes_for_item(&id).await?;
     let latest_attempt = attempts.last().map(AttemptView::from);
-    let waits_at = waiting_place(&info.status, &attempts, &choices);
+    let waits_at = waiting_place(info.status, &attempts, &choices);
     Ok(ItemView {
         id,
         delivery_point: info.delivery_point,
-        status: status_name(&info.status).to_string(),
+        status: status_name(info.status).to_string(),
         status_code: info.status,
         requirements,
         events: events.iter().map(EventView::from).collect(),

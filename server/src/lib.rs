@@ -316,7 +316,9 @@ async fn metrics_now(app: &AppState) -> Response {
         Ok(depths) => {
             for (kind, open) in depths {
                 m.review_queue_open
-                    .get_or_create(&metrics::QueueLabels { kind })
+                    .get_or_create(&metrics::QueueLabels {
+                        kind: kind.as_str().to_string(),
+                    })
                     .set(open);
             }
         }

@@ -31,6 +31,7 @@ use tournee_sync_core::{operations, DocId, S10};
 
 use crate::customer_api::{check_redelivery_date, last_redelivery_day, ChoiceRequest};
 use crate::db::pickup_points::PickupPointRow;
+use crate::db::UpuCode;
 use crate::error::ApiError;
 use crate::import::lines::Opening;
 use crate::item_view::{item_view, ItemView};
@@ -361,13 +362,18 @@ async fn tracking(app: &AppState, view: &ItemView, lang: Lang) -> Result<Trackin
         .map(|e| {
             let at = instant(e.at_ms);
             TrackedEvent {
-                code: e.code.clone(),
+                code: e.code.to_string(),
                 at: at
                     .to_zoned_datetime(zone.clone())
                     .strftime("%Y-%m-%dT%H:%M:%S%:z")
                     .to_string(),
                 when: words::instant(lang, at, zone),
-                what: words::event(lang, &e.code, e.reason.as_deref(), e.action.as_deref()),
+                what: words::event(
+                    lang,
+                    e.code.as_str(),
+                    e.reason.as_deref(),
+                    e.action.as_deref(),
+                ),
             }
         })
         .collect();
@@ -397,7 +403,7 @@ async fn tracking(app: &AppState, view: &ItemView, lang: Lang) -> Result<Trackin
             applicable: c.applicable,
         }),
     };
-    let delivered = view.status_code == "EMI";
+    let delivered = view.status_code == UpuCode::Delivered;
     let in_person = words::in_person_reason(lang, &view.requirements);
     let options = if delivered {
         Vec::new()
@@ -481,7 +487,7 @@ fn next_steps(
     requirements: &Requirements,
 ) -> Vec<String> {
     let mut steps = Vec::new();
-    if view.status_code == "EMI" {
+    if view.status_code == UpuCode::Delivered {
         steps.push(
             match lang {
                 Lang::Fr => "Il n'y a plus rien à faire. Une question ? Gardez ce numéro pour contacter le service client.",
@@ -507,7 +513,7 @@ fn next_steps(
             (Lang::En, Some(u)) => format!("Collect it at {at} until {u}, with the notice card and an identity document."),
             (Lang::En, None) => format!("Collect it at {at}, with the notice card and an identity document."),
         });
-    } else if view.status_code == "EDG" {
+    } else if view.status_code == UpuCode::OutForDelivery {
         steps.push(
             match lang {
                 Lang::Fr => "Le facteur vous le remettra au cours de sa tournée d'aujourd'hui.",
@@ -666,7 +672,7 @@ async fn choose_from_card(
     lang: Lang,
 ) -> Result<Json<CardChoiceMade>, ApiError> {
     let view = view_of(app, item).await?;
-    if view.status_code == "EMI" {
+    if view.status_code == UpuCode::Delivered {
         return Err(ApiError::conflict(
             "already_delivered",
             format!("item {item} has already been delivered"),

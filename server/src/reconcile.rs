@@ -11,7 +11,8 @@ use tournee_sync_core::validator::{Accepted, CheckedRecord, Sender, Touched};
 use tournee_sync_core::DocId;
 
 use crate::db::{
-    AttemptRow, AuditRow, ChoiceRow, CorrectionRow, EventRow, PreferencesRow, Projection, QueueRow,
+    AttemptRow, AuditRow, ChoiceRow, CorrectionRow, EventRow, PreferencesRow, Projection,
+    QueueKind, QueueRow, UpuCode,
 };
 
 /// The rules' parameters.
@@ -102,7 +103,7 @@ pub fn project(
                     record: json(correction),
                 });
                 out.queue.push(QueueRow {
-                    kind: "correction".into(),
+                    kind: QueueKind::Correction,
                     subject_id: key.clone(),
                     reason: format!(
                         "{} proposes a correction to {}: it changes reference data only once approved",
@@ -149,7 +150,7 @@ fn project_attempt(
         });
     let mut flag = |reason: String| {
         out.queue.push(QueueRow {
-            kind: "attempt".into(),
+            kind: QueueKind::Attempt,
             subject_id: key.to_string(),
             reason,
             created_ms: now_ms,
@@ -185,11 +186,11 @@ fn project_attempt(
         });
     let (code, reason, action) = match &attempt.outcome {
         Outcome::DeliveredToPickupPoint { pickup_point } => (
-            "EDH",
+            UpuCode::HeldForCollection,
             None,
             Some(format!("handed to pickup point {pickup_point}")),
         ),
-        o if o.is_delivered() => ("EMI", None, Some(o.code().to_string())),
+        o if o.is_delivered() => (UpuCode::Delivered, None, Some(o.code().to_string())),
         o => {
             let action = match (
                 &waits_at,
@@ -205,12 +206,16 @@ fn project_attempt(
                 (Some(place), None) => format!("notice left; item held at {place}"),
                 (None, _) => "item kept for another attempt".to_string(),
             };
-            ("EMH", Some(o.code().to_string()), Some(action))
+            (
+                UpuCode::NotDelivered,
+                Some(o.code().to_string()),
+                Some(action),
+            )
         }
     };
     out.events.push(EventRow {
         item_id: item.clone(),
-        code: code.into(),
+        code,
         at_ms: attempt.recorded_at_ms,
         reason,
         action,

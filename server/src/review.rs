@@ -8,7 +8,7 @@ use tournee_sync_core::model::ReviewDecision;
 use tournee_sync_core::{rules, DocId};
 
 use crate::backoffice::decide_corrections;
-use crate::db::{AuditRow, CorrectionRow, QueueEntryRow};
+use crate::db::{AuditRow, CorrectionRow, CorrectionStatus, EntryStatus, QueueEntryRow, QueueKind};
 use crate::error::ApiError;
 use crate::events::{Decided, NewEvent, Payload, SubjectKind};
 use crate::write::WriteError;
@@ -32,34 +32,42 @@ pub async fn same_proposals(
     app: &AppState,
     correction: &CorrectionRow,
 ) -> Result<SameProposals, ApiError> {
-    let proposed = proposed_fields(&correction.record);
     let of_point = app
         .db
         .corrections_for_point(&correction.delivery_point_id)
         .await?;
+    Ok(same_proposals_among(correction, &of_point))
+}
+
+/// [`same_proposals`] among `of_point`, the corrections of the correction's delivery point
+/// with their status.
+pub fn same_proposals_among(
+    correction: &CorrectionRow,
+    of_point: &[(CorrectionRow, CorrectionStatus)],
+) -> SameProposals {
+    let proposed = proposed_fields(&correction.record);
     let standing = of_point
         .iter()
         .find(|(row, _)| row.id == correction.id)
-        .map_or("pending", |(_, status)| status.as_str())
-        .to_string();
+        .map_or(CorrectionStatus::Pending, |(_, status)| *status);
     let same: Vec<CorrectionRow> = of_point
-        .into_iter()
+        .iter()
         .filter(|(row, status)| *status == standing && proposed_fields(&row.record) == proposed)
-        .map(|(row, _)| row)
+        .map(|(row, _)| row.clone())
         .collect();
     let postmen = same.iter().map(|r| r.proposed_by.clone()).collect();
-    Ok(SameProposals {
+    SameProposals {
         status: standing,
         corrections: same,
         postmen,
-    })
+    }
 }
 
 /// Corrections that propose the same fields as one correction and stand as it does.
 #[derive(Debug, Clone)]
 pub struct SameProposals {
-    /// How they stand: `pending`, `approved` or `rejected`.
-    pub status: String,
+    /// How they stand.
+    pub status: CorrectionStatus,
     /// The corrections, the one asked about included.
     pub corrections: Vec<CorrectionRow>,
     /// The distinct postmen who proposed them.
@@ -85,7 +93,7 @@ pub async fn corroborate(app: &AppState, new: &[CorrectionRow]) -> Result<(), Ap
             postmen,
         } = same_proposals(app, correction).await?;
         examined.extend(same.iter().map(|row| row.id.clone()));
-        if status != "pending" || postmen.len() < app.corroboration as usize {
+        if status != CorrectionStatus::Pending || postmen.len() < app.corroboration as usize {
             continue;
         }
         let point = DocId::delivery_point(&correction.delivery_point_id)
@@ -155,14 +163,18 @@ pub async fn decide(
         rules::MAX_FREE_TEXT_CHARS,
     )
     .map_err(|v| ApiError::violation(&v, "comment"))?;
-    if entry.status != "open" {
+    if entry.status != EntryStatus::Open {
         return Err(ApiError::conflict(
             "already_decided",
             format!("queue entry {} is already {}", entry.id, entry.status),
         ));
     }
-    let status = if approve { "approved" } else { "rejected" };
-    if entry.kind == "correction" {
+    let status = if approve {
+        EntryStatus::Approved
+    } else {
+        EntryStatus::Rejected
+    };
+    if entry.kind == QueueKind::Correction {
         let (correction, _) = app.db.correction(&entry.subject_id).await?.ok_or_else(|| {
             ApiError::not_found("not_found", format!("correction {}", entry.subject_id))
         })?;
@@ -194,11 +206,11 @@ pub async fn decide(
     };
     let decided = Decided {
         decided: entry.subject_id.clone(),
-        decision: status.to_string(),
+        decision: status.as_str().to_string(),
         decided_by: staff.to_string(),
         automatic: false,
     };
-    let payload = if entry.kind == "dispute" {
+    let payload = if entry.kind == QueueKind::Dispute {
         Payload::DisputeDecided(decided)
     } else {
         Payload::AttemptReviewed(decided)

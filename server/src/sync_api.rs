@@ -17,7 +17,7 @@ use tournee_sync_core::validator::Sender;
 use tournee_sync_core::{DocId, DocKind};
 
 use crate::auth::{AuthUser, Claims, TokenRole};
-use crate::db::{EventRow, Projection};
+use crate::db::{EventRow, Projection, UpuCode};
 use crate::error::ApiError;
 use crate::json_body;
 use crate::metrics::RefusalLabels;
@@ -72,7 +72,7 @@ pub async fn sync(
     rows.events
         .extend(out_for_delivery.into_iter().map(|(item, round)| EventRow {
             item_id: item,
-            code: "EDG".into(),
+            code: UpuCode::OutForDelivery,
             at_ms: now,
             reason: None,
             action: Some("out for delivery on the postman's round".into()),

@@ -141,6 +141,12 @@ pub(super) const UPSERT_RECORDS: (&str, &str) = ("INSERT INTO import_records (ki
 pub(super) const RECORDS_OF: &str =
     "SELECT key, record FROM import_records WHERE kind = $1 AND key IN ";
 
+/// The ids among a JSON list (`{list}`, `$1`) that a table (`{table}`) holds.
+const EXISTING: &str = "SELECT id FROM {table} WHERE id IN {list}";
+
+/// Devices among a JSON list of ids (`{list}`, `$1`), with their postman and revocation.
+const DEVICES: &str = "SELECT id, postman, revoked_at FROM devices WHERE id IN {list}";
+
 /// Applies `$loads` (a slice of [`Load`]) in the transaction `$tx` (one of `$db`): one multi-row
 /// statement per kind and [`super::ROWS_PER_INSERT`] rows (a batch holds each key once), then
 /// what follows per row (a customer's points, a round's stops).
@@ -204,7 +210,7 @@ macro_rules! apply_loads {
             |row, (id, delivery_point, requirements, needs_in_person, sender, arrived_ms)| {
                 row.push_bind(id)
                     .push_bind(delivery_point)
-                    .push_bind("EMG")
+                    .push_bind($crate::db::UpuCode::Arrived)
                     .push_bind(needs_in_person)
                     .push_bind(arrived_ms)
                     .push_bind(requirements)
@@ -417,15 +423,9 @@ impl Database {
         table: &'static str,
         ids: &[&str],
     ) -> Result<std::collections::HashSet<String>, sqlx::Error> {
-        if ids.is_empty() {
-            return Ok(Default::default());
-        }
-        let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        let sql = format!("SELECT id FROM {table} WHERE id IN {}", self.json_list(1));
-        with_pool!(self, pool => {
-            let rows: Vec<(String,)> = sqlx::query_as(&sql).bind(&list).fetch_all(pool).await?;
-            Ok(rows.into_iter().map(|(id,)| id).collect())
-        })
+        let sql = EXISTING.replace("{table}", table);
+        let rows: Vec<(String,)> = self.fetch_in(&sql, ids).await?;
+        Ok(rows.into_iter().map(|(id,)| id).collect())
     }
 
     /// Devices by id: their postman and whether they are revoked.
@@ -433,17 +433,10 @@ impl Database {
         &self,
         ids: &[&str],
     ) -> Result<std::collections::HashMap<String, (String, bool)>, sqlx::Error> {
-        if ids.is_empty() {
-            return Ok(Default::default());
-        }
-        let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
-        let sql = format!(
-            "SELECT id, postman, revoked_at FROM devices WHERE id IN {}",
-            self.json_list(1)
-        );
-        with_pool!(self, pool => {
-            let rows: Vec<(String, String, Option<i64>)> = sqlx::query_as(&sql).bind(&list).fetch_all(pool).await?;
-            Ok(rows.into_iter().map(|(id, postman, revoked)| (id, (postman, revoked.is_some()))).collect())
-        })
+        let rows: Vec<(String, String, Option<i64>)> = self.fetch_in(DEVICES, ids).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, postman, revoked)| (id, (postman, revoked.is_some())))
+            .collect())
     }
 }

@@ -20,6 +20,9 @@ static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
 /// How long a connection to PostgreSQL is awaited, at start-up and from the pool.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Copies an SQLite database into a new file (`$1`), consistent while it is written.
+const VACUUM_INTO: &str = "VACUUM INTO $1";
+
 const APPLIED_MIGRATIONS: &str = "SELECT version FROM _sqlx_migrations WHERE success";
 
 /// Settings of every PostgreSQL session, so that no failure holds the others up for long: a
@@ -434,7 +437,7 @@ impl Database {
             return Err(BackupError::Postgres);
         };
         let path = target.to_string_lossy().into_owned();
-        sqlx::query("VACUUM INTO $1")
+        sqlx::query(VACUUM_INTO)
             .bind(&path)
             .execute(pool)
             .await

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use super::{CorrectionStatus, EntryStatus, QueueKind, UpuCode};
+
 /// A delivery attempt as projected.
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct AttemptRow {
@@ -59,7 +61,7 @@ pub struct ChoiceRow {
 }
 
 /// A proposed correction as projected (it enters the review queue).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct CorrectionRow {
     /// The correction id.
     pub id: String,
@@ -93,10 +95,10 @@ pub struct PreferencesRow {
 }
 
 /// Something for the back office to look at, with a reason it can read.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct QueueRow {
-    /// `correction`, `attempt`, `dispute`.
-    pub kind: String,
+    /// What it is about.
+    pub kind: QueueKind,
     /// The correction or attempt id.
     pub subject_id: String,
     /// Why it is there.
@@ -106,12 +108,12 @@ pub struct QueueRow {
 }
 
 /// A UPU EMSEVT event of an item.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct EventRow {
     /// The item.
     pub item_id: String,
-    /// `EDG`, `EMH`, `EDH`, `EMI`…
-    pub code: String,
+    /// The UPU code.
+    pub code: UpuCode,
     /// When.
     pub at_ms: i64,
     /// Non-delivery reason (EMH).
@@ -123,7 +125,7 @@ pub struct EventRow {
 }
 
 /// An audit-log line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct AuditRow {
     /// When.
     pub at_ms: i64,
@@ -144,8 +146,8 @@ pub struct DecisionRow {
     pub correction_id: String,
     /// Its delivery point.
     pub delivery_point_id: String,
-    /// `approved` or `rejected`.
-    pub status: String,
+    /// Approved or rejected.
+    pub status: CorrectionStatus,
     /// Who decided (`corroboration` for an automatic approval).
     pub by: String,
     /// The reviewer's comment.
@@ -219,18 +221,18 @@ impl Projection {
 }
 
 /// A review-queue entry with its decision, as the back office lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct QueueEntryRow {
     /// The entry's id.
     pub id: i64,
-    /// `correction`, `attempt`, `dispute`.
-    pub kind: String,
+    /// What it is about.
+    pub kind: QueueKind,
     /// The correction or attempt id.
     pub subject_id: String,
     /// Why it is there.
     pub reason: String,
-    /// `open`, `approved`, `rejected` (`closed` for entries a decision elsewhere closed).
-    pub status: String,
+    /// Open, or how it was decided.
+    pub status: EntryStatus,
     /// When it was queued.
     pub created_ms: i64,
     /// Evidence as JSON (a dispute's customer and comment).
@@ -255,7 +257,7 @@ pub struct SearchRow {
     /// The address, one line.
     pub address: String,
     /// The item's last UPU status.
-    pub status: String,
+    pub status: UpuCode,
     /// The postman of the latest round that carries it.
     pub postman: Option<String>,
     /// That round.

@@ -14,7 +14,7 @@ use tournee_sync_core::DocId;
 
 use super::lines::{reference, DeviceStatus, Kind, Line, LineRefusal};
 use super::Outcome;
-use crate::db::{EventRow, Load, Projection};
+use crate::db::{EventRow, Load, Projection, UpuCode};
 use crate::events::{Loaded, NewEvent, Payload, ReferenceChanged, SubjectKind};
 use crate::write::{self, Validated, WriteError};
 use crate::AppState;
@@ -394,7 +394,7 @@ impl Plan {
                         if outcome == Outcome::Created {
                             self.rows.events.push(EventRow {
                                 item_id: s10.to_string(),
-                                code: "EMG".into(),
+                                code: UpuCode::Arrived,
                                 at_ms: *arrived_ms,
                                 reason: None,
                                 action: None,

@@ -1,0 +1,129 @@
+//! Documents as stored: a snapshot and the changes after it, created by the server and
+//! compacted when their tail of changes grows long.
+
+use tournee_sync_core::DocId;
+
+use super::actors::{self, now_ms, server_bindings};
+use super::{Database, ROWS_PER_INSERT};
+
+/// Stores a new document, unless it exists.
+const CREATE_DOCUMENT: &str = "INSERT INTO documents (id, kind, snapshot, snapshot_seq) \
+     VALUES ($1, $2, $3, 0) ON CONFLICT (id) DO NOTHING";
+
+/// Binds a new document's actors to the server: the tail of [`actors::BIND_ACTORS`].
+const BIND_SERVER_ACTORS_TAIL: &str = " ON CONFLICT (actor) DO NOTHING";
+
+/// A document's snapshot and the sequence number it includes.
+const SNAPSHOT: &str = "SELECT snapshot, snapshot_seq FROM documents WHERE id = $1";
+
+/// A document's changes after a sequence number, in order.
+const CHANGES_AFTER: &str =
+    "SELECT seq, bytes FROM changes WHERE doc_id = $1 AND seq > $2 ORDER BY seq";
+
+/// Documents with more than `$1` changes after their snapshot, at most `$2`.
+const TO_COMPACT: &str = "SELECT c.doc_id AS id FROM changes c \
+     JOIN documents d ON d.id = c.doc_id \
+     WHERE c.seq > d.snapshot_seq \
+     GROUP BY c.doc_id HAVING COUNT(*) > $1 LIMIT $2";
+
+/// Replaces a snapshot with one that goes further.
+const REPLACE_SNAPSHOT: &str = "UPDATE documents SET snapshot = $2, snapshot_seq = $3 \
+     WHERE id = $1 AND snapshot_seq < $3";
+
+/// A document as stored: its snapshot and the changes after it.
+#[derive(Debug, Clone)]
+pub struct StoredDocument {
+    /// The saved document.
+    pub snapshot: Vec<u8>,
+    /// Changes stored after the snapshot, with their sequence numbers.
+    pub changes: Vec<(i64, Vec<u8>)>,
+}
+
+/// A document's kind as the `documents` table names it.
+fn document_kind(id: &DocId) -> &'static str {
+    match id.kind() {
+        tournee_sync_core::DocKind::Item => "item",
+        tournee_sync_core::DocKind::DeliveryPoint => "delivery_point",
+    }
+}
+
+impl Database {
+    /// Stores a new document the server created (skeleton and reference data), with the
+    /// actors that wrote it bound to the server in the same transaction. (A snapshot that does
+    /// not load binds nothing: nobody can load it to learn its actors.)
+    pub async fn insert_document(&self, id: &DocId, snapshot: &[u8]) -> Result<(), sqlx::Error> {
+        let kind = document_kind(id);
+        let bindings = tournee_sync_core::automerge::Automerge::load(snapshot)
+            .map(|doc| server_bindings(&doc))
+            .unwrap_or_default();
+        let now = now_ms();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let inserted = sqlx::query(CREATE_DOCUMENT)
+                .bind(id.as_str()).bind(kind).bind(snapshot)
+                .execute(&mut *tx).await?;
+            if inserted.rows_affected() > 0 {
+                insert_rows!(tx, actors::BIND_ACTORS, bindings, |row, (actor, owner)| {
+                    row.push_bind(actor).push_bind(owner).push_bind(now);
+                }, BIND_SERVER_ACTORS_TAIL);
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    /// A document's snapshot and the changes after it, if it exists.
+    #[tracing::instrument(name = "sql.load_document", level = "info", skip_all)]
+    pub async fn load_document(&self, id: &DocId) -> Result<Option<StoredDocument>, sqlx::Error> {
+        with_pool!(self, pool => {
+            let Some((snapshot, since)): Option<(Vec<u8>, i64)> = sqlx::query_as(SNAPSHOT)
+                .bind(id.as_str()).fetch_optional(pool).await? else { return Ok(None) };
+            let changes = sqlx::query_as(CHANGES_AFTER)
+                .bind(id.as_str()).bind(since).fetch_all(pool).await?;
+            Ok(Some(StoredDocument { snapshot, changes }))
+        })
+    }
+
+    /// Changes of one document stored after `seq` (to refresh a cached copy).
+    pub async fn changes_after(
+        &self,
+        id: &DocId,
+        seq: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
+        with_pool!(self, pool => {
+            sqlx::query_as(CHANGES_AFTER).bind(id.as_str()).bind(seq).fetch_all(pool).await
+        })
+    }
+
+    /// Documents with more than `threshold` changes after their snapshot, at most `limit`.
+    pub async fn documents_to_compact(
+        &self,
+        threshold: i64,
+        limit: i64,
+    ) -> Result<Vec<DocId>, sqlx::Error> {
+        let ids: Vec<String> = with_pool!(self, pool => {
+            sqlx::query_scalar(TO_COMPACT).bind(threshold).bind(limit).fetch_all(pool).await?
+        });
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| DocId::parse(&id).ok())
+            .collect())
+    }
+
+    /// Replaces a document's snapshot with one that includes every change up to `seq`; a
+    /// concurrent compaction that got further wins. The changes stay in the log: devices'
+    /// cursors read them.
+    pub async fn replace_snapshot(
+        &self,
+        id: &DocId,
+        snapshot: &[u8],
+        seq: i64,
+    ) -> Result<bool, sqlx::Error> {
+        with_pool!(self, pool => {
+            let done = sqlx::query(REPLACE_SNAPSHOT)
+                .bind(id.as_str()).bind(snapshot).bind(seq)
+                .execute(pool).await?;
+            Ok(done.rows_affected() > 0)
+        })
+    }
+}
