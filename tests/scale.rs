@@ -95,3 +95,102 @@ async fn syncs_under_a_cache_smaller_than_the_rounds_are_answered_right_within_t
         server.stop().await;
     }
 }
+/// A change whose transaction commits late, on another instance, after a later transaction
+/// committed: a device's cursor must neither skip it nor read anything twice. Writers take no
+/// lock shared by every instance; the cursor only reads positions of transactions that have
+/// ended. (SQLite has one writer at a time, so its commit order is its position order; the
+/// test is PostgreSQL's.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_change_committed_late_on_another_instance_is_read_once_and_never_skipped() {
+    use sqlx::{Connection, Executor};
+    use std::collections::HashSet;
+    use tournee_e2e::Backend;
+    use tournee_server::db::{AuditRow, SyncWrite};
+    use tournee_sync_core::validator::Scope;
+
+    for backend in backends() {
+        let Backend::Postgres(_) = backend else {
+            continue;
+        };
+        let a = TestServer::start(&backend).await;
+        let b = TestServer::start_on(&a.database_url, tempfile::tempdir().unwrap()).await;
+        let doc = DocId::item(&fixtures::s10(0));
+        let change = |tag: u8| -> (Vec<u8>, Vec<u8>) { (vec![tag; 32], vec![tag; 8]) };
+        let since = b.state.db.cursor_bound().await.unwrap();
+
+        // Instance A's write stalls inside its transaction, after storing its change: the
+        // audit log is locked by another session.
+        let mut blocker = sqlx::PgConnection::connect(&a.database_url).await.unwrap();
+        blocker.execute("BEGIN").await.unwrap();
+        blocker
+            .execute("LOCK TABLE audit_log IN EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        let slow_write = SyncWrite {
+            changes: vec![(doc.clone(), vec![change(1)])],
+            projection: tournee_server::db::Projection {
+                audit: vec![AuditRow {
+                    at_ms: 0,
+                    actor: "test".into(),
+                    action: "test.slow".into(),
+                    subject: doc.to_string(),
+                    detail: "{}".into(),
+                }],
+                ..Default::default()
+            },
+        };
+        let db_a = a.state.db.clone();
+        let slow = tokio::spawn(async move { db_a.commit_group(&[&slow_write]).await });
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_locks WHERE NOT granted \
+                 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .fetch_one(&mut blocker)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        // Instance B commits a later change meanwhile, without waiting for A.
+        let quick_write = SyncWrite {
+            changes: vec![(doc.clone(), vec![change(2)])],
+            ..Default::default()
+        };
+        b.state.db.commit_group(&[&quick_write]).await.unwrap();
+
+        let read = |since: i64| {
+            let db = b.state.db.clone();
+            async move {
+                let upto = db.cursor_bound().await.unwrap();
+                db.news_upto(since, upto, &Scope::All, &HashSet::new(), 1 << 20)
+                    .await
+                    .unwrap()
+            }
+        };
+        let hashes = |rows: &[(i64, DocId, Vec<u8>)]| -> Vec<u8> {
+            rows.iter().map(|(_, _, bytes)| bytes[0]).collect()
+        };
+        // While A's transaction runs, B's later change is not read either: reading it would
+        // move the cursor past A's change, which would then never be read.
+        let first = read(since).await;
+        assert_eq!(hashes(&first.rows), Vec::<u8>::new(), "{backend:?}");
+
+        blocker.execute("COMMIT").await.unwrap();
+        slow.await.unwrap().unwrap();
+        let second = read(first.cursor).await;
+        let mut got = hashes(&second.rows);
+        got.sort_unstable();
+        assert_eq!(got, vec![1, 2], "{backend:?}: both, once each");
+        let third = read(second.cursor).await;
+        assert_eq!(
+            hashes(&third.rows),
+            Vec::<u8>::new(),
+            "{backend:?}: nothing twice"
+        );
+        b.stop().await;
+        a.stop().await;
+    }
+}

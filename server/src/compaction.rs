@@ -45,12 +45,19 @@ pub async fn compact_some(db: &Database, limit: i64) -> Result<usize, sqlx::Erro
 }
 
 async fn compact(db: &Database, id: &DocId) -> Result<bool, sqlx::Error> {
+    // Read before the document: every change up to it is in what is loaded next, while a
+    // change above it may still commit below the last position loaded (on PostgreSQL).
+    let bound = db.settled_bound().await?;
     let Some(stored) = db.load_document(id).await? else {
         return Ok(false);
     };
-    let Some(seq) = stored.changes.last().map(|(seq, _)| *seq) else {
+    let Some(last) = stored.changes.last().map(|(position, _)| *position) else {
         return Ok(false);
     };
+    let seq = last.min(bound);
+    if seq <= stored.snapshot_position {
+        return Ok(false);
+    }
     let mut doc =
         Automerge::load(&stored.snapshot).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
     for (_, bytes) in &stored.changes {

@@ -22,7 +22,8 @@ use crate::metrics::CacheCounters;
 struct Cached {
     /// Shared with the syncs reading it: a sync forks it, never copies it first.
     doc: Arc<Automerge>,
-    /// Every change with a sequence number up to this is in `doc`.
+    /// Every change at a position up to this is in `doc` (changes above it may be too: adding
+    /// them again changes nothing).
     seq: i64,
 }
 
@@ -95,6 +96,8 @@ impl DocumentCache {
         db: &Database,
         id: &DocId,
     ) -> Result<Option<Arc<Automerge>>, sqlx::Error> {
+        // Read before the document: what it loads is settled up to here.
+        let bound = db.settled_bound().await?;
         let stored = match db.load_document(id).await? {
             Some(stored) => stored,
             // Loaded by an import and not materialised yet: built from its import line now,
@@ -111,10 +114,10 @@ impl DocumentCache {
             },
         };
         let mut doc = Automerge::load(&stored.snapshot).map_err(decode_error)?;
-        let mut seq = 0;
-        for (s, bytes) in stored.changes {
+        let mut seq = stored.snapshot_position;
+        for (position, bytes) in stored.changes {
             doc.load_incremental(&bytes).map_err(decode_error)?;
-            seq = s;
+            seq = seq.max(position.min(bound));
         }
         let doc = Arc::new(doc);
         self.put(id, Arc::clone(&doc), seq);
@@ -144,12 +147,20 @@ impl DocumentCache {
         self.counters.hits.inc_by(docs.len() as u64);
         self.counters.misses.inc_by(missing.len() as u64);
         let mut refreshed = HashSet::new();
-        for (seq, id, bytes) in db.changes_after_each(&seqs).await? {
+        // Read before the refresh: the cached copies are settled up to here after it. A change
+        // above it may commit below a position read now (PostgreSQL), so the next refresh
+        // starts from here, not from the last position read.
+        let bound = if seqs.is_empty() {
+            i64::MAX
+        } else {
+            db.settled_bound().await?
+        };
+        for (position, id, bytes) in db.changes_after_each(&seqs).await? {
             if let Some((doc, at)) = docs.get_mut(&id) {
                 Arc::make_mut(doc)
                     .load_incremental(&bytes)
                     .map_err(decode_error)?;
-                *at = seq;
+                *at = (*at).max(position.min(bound));
                 refreshed.insert(id);
             }
         }

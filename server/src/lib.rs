@@ -17,6 +17,7 @@ pub mod documents;
 pub mod error;
 pub mod events;
 pub mod feed_api;
+pub mod group_commit;
 pub mod import;
 pub mod import_api;
 pub mod item_view;
@@ -77,6 +78,8 @@ pub struct AppState {
     pub docs: DocumentCache,
     /// Turns for syncs to prepare, validate and commit (`--sync-concurrency`).
     pub syncs: tokio::sync::Semaphore,
+    /// This instance's committer: writes that wait together commit together.
+    pub commits: group_commit::GroupCommit,
     /// Counters.
     pub metrics: Metrics,
     /// Sync size limits.
@@ -154,11 +157,14 @@ impl AppState {
             max_frame_bytes: settings.max_body_bytes,
             ..Limits::default()
         };
+        let commits =
+            group_commit::GroupCommit::start(db.clone(), metrics.commit_group_writes.clone());
         Ok(Arc::new(Self {
             db,
             keys,
             docs: DocumentCache::new(settings.document_cache_bytes, metrics.cache.clone()),
             syncs: tokio::sync::Semaphore::new(settings.sync_concurrency as usize),
+            commits,
             metrics,
             limits,
             far_attempt_metres: settings.far_attempt_metres,

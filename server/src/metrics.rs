@@ -95,6 +95,8 @@ pub struct Metrics {
     pub refused: Family<RefusalLabels, Counter>,
     /// Seconds to answer a sync.
     pub sync_seconds: Histogram,
+    /// Writes committed together, per transaction of the group committer.
+    pub commit_group_writes: Histogram,
     /// Requests refused for their token (401, or 403 for a revoked or unregistered device), by
     /// the refusal's code.
     pub auth_failures: Family<AuthFailureLabels, Counter>,
@@ -202,6 +204,12 @@ impl Metrics {
         let changes_accepted = Counter::default();
         let refused = Family::<RefusalLabels, Counter>::default();
         let sync_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 14));
+        let commit_group_writes = Histogram::new(exponential_buckets(1.0, 2.0, 8));
+        registry.register(
+            "commit_group_writes",
+            "Writes (syncs, decisions, imports' batches) committed together in one transaction",
+            commit_group_writes.clone(),
+        );
         registry.register("syncs", "Sync requests answered", syncs.clone());
         registry.register(
             "changes_accepted",
@@ -350,6 +358,7 @@ impl Metrics {
             changes_accepted,
             refused,
             sync_seconds,
+            commit_group_writes,
         }
     }
 

@@ -119,7 +119,7 @@ async fn prepare(
 ) -> Result<(Prepared, Vec<(String, String)>), ApiError> {
     let limits = app.limits;
     // The cursor before any document is read: news stops there (see `Database::news_upto`).
-    let upto = app.db.max_seq().await?;
+    let upto = app.db.cursor_bound().await?;
     let asked: HashSet<_> = request.docs.iter().map(|d| d.doc.clone()).collect();
     let out_for_delivery = departures(app, claims, request).await?;
     let mut docs = app

@@ -143,7 +143,9 @@ pub async fn commit(
     if write.changes.is_empty() && write.projection.is_empty() {
         return Ok(Committed::default());
     }
-    app.db.commit_sync(&write).await?;
+    let corrections = write.projection.corrections.clone();
+    let corroborate = !corrections.is_empty();
+    app.commits.commit(write).await?;
     // The latest state of each document replaces its cached copy.
     let mut latest: HashMap<DocId, Automerge> = HashMap::new();
     for (id, accepted) in accepted {
@@ -153,14 +155,11 @@ pub async fn commit(
         let base = bases.remove(&id).unwrap_or_default();
         app.docs.store(&id, &base, doc);
     }
-    if !write.projection.corrections.is_empty() {
+    if corroborate {
         // The write is committed and stands; a failed automatic approval leaves the
         // corrections in the queue for a reviewer.
         // Boxed: an approval is itself a write through this pipeline.
-        let corroborated = Box::pin(crate::review::corroborate(
-            app,
-            &write.projection.corrections,
-        ));
+        let corroborated = Box::pin(crate::review::corroborate(app, &corrections));
         if let Err(e) = corroborated.await {
             tracing::warn!(error = %e, "corroboration check failed");
         }

@@ -732,7 +732,7 @@ fn traces_of_a_sync_reach_an_otlp_collector() {
         "sync.prepare",
         "sync.validate",
         "sync.commit",
-        "sql.max_seq",
+        "sql.cursor_bound",
         "sql.claims",
     ] {
         assert!(

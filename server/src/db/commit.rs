@@ -14,11 +14,19 @@ use super::{
     ROWS_PER_INSERT,
 };
 
-/// Serialises the writers of the change log on PostgreSQL, for the transaction.
-const WRITER_LOCK: &str = "SELECT pg_advisory_xact_lock(7261)";
-
-/// Stores changes: the head of a multi-row insert of `(doc_id, hash, bytes)`.
-const INSERT_CHANGES: &str = "INSERT INTO changes (doc_id, hash, bytes) ";
+/// Stores changes on SQLite: the head of a multi-row insert of `(doc_id, hash, bytes)`; their
+/// position is their `seq` (one writer at a time: they commit in that order).
+const INSERT_CHANGES_SQLITE: &str = "INSERT INTO changes (doc_id, hash, bytes) ";
+/// Stores changes on PostgreSQL: the head of a multi-row insert of `(doc_id, hash, bytes,
+/// position)`.
+const INSERT_CHANGES_POSTGRES: &str = "INSERT INTO changes (doc_id, hash, bytes, position) ";
+/// The first position of the transaction's changes on PostgreSQL: its id shifted left by
+/// [`POSITION_BITS`]; the changes take the positions after it in the order they are stored.
+/// Readers read only positions below the oldest transaction still running
+/// (`news::BOUND_POSTGRES`), so writers need no lock shared by every instance.
+const FIRST_POSITION: &str = "SELECT pg_current_xact_id()::text::bigint << 20";
+/// The bits of a position that number a change within its transaction.
+const POSITION_BITS: u32 = 20;
 /// The tail of [`INSERT_CHANGES`]: a change stored before is skipped; the documents of those
 /// stored now are returned.
 const INSERT_CHANGES_TAIL: &str = " ON CONFLICT (doc_id, hash) DO NOTHING RETURNING doc_id";
@@ -126,20 +134,37 @@ pub struct SyncWrite {
 }
 
 impl Database {
-    /// Stores a sync's accepted changes and their projection in one transaction; changes and
-    /// rows stored before are skipped, so a replayed sync is projected once. A decision on a
-    /// correction that is no longer pending is a [`CommitError::Conflict`], and then nothing of
-    /// the write is stored: the losing reviewer's changes never reach the documents.
-    #[tracing::instrument(name = "sql.commit_sync", level = "info", skip_all)]
+    /// One write alone: [`Database::commit_group`] of one.
     pub async fn commit_sync(&self, write: &SyncWrite) -> Result<(), CommitError> {
+        self.commit_group(&[write]).await
+    }
+
+    /// Stores writes (several syncs' accepted changes and their projections: a group commit)
+    /// in one transaction; changes and rows stored before are skipped, so a replayed sync is
+    /// projected once. A decision on a correction that is no longer pending is a
+    /// [`CommitError::Conflict`], and then nothing of the group is stored: the losing
+    /// reviewer's changes never reach the documents (`group_commit` commits the group's other
+    /// writes again without it).
+    #[tracing::instrument(name = "sql.commit_group", level = "info", skip_all, fields(writes = writes.len()))]
+    pub async fn commit_group(&self, writes: &[&SyncWrite]) -> Result<(), CommitError> {
+        let total: usize = writes
+            .iter()
+            .flat_map(|w| w.changes.iter().map(|(_, c)| c.len()))
+            .sum();
+        if total >= 1 << POSITION_BITS {
+            return Err(CommitError::Conflict(format!(
+                "{total} changes are more than one transaction can position"
+            )));
+        }
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;
-            if matches!(self, Database::Postgres(_)) {
-                // Serialise the writers of the change log, so a sequence number is never
-                // visible after a larger one: a device's cursor must not skip a change that
-                // commits late.
-                sqlx::query(WRITER_LOCK).execute(&mut *tx).await?;
-            }
+            let mut next_position: Option<i64> = match self {
+                Database::Sqlite(_) => None,
+                Database::Postgres(_) => {
+                    Some(sqlx::query_scalar(FIRST_POSITION).fetch_one(&mut *tx).await?)
+                }
+            };
+            for write in writes {
             // Documents that got a change they did not have: only their audit lines are new.
             let mut changed: HashSet<String> = HashSet::new();
             let rows: Vec<(&str, &StoredChange)> = write
@@ -148,9 +173,16 @@ impl Database {
                 .flat_map(|(doc, changes)| changes.iter().map(move |c| (doc.as_str(), c)))
                 .collect();
             for chunk in rows.chunks(ROWS_PER_INSERT) {
-                let mut insert = sqlx::QueryBuilder::new(INSERT_CHANGES);
+                let mut insert = sqlx::QueryBuilder::new(match next_position {
+                    None => INSERT_CHANGES_SQLITE,
+                    Some(_) => INSERT_CHANGES_POSTGRES,
+                });
                 insert.push_values(chunk, |mut row, (doc, (hash, bytes))| {
                     row.push_bind(*doc).push_bind(hash).push_bind(bytes);
+                    if let Some(position) = next_position.as_mut() {
+                        *position += 1;
+                        row.push_bind(*position);
+                    }
                 });
                 insert.push(INSERT_CHANGES_TAIL);
                 for stored in insert.build().fetch_all(&mut *tx).await? {
@@ -265,6 +297,7 @@ impl Database {
                 row.push_bind(a.at_ms).push_bind(&a.actor).push_bind(&a.action)
                     .push_bind(&a.subject).push_bind(&a.detail);
             }, "");
+            }
             tx.commit().await?;
             Ok(())
         })

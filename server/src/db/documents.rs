@@ -13,17 +13,17 @@ const CREATE_DOCUMENT: &str = "INSERT INTO documents (id, kind, snapshot, snapsh
 /// Binds a new document's actors to the server: the tail of [`actors::BIND_ACTORS`].
 const BIND_SERVER_ACTORS_TAIL: &str = " ON CONFLICT (actor) DO NOTHING";
 
-/// A document's snapshot and the sequence number it includes.
+/// A document's snapshot and the change log position it includes.
 const SNAPSHOT: &str = "SELECT snapshot, snapshot_seq FROM documents WHERE id = $1";
 
-/// A document's changes after a sequence number, in order.
-const CHANGES_AFTER: &str =
-    "SELECT seq, bytes FROM changes WHERE doc_id = $1 AND seq > $2 ORDER BY seq";
+/// A document's changes after a position, in order.
+const CHANGES_AFTER: &str = "SELECT {position}, bytes FROM changes \
+     WHERE doc_id = $1 AND {position} > $2 ORDER BY {position}";
 
 /// Documents with more than `$1` changes after their snapshot, at most `$2`.
 const TO_COMPACT: &str = "SELECT c.doc_id AS id FROM changes c \
      JOIN documents d ON d.id = c.doc_id \
-     WHERE c.seq > d.snapshot_seq \
+     WHERE c.{position} > d.snapshot_seq \
      GROUP BY c.doc_id HAVING COUNT(*) > $1 LIMIT $2";
 
 /// Replaces a snapshot with one that goes further.
@@ -35,7 +35,9 @@ const REPLACE_SNAPSHOT: &str = "UPDATE documents SET snapshot = $2, snapshot_seq
 pub struct StoredDocument {
     /// The saved document.
     pub snapshot: Vec<u8>,
-    /// Changes stored after the snapshot, with their sequence numbers.
+    /// The change log position the snapshot includes every change up to.
+    pub snapshot_position: i64,
+    /// Changes stored after the snapshot, with their positions.
     pub changes: Vec<(i64, Vec<u8>)>,
 }
 
@@ -75,23 +77,25 @@ impl Database {
     /// A document's snapshot and the changes after it, if it exists.
     #[tracing::instrument(name = "sql.load_document", level = "info", skip_all)]
     pub async fn load_document(&self, id: &DocId) -> Result<Option<StoredDocument>, sqlx::Error> {
+        let changes_after = self.positioned(CHANGES_AFTER);
         with_pool!(self, pool => {
             let Some((snapshot, since)): Option<(Vec<u8>, i64)> = sqlx::query_as(SNAPSHOT)
                 .bind(id.as_str()).fetch_optional(pool).await? else { return Ok(None) };
-            let changes = sqlx::query_as(CHANGES_AFTER)
+            let changes = sqlx::query_as(&changes_after)
                 .bind(id.as_str()).bind(since).fetch_all(pool).await?;
-            Ok(Some(StoredDocument { snapshot, changes }))
+            Ok(Some(StoredDocument { snapshot, snapshot_position: since, changes }))
         })
     }
 
-    /// Changes of one document stored after `seq` (to refresh a cached copy).
+    /// Changes of one document stored after position `after` (to refresh a cached copy).
     pub async fn changes_after(
         &self,
         id: &DocId,
-        seq: i64,
+        after: i64,
     ) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
+        let sql = self.positioned(CHANGES_AFTER);
         with_pool!(self, pool => {
-            sqlx::query_as(CHANGES_AFTER).bind(id.as_str()).bind(seq).fetch_all(pool).await
+            sqlx::query_as(&sql).bind(id.as_str()).bind(after).fetch_all(pool).await
         })
     }
 
@@ -101,8 +105,9 @@ impl Database {
         threshold: i64,
         limit: i64,
     ) -> Result<Vec<DocId>, sqlx::Error> {
+        let sql = self.positioned(TO_COMPACT);
         let ids: Vec<String> = with_pool!(self, pool => {
-            sqlx::query_scalar(TO_COMPACT).bind(threshold).bind(limit).fetch_all(pool).await?
+            sqlx::query_scalar(&sql).bind(threshold).bind(limit).fetch_all(pool).await?
         });
         Ok(ids
             .into_iter()
@@ -110,8 +115,10 @@ impl Database {
             .collect())
     }
 
-    /// Replaces a document's snapshot with one that includes every change up to `seq`; a
-    /// concurrent compaction that got further wins. The changes stay in the log: devices'
+    /// Replaces a document's snapshot with one that includes every change up to position
+    /// `seq` (at most a [`Database::cursor_bound`] read before the document was: a change below
+    /// it that commits later would otherwise never be loaded); a concurrent compaction that got
+    /// further wins. The changes stay in the log: devices'
     /// cursors read them.
     pub async fn replace_snapshot(
         &self,

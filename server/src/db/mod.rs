@@ -108,6 +108,19 @@ pub use webhooks::{
 impl Database {
     /// SQL for "the elements of the JSON array of strings bound as `$n`", one query parameter
     /// holding a whole list of ids on either backend.
+    /// `sql` with `{position}` naming the change log's position column: on SQLite its `seq`
+    /// (one writer at a time, so changes commit in `seq` order), on PostgreSQL `position`
+    /// (the writing transaction's id and the change's place in it: `db/commit.rs`).
+    fn positioned(&self, sql: &str) -> String {
+        sql.replace(
+            "{position}",
+            match self {
+                Database::Sqlite(_) => "seq",
+                Database::Postgres(_) => "position",
+            },
+        )
+    }
+
     fn json_list(&self, n: u8) -> String {
         match self {
             Database::Sqlite(_) => format!("(SELECT value FROM json_each(${n}))"),

@@ -8,17 +8,27 @@ use tournee_sync_core::DocId;
 
 use super::{json_ids, Database};
 
-/// The highest sequence number stored.
-const MAX_SEQ: &str = "SELECT COALESCE(MAX(seq), 0) AS seq FROM changes";
+/// The cursor bound on SQLite: the highest position stored, since changes commit in position
+/// order there.
+const BOUND_SQLITE: &str = "SELECT COALESCE(MAX(seq), 0) FROM changes";
+
+/// The highest position stored.
+const MAX_POSITION: &str = "SELECT COALESCE(MAX({position}), 0) FROM changes";
+
+/// The cursor bound on PostgreSQL: below the oldest transaction still running, every
+/// transaction has ended, so no position below `xmin << 20` can still appear.
+const BOUND_POSTGRES: &str =
+    "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20) - 1";
 
 /// Changes of the documents of a JSON list (`{list}`, `$1`) after `$2`, in order.
 const CHANGES_AFTER_EACH: &str =
-    "SELECT seq, doc_id, bytes FROM changes WHERE doc_id IN {list} AND seq > $2 ORDER BY seq";
+    "SELECT {position}, doc_id, bytes FROM changes WHERE doc_id IN {list} AND {position} > $2 \
+     ORDER BY {position}";
 
 /// Changes in `($1, $2]` to the documents of a JSON list or outside it (`{in_scope}`, `$3`),
 /// in order, at most `$4`.
-const NEWS_PAGE: &str = "SELECT seq, doc_id, bytes FROM changes \
-     WHERE seq > $1 AND seq <= $2 AND {in_scope} ORDER BY seq LIMIT $4";
+const NEWS_PAGE: &str = "SELECT {position}, doc_id, bytes FROM changes \
+     WHERE {position} > $1 AND {position} <= $2 AND {in_scope} ORDER BY {position} LIMIT $4";
 
 /// Rows of news read in one query.
 const NEWS_PAGE_ROWS: i64 = 2_000;
@@ -47,7 +57,7 @@ impl Database {
         };
         let since: HashMap<&str, i64> = after.iter().map(|(id, seq)| (id.as_str(), *seq)).collect();
         let ids = json_ids(&since.keys().collect::<Vec<_>>());
-        let sql = CHANGES_AFTER_EACH.replace("{list}", &self.json_list(1));
+        let sql = self.positioned(&CHANGES_AFTER_EACH.replace("{list}", &self.json_list(1)));
         let rows: Vec<(i64, String, Vec<u8>)> = with_pool!(self, pool => {
             sqlx::query_as(&sql).bind(&ids).bind(from).fetch_all(pool).await?
         });
@@ -58,10 +68,33 @@ impl Database {
             .collect())
     }
 
-    /// The highest sequence number stored.
-    #[tracing::instrument(name = "sql.max_seq", level = "info", skip_all)]
-    pub async fn max_seq(&self) -> Result<i64, sqlx::Error> {
-        with_pool!(self, pool => sqlx::query_scalar(MAX_SEQ).fetch_one(pool).await)
+    /// The cursor bound: every change at a position up to it is visible, and none can still
+    /// appear there. Readers of the change log (devices' news, cached documents) read up to it,
+    /// so writers need no lock shared by every instance: on PostgreSQL a transaction that
+    /// commits late holds back the bound until it ends, rather than being passed by it.
+    #[tracing::instrument(name = "sql.cursor_bound", level = "info", skip_all)]
+    pub async fn cursor_bound(&self) -> Result<i64, sqlx::Error> {
+        match self {
+            Database::Sqlite(pool) => sqlx::query_scalar(BOUND_SQLITE).fetch_one(pool).await,
+            Database::Postgres(pool) => sqlx::query_scalar(BOUND_POSTGRES).fetch_one(pool).await,
+        }
+    }
+
+    /// The highest position stored. Not a cursor on PostgreSQL, where a transaction still
+    /// running may store below it: readers use [`Database::cursor_bound`].
+    pub async fn max_position(&self) -> Result<i64, sqlx::Error> {
+        let sql = self.positioned(MAX_POSITION);
+        with_pool!(self, pool => sqlx::query_scalar(&sql).fetch_one(pool).await)
+    }
+
+    /// What a reader of the change log may consider read up to, after reading: every change up to
+    /// it is visible to a read that starts now. [`Database::cursor_bound`] on PostgreSQL; on
+    /// SQLite, where changes commit in position order, every position is (no query).
+    pub async fn settled_bound(&self) -> Result<i64, sqlx::Error> {
+        match self {
+            Database::Sqlite(_) => Ok(i64::MAX),
+            Database::Postgres(_) => self.cursor_bound().await,
+        }
     }
 
     /// Changes after `since` to documents in `scope` other than `skip`, up to about `max_bytes`.
@@ -76,15 +109,14 @@ impl Database {
         skip: &HashSet<DocId>,
         max_bytes: usize,
     ) -> Result<NewsRows, sqlx::Error> {
-        // Writers commit in sequence order (see `commit_sync`), so every change up to the
-        // largest visible number is visible: the cursor may pass all of them.
-        let upto = self.max_seq().await?;
+        let upto = self.cursor_bound().await?;
         self.news_upto(since, upto, scope, skip, max_bytes).await
     }
 
-    /// [`Database::news`] of the changes numbered up to `upto` only. A sync reads `upto` before
-    /// it loads the documents of its request; a change stored after that, to one of them, is
-    /// then news for the device's next sync rather than skipped by a cursor that passed it.
+    /// [`Database::news`] of the changes positioned up to `upto` only (a [`Database::cursor_bound`]).
+    /// A sync reads `upto` before it loads the documents of its request; a change stored after
+    /// that, to one of them, is then news for the device's next sync rather than skipped by a
+    /// cursor that passed it.
     #[tracing::instrument(name = "sql.news_upto", level = "info", skip_all)]
     pub async fn news_upto(
         &self,
@@ -110,7 +142,7 @@ impl Database {
         let skipped = json_ids(&skip.iter().map(DocId::as_str).collect::<Vec<_>>());
         let in_scope = if wanted.is_some() { "IN" } else { "NOT IN" };
         let in_scope = format!("doc_id {in_scope} {}", self.json_list(3));
-        let sql = NEWS_PAGE.replace("{in_scope}", &in_scope);
+        let sql = self.positioned(&NEWS_PAGE.replace("{in_scope}", &in_scope));
         let documents = wanted.unwrap_or(skipped);
         let mut size = 0;
         loop {
