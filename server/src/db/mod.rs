@@ -107,6 +107,7 @@ mod items;
 mod loads;
 mod open;
 pub mod pickup_points;
+pub mod retention;
 mod tracking;
 mod webhooks;
 
