@@ -3,11 +3,11 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use tournee_e2e::{backends, Phone, TestServer};
+use tournee_e2e::{backends, customer_view, Phone, TestServer};
 use tournee_server::auth::TokenRole;
 use tournee_server::db::{QueueKind, Table, UpuCode};
 use tournee_sync_core::fixtures;
-use tournee_sync_core::model::{Preferences, RoundManifest, Stop};
+use tournee_sync_core::model::Preferences;
 use tournee_sync_core::operations;
 use tournee_sync_core::store::InteractionKind;
 use tournee_sync_core::sync::wire::{
@@ -24,20 +24,6 @@ fn point(n: u32) -> DocId {
 }
 
 /// The customer app of `cust-1`, who owns delivery point 0 and its items 0 and 1.
-fn customer_view() -> RoundManifest {
-    RoundManifest {
-        round_id: "customer-view".into(),
-        date: "2026-11-23".into(),
-        postman: "cust-1".into(),
-        device: "cust-1-app".into(),
-        stops: vec![Stop {
-            order: 1,
-            delivery_point: fixtures::delivery_point_id(0),
-            items: vec![fixtures::s10(0).to_string(), fixtures::s10(1).to_string()],
-        }],
-    }
-}
-
 async fn post_frame(server: &TestServer, token: &str, frame: Vec<u8>) -> reqwest::Response {
     reqwest::Client::new()
         .post(format!("{}/v1/sync", server.base))

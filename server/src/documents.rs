@@ -204,6 +204,12 @@ impl DocumentCache {
             });
     }
 
+    /// Drops a document from the cache: it was archived, and must be as unknown as one that
+    /// never existed.
+    pub fn remove(&self, id: &DocId) {
+        self.docs.invalidate(id);
+    }
+
     fn put(&self, id: &DocId, doc: Arc<Automerge>, seq: i64) {
         self.docs.insert(id.clone(), Cached { doc, seq });
     }

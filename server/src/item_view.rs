@@ -270,15 +270,23 @@ pub async fn item_view(app: &AppState, item: &S10) -> Result<ItemView, ApiError>
     let info = app.db.item_info(&id).await?.ok_or_else(|| {
         ApiError::not_found("item_not_found", format!("item {id} not found")).field("s10")
     })?;
-    let doc = app
-        .docs
-        .load(&app.db, &DocId::item(item))
-        .await?
-        .ok_or_else(|| {
-            ApiError::not_found("item_not_found", format!("item {id} not found")).field("s10")
-        })?;
-    let requirements = operations::requirements(&doc)
-        .map_err(|e| ApiError::internal(format!("item {id}: {e}")))?;
+    let requirements = match app.docs.load(&app.db, &DocId::item(item)).await? {
+        Some(doc) => operations::requirements(&doc)
+            .map_err(|e| ApiError::internal(format!("item {id}: {e}")))?,
+        // Archived after the retention period (`retention.rs`): its facts are central rows,
+        // its requirements those it was imported with.
+        None => match app.db.archived_requirements(&id).await? {
+            Some(imported) => imported
+                .and_then(|json| serde_json::from_str(&json).ok())
+                .unwrap_or_default(),
+            None => {
+                return Err(
+                    ApiError::not_found("item_not_found", format!("item {id} not found"))
+                        .field("s10"),
+                )
+            }
+        },
+    };
     let events = app.db.item_events(&id).await?;
     let attempts = app.db.attempts_for_item(&id).await?;
     let choices = app.db.choices_for_item(&id).await?;

@@ -27,6 +27,7 @@ pub mod params;
 pub mod public_api;
 pub mod reconcile;
 pub mod request_log;
+pub mod retention;
 pub mod review;
 pub mod routes;
 pub mod scope;
@@ -90,6 +91,10 @@ pub struct AppState {
     pub holding_days: u32,
     /// Independent identical proposals that approve a correction automatically (0: never).
     pub corroboration: u32,
+    /// Days personal data is kept before the scheduled purge (0: no scheduled purge).
+    pub retention_days: u32,
+    /// Time between two scheduled purges.
+    pub retention_every: Duration,
     /// Now, and which day it is in the service's time zone.
     pub clock: Clock,
     /// Rate limits per client address and principal.
@@ -170,6 +175,8 @@ impl AppState {
             far_attempt_metres: settings.far_attempt_metres,
             holding_days: settings.holding_days,
             corroboration: settings.corroboration,
+            retention_days: settings.retention_days,
+            retention_every: Duration::from_secs(settings.retention_check_secs.max(1)),
             clock,
             rate_limits,
             uploads: UploadBudget::new(settings.guards.upload_budget_bytes),
@@ -366,6 +373,7 @@ pub async fn launch_with_tcp_listener(
     let compactor = tokio::spawn(compaction::run(state.clone()));
     let corroborator = tokio::spawn(review::sweep(state.clone()));
     let deliverer = tokio::spawn(webhooks::run(state.clone()));
+    let purger = tokio::spawn(retention::run(state.clone()));
     let forgetter = tokio::spawn({
         let state = state.clone();
         async move {
@@ -429,6 +437,7 @@ pub async fn launch_with_tcp_listener(
     compactor.abort();
     corroborator.abort();
     deliverer.abort();
+    purger.abort();
     forgetter.abort();
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! `tournee-server`: run the server, migrate its database, check its settings, mint development
-//! tokens, revoke devices, manage webhook subscriptions.
+//! tokens, revoke devices, manage webhook subscriptions, purge personal data past retention.
 
 use std::process::ExitCode;
 
@@ -100,6 +100,20 @@ enum Command {
         /// The file to write; it must not exist.
         #[arg(long)]
         to: std::path::PathBuf,
+        /// The database: an existing one, migrated.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
+        database_url: String,
+    },
+    /// Anonymises personal data recorded more than DAYS days ago and archives the documents of
+    /// items delivered before then (what `serve --retention-days` runs every hour); prints the
+    /// counts and writes them to the audit log.
+    Purge {
+        /// The retention period in days; 0 purges everything recorded before now.
+        #[arg(long)]
+        older_than: u32,
+        /// Count what would be purged; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// The database: an existing one, migrated.
         #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
         database_url: String,
@@ -335,6 +349,33 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("backed up to {}", to.display());
             Ok(())
         }
+        Command::Purge {
+            older_than,
+            dry_run,
+            database_url,
+        } => {
+            let db = Database::open(&database_url, OpenOptions::existing())
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            let now = jiff::Timestamp::now().as_millisecond();
+            let counts = tournee_server::retention::purge(
+                &db,
+                None,
+                older_than,
+                now,
+                "command-line:purge",
+                dry_run,
+            )
+            .await
+            .map_err(|e| format!("purge: {e}"))?;
+            let counts = serde_json::to_string(&counts).map_err(|e| e.to_string())?;
+            if dry_run {
+                println!("would purge (dry run, nothing changed): {counts}");
+            } else {
+                println!("purged: {counts}");
+            }
+            Ok(())
+        }
         Command::Webhooks {
             database_url,
             action,
@@ -453,6 +494,8 @@ fn check_config(settings: &Settings) -> Result<(), String> {
         ("sync_concurrency", s.sync_concurrency.to_string()),
         ("holding_days", s.holding_days.to_string()),
         ("corroboration", s.corroboration.to_string()),
+        ("retention_days", s.retention_days.to_string()),
+        ("retention_check_secs", s.retention_check_secs.to_string()),
         ("jwt_secret", masked(&a.jwt_secret)),
         (
             "jwt_public_key",

@@ -60,6 +60,14 @@ pub struct Settings {
     /// without a reviewer; 0 turns automatic approval off.
     #[arg(long, env = "TOURNEE_CORROBORATION", default_value_t = 2)]
     pub corroboration: u32,
+    /// Days personal data is kept: older positions, customers' and reviewers' texts and door
+    /// codes are anonymised, and delivered items' documents archived, by a run every hour
+    /// (`--retention-check-secs`; `tournee-server purge` runs it by hand); 0 turns the scheduled run off.
+    #[arg(long, env = "TOURNEE_RETENTION_DAYS", default_value_t = 90)]
+    pub retention_days: u32,
+    /// Seconds between two scheduled purges.
+    #[arg(long, env = "TOURNEE_RETENTION_CHECK_SECS", default_value_t = 3600)]
+    pub retention_check_secs: u64,
     /// The service's time zone (IANA name): what "today" is for rounds, holding periods and
     /// customers' dates.
     #[arg(long, env = "TOURNEE_TIME_ZONE", default_value = DEFAULT_TIME_ZONE)]

@@ -742,3 +742,235 @@ fn traces_of_a_sync_reach_an_otlp_collector() {
         );
     }
 }
+
+/// A database made for one test on the PostgreSQL server of `TEST_DATABASE_URL`, dropped when
+/// this goes out of scope, whether the test passed or failed.
+struct ScratchPostgres {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl ScratchPostgres {
+    fn create(admin: &str) -> Self {
+        use sqlx::Connection;
+        let name = format!("tournee_purge_{}", std::process::id());
+        runtime().block_on(async {
+            let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        });
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        Self {
+            admin: admin.to_string(),
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for ScratchPostgres {
+    fn drop(&mut self) {
+        use sqlx::Connection;
+        runtime().block_on(async {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&self.admin).await {
+                let _ = sqlx::query(&format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    self.name
+                ))
+                .execute(&mut conn)
+                .await;
+            }
+        });
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The counts a `purge` printed after `prefix`.
+fn purge_counts(stdout: &str, prefix: &str) -> serde_json::Value {
+    let json = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {stdout:?}"));
+    serde_json::from_str(json).unwrap()
+}
+
+/// One number a SQL query answers.
+fn number(rt: &tokio::runtime::Runtime, db: &tournee_server::db::Database, sql: &str) -> i64 {
+    use tournee_server::db::Database;
+    rt.block_on(async {
+        match db {
+            Database::Sqlite(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await,
+            Database::Postgres(pool) => sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    })
+}
+
+/// Issue #18: `purge` on the demo's field work, on SQLite and PostgreSQL, with the real binary:
+/// nothing younger than the period is touched; a dry run counts and changes nothing; the purge
+/// clears positions, texts and audit details, deletes personal events and the documents of
+/// delivered items, keeps the delivery facts (items, UPU events, attempts' outcomes and times)
+/// and the delivery points' documents, writes one audit line with counts only, and a second run
+/// finds nothing left.
+#[test]
+fn purge_anonymises_personal_data_and_archives_delivered_items_on_both_databases() {
+    let postgres = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .map(|admin| ScratchPostgres::create(&admin));
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let mut urls = vec![format!("sqlite://{}", dir.path().join("t.db").display())];
+    urls.extend(postgres.as_ref().map(|p| p.url.clone()));
+    for url in &urls {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tournee-server"))
+            .current_dir(dir.path())
+            .env("TOURNEE_JWT_SECRET", SECRET)
+            .env("NO_COLOR", "1")
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--demo",
+                "--database-url",
+                url,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The demo's field work is committed before the server listens.
+        listening_address(&mut child);
+        let _ = child.kill();
+        let _ = child.wait();
+
+        let purge = |extra: &[&str]| {
+            let mut args = vec!["purge", "--database-url", url.as_str()];
+            args.extend_from_slice(extra);
+            let (ok, stdout, stderr) = run(dir.path(), &args);
+            assert!(ok, "{url}: {stderr}");
+            (stdout, stderr)
+        };
+        let (stdout, _) = purge(&["--older-than", "3650"]);
+        let counts = purge_counts(&stdout, "purged: ");
+        for (what, n) in counts.as_object().unwrap() {
+            assert_eq!(n, 0, "{url}: {what} younger than ten years was purged");
+        }
+
+        let db = rt.block_on(async {
+            tournee_server::db::Database::open(url, tournee_server::db::OpenOptions::existing())
+                .await
+                .unwrap()
+        });
+        let positions = "SELECT COUNT(*) FROM attempts WHERE lat IS NOT NULL";
+        let with_position = number(&rt, &db, positions);
+        assert!(with_position >= 2, "{url}: the demo records positions");
+        let upu_events = number(&rt, &db, "SELECT COUNT(*) FROM item_events");
+        let delivered_documents = "SELECT COUNT(*) FROM items i JOIN documents d ON d.id = 'item:' || i.id WHERE i.status = 'EMI'";
+        assert!(number(&rt, &db, delivered_documents) >= 1, "{url}");
+
+        let (stdout, _) = purge(&["--older-than", "0", "--dry-run"]);
+        let planned = purge_counts(&stdout, "would purge (dry run, nothing changed): ");
+        assert!(
+            planned["items_archived"].as_u64().unwrap() >= 1,
+            "{planned}"
+        );
+        assert_eq!(
+            planned["attempts_anonymised"].as_i64().unwrap(),
+            with_position,
+            "{url}: {planned}"
+        );
+        assert_eq!(
+            number(&rt, &db, positions),
+            with_position,
+            "{url}: the dry run wrote"
+        );
+
+        let (stdout, stderr) = purge(&["--older-than", "0"]);
+        let done = purge_counts(&stdout, "purged: ");
+        for what in [
+            "items_archived",
+            "attempts_anonymised",
+            "choices_anonymised",
+            "corrections_anonymised",
+            "queue_entries_cleared",
+            "audit_details_cleared",
+            "events_deleted",
+        ] {
+            assert_eq!(
+                done[what], planned[what],
+                "{url}: {what}: {done} vs {planned}"
+            );
+        }
+        assert!(done["documents_deleted"].as_u64().unwrap() >= 1, "{done}");
+        assert!(done["changes_deleted"].as_u64().unwrap() >= 1, "{done}");
+        assert!(stderr.contains("purged"), "{url}: no log line: {stderr}");
+
+        // Personal data gone…
+        assert_eq!(number(&rt, &db, positions), 0, "{url}");
+        let in_records = "SELECT COUNT(*) FROM attempts WHERE record LIKE '%\"lat\"%'";
+        assert_eq!(
+            number(&rt, &db, in_records),
+            0,
+            "{url}: a position left in a record"
+        );
+        let personal_events = "SELECT COUNT(*) FROM events WHERE type IN ('attempt.recorded', 'correction.proposed', 'choice.made')";
+        assert_eq!(number(&rt, &db, personal_events), 0, "{url}");
+        let details =
+            "SELECT COUNT(*) FROM audit_log WHERE detail <> '{}' AND action <> 'retention.purged'";
+        assert_eq!(number(&rt, &db, details), 0, "{url}");
+        assert_eq!(number(&rt, &db, delivered_documents), 0, "{url}");
+        // …the delivery facts and the delivery points' documents kept…
+        assert_eq!(
+            number(&rt, &db, "SELECT COUNT(*) FROM item_events"),
+            upu_events
+        );
+        assert!(number(&rt, &db, "SELECT COUNT(*) FROM attempts") >= with_position);
+        assert!(
+            number(
+                &rt,
+                &db,
+                "SELECT COUNT(*) FROM documents WHERE id LIKE 'dp:%'"
+            ) >= 1
+        );
+        assert!(
+            number(
+                &rt,
+                &db,
+                "SELECT COUNT(*) FROM events WHERE type LIKE 'item.%'"
+            ) >= 1
+        );
+        // …one audit line with the counts, and nothing left for the next run.
+        assert_eq!(
+            number(
+                &rt,
+                &db,
+                "SELECT COUNT(*) FROM audit_log WHERE action = 'retention.purged'"
+            ),
+            1,
+            "{url}"
+        );
+        let (stdout, _) = purge(&["--older-than", "0"]);
+        let again = purge_counts(&stdout, "purged: ");
+        for (what, n) in again.as_object().unwrap() {
+            assert_eq!(n, 0, "{url}: {what} purged twice: {again}");
+        }
+        rt.block_on(async {
+            if let tournee_server::db::Database::Postgres(pool) = &db {
+                pool.close().await;
+            }
+        });
+    }
+}

@@ -13,7 +13,7 @@ use tournee_server::auth::TokenRole;
 use tournee_server::clock::Clock;
 use tournee_server::settings::{AuthSettings, GuardSettings, Settings, WebhookSettings};
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
-use tournee_sync_core::model::RoundManifest;
+use tournee_sync_core::model::{RoundManifest, Stop};
 use tournee_sync_core::store::{DeviceIdentity, Interaction, PhoneStore, StoreOptions, StoreRole};
 use tournee_sync_core::sync::wire::{self, Limits};
 use tournee_sync_core::sync::{SyncReport, SyncSession};
@@ -74,6 +74,10 @@ pub fn settings(database_url: &str) -> Settings {
         sync_concurrency: 8,
         holding_days: 15,
         corroboration: 2,
+        // Off: the fixtures' field work has fixed dates, which a scheduled purge would reach
+        // one day; the tests of retention turn it on.
+        retention_days: 0,
+        retention_check_secs: 3600,
         time_zone: "Europe/Paris".into(),
         // Tests drive many clients from 127.0.0.1 as fast as they can: the rate limits are off
         // but where a test turns them on (`guards.rs`).
@@ -341,6 +345,24 @@ impl Phone {
                 .unwrap();
         }
         Ok(session.finish())
+    }
+}
+
+/// What cust-1's app holds: their delivery point and its two items (the demo's first two).
+pub fn customer_view() -> RoundManifest {
+    RoundManifest {
+        round_id: "customer-view".into(),
+        date: "2026-11-23".into(),
+        postman: "cust-1".into(),
+        device: "cust-1-app".into(),
+        stops: vec![Stop {
+            order: 1,
+            delivery_point: tournee_sync_core::fixtures::delivery_point_id(0),
+            items: vec![
+                tournee_sync_core::fixtures::s10(0).to_string(),
+                tournee_sync_core::fixtures::s10(1).to_string(),
+            ],
+        }],
     }
 }
 

@@ -79,6 +79,7 @@ mod news;
 mod open;
 pub mod pickup_points;
 mod profile;
+pub mod retention;
 mod review;
 mod rounds;
 mod rows;
