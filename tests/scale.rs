@@ -190,6 +190,26 @@ async fn a_change_committed_late_on_another_instance_is_read_once_and_never_skip
             Vec::<u8>::new(),
             "{backend:?}: nothing twice"
         );
+
+        // A transaction running in another database of the cluster cannot write here: it does
+        // not hold back news.
+        let Backend::Postgres(admin) = &backend else {
+            unreachable!()
+        };
+        let mut elsewhere = sqlx::PgConnection::connect(admin).await.unwrap();
+        elsewhere.execute("BEGIN").await.unwrap();
+        elsewhere
+            .execute("SELECT pg_current_xact_id()")
+            .await
+            .unwrap();
+        let later_write = SyncWrite {
+            changes: vec![(doc.clone(), vec![change(3)])],
+            ..Default::default()
+        };
+        a.state.db.commit_group(&[&later_write]).await.unwrap();
+        let fourth = read(third.cursor).await;
+        assert_eq!(hashes(&fourth.rows), vec![3], "{backend:?}: not held back");
+        elsewhere.execute("ROLLBACK").await.unwrap();
         b.stop().await;
         a.stop().await;
     }

@@ -4,7 +4,7 @@
 //! Order is `(txid, seq)`. On SQLite, writers are serialised: `seq` is commit order and `txid`
 //! is 0. On PostgreSQL, `seq` comes from a sequence when the row is inserted, so a transaction
 //! can commit after another that took a larger number; the reader then only returns events of
-//! transactions below the oldest one still running (`pg_snapshot_xmin(pg_current_snapshot())`),
+//! transactions below the oldest one still running that could write here (`oldest_running_here!`),
 //! ordered by the writing transaction's id. Every transaction that can still commit has an id
 //! at or above that bound, so a cursor that passed an event never passes one committed later.
 
@@ -23,7 +23,7 @@ pub(super) const INSERT_EVENTS_TAIL: &str = " ON CONFLICT (subject_id, id) DO NO
 const FEED_SQLITE: &str = "SELECT txid, seq, id, type, subject_kind, subject_id, occurred_ms, recorded_ms, payload FROM events WHERE +txid >= $1 AND seq > $2 ORDER BY seq LIMIT $3";
 /// Events after a cursor, on PostgreSQL: only those of transactions older than every one still
 /// running.
-const FEED_POSTGRES: &str = "SELECT txid, seq, id, type, subject_kind, subject_id, occurred_ms, recorded_ms, payload FROM events WHERE (txid, seq) > ($1, $2) AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid, seq LIMIT $3";
+const FEED_POSTGRES: &str = concat!("SELECT txid, seq, id, type, subject_kind, subject_id, occurred_ms, recorded_ms, payload FROM events WHERE (txid, seq) > ($1, $2) AND txid < ", oldest_running_here!(), " ORDER BY txid, seq LIMIT $3");
 
 /// A position in the feed: after the event with this transaction id and sequence number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]

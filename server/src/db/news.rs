@@ -15,10 +15,9 @@ const BOUND_SQLITE: &str = "SELECT COALESCE(MAX(seq), 0) FROM changes";
 /// The highest position stored.
 const MAX_POSITION: &str = "SELECT COALESCE(MAX({position}), 0) FROM changes";
 
-/// The cursor bound on PostgreSQL: below the oldest transaction still running, every
-/// transaction has ended, so no position below `xmin << 20` can still appear.
-const BOUND_POSTGRES: &str =
-    "SELECT (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20) - 1";
+/// The cursor bound on PostgreSQL: every position below the oldest transaction still running
+/// that could write here (`oldest_running_here!`) is settled.
+const BOUND_POSTGRES: &str = concat!("SELECT (", oldest_running_here!(), " << 20) - 1");
 
 /// Changes of the documents of a JSON list (`{list}`, `$1`) after `$2`, in order.
 const CHANGES_AFTER_EACH: &str =

@@ -26,7 +26,11 @@ const COUNT_PENDING: &str = "SELECT COUNT(*) FROM webhook_deliveries WHERE statu
 /// The last event of the feed, on SQLite.
 const FEED_END_SQLITE: &str = "SELECT txid, seq FROM events ORDER BY txid DESC, seq DESC LIMIT 1";
 /// The last event of the feed a reader may pass, on PostgreSQL (see `events.rs`).
-const FEED_END_POSTGRES: &str = "SELECT txid, seq FROM events WHERE txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint ORDER BY txid DESC, seq DESC LIMIT 1";
+const FEED_END_POSTGRES: &str = concat!(
+    "SELECT txid, seq FROM events WHERE txid < ",
+    oldest_running_here!(),
+    " ORDER BY txid DESC, seq DESC LIMIT 1"
+);
 /// Moves a subscription's cursor, only from where the caller read it and while it is enabled.
 const ADVANCE_CURSOR: &str = "UPDATE webhook_subscriptions SET cursor_txid = $2, cursor_seq = $3 WHERE id = $1 AND enabled AND cursor_txid = $4 AND cursor_seq = $5";
 /// Enqueues deliveries; an event enqueued already for the subscription is skipped.
