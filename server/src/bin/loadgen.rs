@@ -52,6 +52,10 @@ struct Args {
     /// the tool writes its output.
     #[arg(long, value_delimiter = ' ', num_args = 1..)]
     server_wrapper: Vec<String>,
+    /// More flags for `tournee-server serve`, e.g. `--document-cache-bytes 33554432
+    /// --sync-concurrency 4` (the server's defaults otherwise).
+    #[arg(long, value_delimiter = ' ', num_args = 1.., allow_hyphen_values = true)]
+    server_args: Vec<String>,
 }
 
 const ITEMS_PER_POINT: u32 = 3;
@@ -178,8 +182,6 @@ async fn main() {
             "127.0.0.1:0",
             "--database-url",
             &args.database_url,
-            "--document-cache",
-            "100000",
             // The storm mints its tokens with the development secret…
             "--insecure-development",
             // …and every device syncs from this one address, as fast as it can.
@@ -188,6 +190,7 @@ async fn main() {
             "--rate-per-principal",
             "0",
         ])
+        .args(&args.server_args)
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "warn,tournee_server=info")
         .stderr(Stdio::piped())
