@@ -334,6 +334,7 @@ async fn one_entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry
 }
 
 /// `GET /v1/backoffice/queue`: entries to review, newest first.
+#[tracing::instrument(name = "backoffice.queue", level = "info", skip_all)]
 pub async fn queue(
     State(app): State<Arc<AppState>>,
     QueryParams(query): QueryParams<QueueQuery>,
@@ -358,6 +359,7 @@ async fn load_entry(app: &AppState, id: i64) -> Result<QueueEntryRow, ApiError> 
 }
 
 /// `GET /v1/backoffice/queue/{entry}`: one entry with its evidence.
+#[tracing::instrument(name = "backoffice.entry", level = "info", skip_all)]
 pub async fn queue_entry(
     State(app): State<Arc<AppState>>,
     PathParams(id): PathParams<i64>,
@@ -367,6 +369,7 @@ pub async fn queue_entry(
 }
 
 /// `POST /v1/backoffice/queue/{entry}/decision`: approve or reject, with a comment.
+#[tracing::instrument(name = "backoffice.decide", level = "info", skip_all)]
 pub async fn decide(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
@@ -387,6 +390,7 @@ pub async fn decide(
 }
 
 /// `GET /v1/backoffice/items/{s10}`: an item's timeline.
+#[tracing::instrument(name = "backoffice.timeline", level = "info", skip_all)]
 pub async fn item_timeline(
     State(app): State<Arc<AppState>>,
     Path(s10): Path<String>,
@@ -409,6 +413,7 @@ pub async fn item_timeline(
 }
 
 /// `GET /v1/backoffice/search`: items by S10 number, address, postman, round and date.
+#[tracing::instrument(name = "backoffice.search", level = "info", skip_all)]
 pub async fn search(
     State(app): State<Arc<AppState>>,
     QueryParams(query): QueryParams<SearchQuery>,

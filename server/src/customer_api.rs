@@ -149,6 +149,7 @@ async fn point_view(app: &AppState, id: &DocId) -> Result<DeliveryPointView, Api
 }
 
 /// `GET /v1/customer/items`: the customer's delivery points and items.
+#[tracing::instrument(name = "customer.parcels", level = "info", skip_all)]
 pub async fn my_parcels(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
@@ -173,6 +174,7 @@ pub async fn my_parcels(
 }
 
 /// `GET /v1/customer/items/{s10}`: one item, its status and history.
+#[tracing::instrument(name = "customer.item", level = "info", skip_all)]
 pub async fn my_item(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
@@ -183,6 +185,7 @@ pub async fn my_item(
 }
 
 /// `POST /v1/customer/items/{s10}/choice`: where and when the customer wants the item.
+#[tracing::instrument(name = "customer.choose", level = "info", skip_all)]
 pub async fn choose(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
@@ -282,6 +285,7 @@ pub(crate) fn last_redelivery_day(app: &AppState, item: &ItemView) -> Date {
 }
 
 /// `PUT /v1/customer/delivery-points/{id}/preferences`: standing preferences.
+#[tracing::instrument(name = "customer.preferences", level = "info", skip_all)]
 pub async fn set_preferences(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,
@@ -312,6 +316,7 @@ pub async fn set_preferences(
 }
 
 /// `POST /v1/customer/items/{s10}/attempts/{attempt}/dispute`: "I was at home".
+#[tracing::instrument(name = "customer.dispute", level = "info", skip_all)]
 pub async fn dispute(
     State(app): State<Arc<AppState>>,
     AuthUser(claims): AuthUser,

@@ -82,6 +82,7 @@ pub struct Committed {
 /// profile (except the back office's, whose rows come with the write), everything is committed in
 /// one transaction, the cache takes the documents, and new corrections are checked for
 /// corroboration. A write with neither changes nor rows commits nothing.
+#[tracing::instrument(name = "write.commit", level = "info", skip_all)]
 pub async fn commit(
     app: &AppState,
     sender: &Sender,
@@ -193,6 +194,7 @@ impl<'a> Audit<'a> {
 /// its audit line. Devices receive it as news. What `op` returns (a JSON object, or null) is
 /// added to the audit line's detail: what it read and wrote, such as a decision's values
 /// before and after.
+#[tracing::instrument(name = "write.as", level = "info", skip_all)]
 pub async fn write_as<F>(
     app: &AppState,
     sender: &Sender,

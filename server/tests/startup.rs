@@ -675,41 +675,66 @@ fn traces_of_a_sync_reach_an_otlp_collector() {
     .spawn()
     .unwrap();
     let address = listening_address(&mut child);
-    let token = Command::new(env!("CARGO_BIN_EXE_tournee-server"))
-        .args([
-            "token",
-            "--role",
-            "postman",
-            "--subject",
-            "pm-1",
-            "--device",
-            "dev-1",
-        ])
-        .env("TOURNEE_JWT_SECRET", SECRET)
-        .output()
+    let mint = |role: &str, subject: &str, device: Option<&str>| {
+        let mut args = vec!["token", "--role", role, "--subject", subject];
+        if let Some(device) = device {
+            args.extend(["--device", device]);
+        }
+        let out = Command::new(env!("CARGO_BIN_EXE_tournee-server"))
+            .args(args)
+            .env("TOURNEE_JWT_SECRET", SECRET)
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    };
+    let send = |method: &str, path: &str, token: &str, content_type: &str, body: &[u8]| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             Authorization: Bearer {token}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n",
+            body.len()
+        )
         .unwrap();
-    let token = String::from_utf8(token.stdout).unwrap();
+        stream.write_all(body).unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).unwrap();
+        assert!(
+            answer.starts_with(b"HTTP/1.1 200"),
+            "{method} {path}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    };
     let frame = wire::encode_request(&SyncRequest {
         since: Some(0),
         docs: Vec::new(),
     });
-    let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    write!(
-        stream,
-        "POST /v1/sync HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\
-         Content-Type: {}\r\nContent-Length: {}\r\n\r\n",
-        token.trim(),
+    send(
+        "POST",
+        "/v1/sync",
+        &mint("postman", "pm-1", Some("dev-1")),
         wire::MEDIA_TYPE,
-        frame.len()
-    )
-    .unwrap();
-    stream.write_all(&frame).unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    assert!(
-        answer.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&answer)
+        &frame,
+    );
+    // A customer's write on the one write pipeline, and a reviewer's read.
+    let preferences = format!(
+        "/v1/customer/delivery-points/{}/preferences",
+        tournee_sync_core::fixtures::delivery_point_id(0)
+    );
+    send(
+        "PUT",
+        &preferences,
+        &mint("customer", "cust-1", None),
+        "application/json",
+        br#"{"safe_place":"garden shed","preferred_neighbour":null,"preferred_pickup_point":null,"never_to_neighbour":false}"#,
+    );
+    send(
+        "GET",
+        "/v1/backoffice/queue",
+        &mint("back_office", "reviewer-1", None),
+        "application/json",
+        b"",
     );
 
     let killed = Command::new("kill")
@@ -734,6 +759,11 @@ fn traces_of_a_sync_reach_an_otlp_collector() {
         "sync.commit",
         "sql.cursor_bound",
         "sql.claims",
+        "customer.preferences",
+        "write.as",
+        "write.commit",
+        "sql.commit_group",
+        "backoffice.queue",
     ] {
         assert!(
             has(name),
