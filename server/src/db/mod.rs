@@ -69,15 +69,17 @@ macro_rules! insert_landing_rows {
 /// database, or the next id when none runs. Every transaction with a smaller id has ended, so
 /// readers of the change log and of the event feed read below it and never pass a row that
 /// commits late. The snapshot's running transactions (`xip`) that `pg_stat_activity` shows in
-/// another database are left out, so a long transaction elsewhere on the cluster holds nothing
-/// back here; one it cannot place (not permitted to see it, a background process) counts, which
+/// another database, or in an autovacuum worker (its ANALYZE takes a transaction id, and never
+/// writes a change), are left out, so a long transaction elsewhere on
+/// the cluster holds nothing back here; one it cannot place (not permitted to see it, a background process) counts, which
 /// is only slower. (`backend_xid` has 32 bits: compared with the low bits.)
 macro_rules! oldest_running_here {
     () => {
         "(SELECT LEAST(pg_snapshot_xmax(s.snap)::text::bigint, \
          (SELECT MIN(x::text::bigint) FROM pg_snapshot_xip(s.snap) AS x \
          WHERE (x::text::bigint % 4294967296) NOT IN (SELECT backend_xid::text::bigint \
-         FROM pg_stat_activity WHERE datname <> current_database() AND backend_xid IS NOT NULL))) \
+         FROM pg_stat_activity WHERE (datname <> current_database() \
+         OR backend_type = 'autovacuum worker') AND backend_xid IS NOT NULL))) \
          FROM (SELECT pg_current_snapshot() AS snap) AS s)"
     };
 }
