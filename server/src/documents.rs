@@ -90,14 +90,14 @@ impl DocumentCache {
             .map(Arc::unwrap_or_clone))
     }
 
-    /// A document not in the cache: its snapshot and later changes, cached.
+    /// A document not in the cache: its snapshot and later changes, cached. `bound` is a
+    /// [`Database::settled_bound`] read before the document is.
     async fn load_stored(
         &self,
         db: &Database,
         id: &DocId,
+        bound: i64,
     ) -> Result<Option<Arc<Automerge>>, sqlx::Error> {
-        // Read before the document: what it loads is settled up to here.
-        let bound = db.settled_bound().await?;
         let stored = match db.load_document(id).await? {
             Some(stored) => stored,
             // Loaded by an import and not materialised yet: built from its import line now,
@@ -150,7 +150,9 @@ impl DocumentCache {
         // Read before the refresh: the cached copies are settled up to here after it. A change
         // above it may commit below a position read now (PostgreSQL), so the next refresh
         // starts from here, not from the last position read.
-        let bound = if seqs.is_empty() {
+        // One read for the whole call, cached copies and misses alike (a query on PostgreSQL,
+        // none on SQLite).
+        let bound = if seqs.is_empty() && missing.is_empty() {
             i64::MAX
         } else {
             db.settled_bound().await?
@@ -172,7 +174,7 @@ impl DocumentCache {
             loaded.insert(id, doc);
         }
         for id in missing {
-            if let Some(doc) = self.load_stored(db, &id).await? {
+            if let Some(doc) = self.load_stored(db, &id, bound).await? {
                 loaded.insert(id, doc);
             }
         }
