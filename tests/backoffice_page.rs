@@ -8,30 +8,13 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::Value;
-use tournee_e2e::{backends, get_json, Phone, TestServer};
+use tournee_e2e::{backends, browser_dir, get_json, install_browser, Phone, TestServer};
 use tournee_server::auth::TokenRole;
 use tournee_sync_core::model::{GeoPoint, ReviewDecision};
 use tournee_sync_core::{fixtures, operations, DocId};
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
-/// Runs `install.sh` (a no-op when everything is there).
-fn install_browser() {
-    let status = Command::new("bash")
-        .arg(browser_dir().join("install.sh"))
-        .status()
-        .expect("bash runs");
-    assert!(
-        status.success(),
-        "tests/browser/install.sh failed: the browser test cannot run"
-    );
-}
 
 async fn open_entry(server: &TestServer, token: &str, kind: &str) -> Value {
     let entries: Vec<Value> = get_json(

@@ -7,25 +7,13 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use tournee_e2e::{backends, local_day, Backend, Phone, TestServer};
+use tournee_e2e::{backends, browser_dir, install_browser, local_day, Backend, Phone, TestServer};
 use tournee_sync_core::model::Choice;
 use tournee_sync_core::{fixtures, operations, DocId};
-
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
-fn install_browser() {
-    let status = Command::new("bash")
-        .arg(browser_dir().join("install.sh"))
-        .status()
-        .expect("bash runs");
-    assert!(status.success(), "tests/browser/install.sh failed");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_tracks_and_reschedules_in_the_browser_and_the_phone_receives_it() {

@@ -532,3 +532,21 @@ impl Drop for Receiver {
         let _ = self.child.wait();
     }
 }
+
+/// `tests/browser`: the browser tests' scripts and their `node_modules`.
+pub fn browser_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// Runs `tests/browser/install.sh` (a no-op when Chromium and playwright-core are there), so the
+/// README's test command works on a fresh machine.
+pub fn install_browser() {
+    let status = std::process::Command::new("bash")
+        .arg(browser_dir().join("install.sh"))
+        .status()
+        .expect("bash runs");
+    assert!(
+        status.success(),
+        "tests/browser/install.sh failed: the browser test cannot run"
+    );
+}
