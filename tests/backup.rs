@@ -1,9 +1,10 @@
-//! The PostgreSQL backup drill (issue #18): `pg_dump -Fc` of a server with field work, restored
-//! with `pg_restore` into a fresh database, a server started on it, and the phone syncs: what
-//! was acknowledged before the backup is there, what came after is uploaded again by the phone.
-//!
-//! It fails at the last step (ignored until fixed): the phone's push protocol only finds the
-//! server's loss when it pushes a change that depends on what was lost.
+//! The backup drills (issue #18): a server with field work is backed up (SQLite: `backup_to`,
+//! what `tournee-server backup` runs, while the server runs; PostgreSQL: `pg_dump -Fc`, restored
+//! with `pg_restore` into a fresh database), the phone goes on working and syncing, the server
+//! is stopped and restored from the backup, a server starts on it, and the phone syncs: what was
+//! acknowledged before the backup is there, what came after is uploaded again by the phone,
+//! though it has nothing new to push (the restored server answers in a history of its own, and
+//! the phone re-checks every document it holds).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -34,32 +35,84 @@ impl Drop for Scratch {
     }
 }
 
-fn run(program: &str, args: &[&str]) {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+#[tokio::test]
+async fn a_backup_restores_into_a_server_the_phones_bring_up_to_date() {
+    for backend in backends() {
+        drill(&backend).await;
+    }
 }
 
-#[tokio::test]
-#[ignore = "fails today: a phone with nothing new to push does not upload again what a restored \
-            server lost (ARCHITECTURE.md, known limits); run with --ignored"]
-async fn a_postgresql_dump_restores_into_a_server_the_phones_bring_up_to_date() {
-    let Some(admin) = backends().into_iter().find_map(|b| match b {
-        Backend::Postgres(admin) => Some(admin),
-        Backend::Sqlite => None,
-    }) else {
-        eprintln!("TEST_DATABASE_URL not set: the PostgreSQL backup drill needs PostgreSQL");
-        return;
-    };
-    let (restored_url, name) = fresh_postgres(&admin).await;
-    let _restored = Scratch {
-        admin: admin.clone(),
-        name,
-    };
-    let server = TestServer::start(&Backend::Postgres(admin.clone())).await;
+/// Where a backup went, and what restores it.
+enum Backup {
+    Sqlite(tempfile::TempDir),
+    Postgres {
+        dump: tempfile::TempDir,
+        admin: String,
+    },
+}
+
+impl Backup {
+    async fn take(server: &TestServer) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        match server.backend() {
+            Backend::Sqlite => {
+                let now = jiff::Timestamp::now().as_millisecond();
+                server
+                    .state
+                    .db
+                    .backup_to(&dir.path().join("tournee.db"), now)
+                    .await
+                    .unwrap();
+                Backup::Sqlite(dir)
+            }
+            Backend::Postgres(admin) => {
+                let dump = dir.path().join("tournee.dump");
+                run(
+                    "pg_dump",
+                    &[
+                        "--format=custom",
+                        "--file",
+                        dump.to_str().unwrap(),
+                        &server.database_url,
+                    ],
+                );
+                Backup::Postgres { dump: dir, admin }
+            }
+        }
+    }
+
+    /// Starts a server on the restored backup (and the scratch database to drop after).
+    async fn restore(self) -> (TestServer, Option<Scratch>) {
+        match self {
+            Backup::Sqlite(dir) => {
+                let url = format!("sqlite://{}", dir.path().join("tournee.db").display());
+                (TestServer::start_on(&url, dir).await, None)
+            }
+            Backup::Postgres { dump, admin } => {
+                let (url, name) = fresh_postgres(&admin).await;
+                let scratch = Scratch { admin, name };
+                let file = dump.path().join("tournee.dump");
+                run(
+                    "pg_restore",
+                    &[
+                        "--no-owner",
+                        "--exit-on-error",
+                        "--dbname",
+                        &url,
+                        file.to_str().unwrap(),
+                    ],
+                );
+                (
+                    TestServer::start_on(&url, tempfile::tempdir().unwrap()).await,
+                    Some(scratch),
+                )
+            }
+        }
+    }
+}
+
+async fn drill(backend: &Backend) {
+    let server = TestServer::start(backend).await;
     let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
     phone.sync(&server).await;
     let before = phone
@@ -72,13 +125,7 @@ async fn a_postgresql_dump_restores_into_a_server_the_phones_bring_up_to_date() 
     let report = phone.sync(&server).await;
     assert!(report.acknowledged.iter().any(|i| i.id == before.id));
 
-    let dir = tempfile::tempdir().unwrap();
-    let dump = dir.path().join("tournee.dump");
-    let dump = dump.to_str().unwrap();
-    run(
-        "pg_dump",
-        &["--format=custom", "--file", dump, &server.database_url],
-    );
+    let backup = Backup::take(&server).await;
 
     let after = phone
         .store
@@ -89,31 +136,27 @@ async fn a_postgresql_dump_restores_into_a_server_the_phones_bring_up_to_date() 
         .unwrap();
     let report = phone.sync(&server).await;
     assert!(report.acknowledged.iter().any(|i| i.id == after.id));
+    assert!(phone.store.pending_interactions().is_empty());
     server.stop().await;
 
-    run(
-        "pg_restore",
-        &[
-            "--no-owner",
-            "--exit-on-error",
-            "--dbname",
-            &restored_url,
-            dump,
-        ],
-    );
-    let restored = TestServer::start_on(&restored_url, tempfile::tempdir().unwrap()).await;
+    let (restored, _scratch) = backup.restore().await;
     assert_eq!(
         restored.state.db.count(Table::Attempts).await.unwrap(),
         1,
-        "the backup holds what was acknowledged before it"
+        "{backend:?}: the backup holds what was acknowledged before it"
     );
     let report = phone.sync(&restored).await;
-    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(
+        report.refused.is_empty(),
+        "{backend:?}: {:?}",
+        report.refused
+    );
     assert!(phone.store.pending_interactions().is_empty());
+    assert!(!phone.store.recheck_pending(), "{backend:?}");
     assert_eq!(
         restored.state.db.count(Table::Attempts).await.unwrap(),
         2,
-        "the attempt acknowledged after the backup was uploaded again"
+        "{backend:?}: the attempt acknowledged after the backup was uploaded again"
     );
     let docs = restored
         .state
@@ -129,7 +172,19 @@ async fn a_postgresql_dump_restores_into_a_server_the_phones_bring_up_to_date() 
     assert_eq!(
         item.attempts.len(),
         1,
-        "the re-uploaded attempt is in the document"
+        "{backend:?}: the re-uploaded attempt is in the document"
     );
+    // Re-checked once: the next sync is an idle poll again.
+    let report = phone.sync(&restored).await;
+    assert_eq!(report.exchanges, 1, "{backend:?}");
     restored.stop().await;
+}
+
+fn run(program: &str, args: &[&str]) {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -389,6 +389,7 @@ async fn bad_bodies_and_bad_tokens_get_a_precise_4xx_and_store_nothing() {
 
         let frame = wire::encode_request(&SyncRequest {
             since: None,
+            history: None,
             docs: vec![],
         });
         assert_eq!(post_frame(&server, "", frame.clone()).await.status(), 401);
@@ -419,6 +420,7 @@ async fn bad_bodies_and_bad_tokens_get_a_precise_4xx_and_store_nothing() {
 async fn push(server: &TestServer, token: &str, doc: DocId, change: Vec<u8>) -> ResponseBody {
     let request = SyncRequest {
         since: None,
+        history: None,
         docs: vec![DocRequest {
             doc,
             body: RequestBody::Push {
@@ -878,6 +880,7 @@ async fn a_record_key_another_document_holds_is_refused_and_nothing_is_stored() 
         };
         let request = SyncRequest {
             since: None,
+            history: None,
             docs: [(item(4), fresh(4)), (item(5), fresh(5))]
                 .into_iter()
                 .map(|(doc, change)| DocRequest {
@@ -985,6 +988,7 @@ async fn changes_beyond_the_schema_empty_or_with_a_message_are_refused_and_nothi
                 .collect();
             let request = SyncRequest {
                 since: None,
+                history: None,
                 docs: vec![DocRequest {
                     doc: item(3),
                     body: RequestBody::Push {

@@ -137,6 +137,7 @@ impl Bench {
                     .post(format!("{}/v1/sync", self.server.base))
                     .body(wire::encode_request(&SyncRequest {
                         since: None,
+                        history: None,
                         docs: vec![],
                     }))
             }
@@ -265,6 +266,7 @@ async fn attempt_frame(
     let change = next.get_changes(&current.get_heads()).pop().unwrap();
     wire::encode_request(&SyncRequest {
         since: None,
+        history: None,
         docs: vec![DocRequest {
             doc,
             body: RequestBody::Push {
@@ -682,6 +684,7 @@ async fn a_server_configured_with_a_public_key_refuses_hs256_tokens() {
 
     let empty = wire::encode_request(&SyncRequest {
         since: None,
+        history: None,
         docs: vec![],
     });
     let sync = |token: String| {

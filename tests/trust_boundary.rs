@@ -159,6 +159,7 @@ async fn a_back_office_token_cannot_sync_but_a_customers_app_can() {
         let customer = token(&server, TokenRole::Customer);
         let fetch = tournee_sync_core::sync::wire::SyncRequest {
             since: None,
+            history: None,
             docs: vec![tournee_sync_core::sync::wire::DocRequest {
                 doc: tournee_sync_core::DocId::item(&fixtures::s10(0)),
                 body: tournee_sync_core::sync::wire::RequestBody::Fetch,
@@ -528,6 +529,7 @@ async fn every_refusal_has_one_shape_with_a_code_and_the_field_as_sent() {
         let frame = tournee_sync_core::sync::wire::encode_request(
             &tournee_sync_core::sync::wire::SyncRequest {
                 since: Some(3),
+                history: None,
                 docs: vec![tournee_sync_core::sync::wire::DocRequest {
                     doc: tournee_sync_core::DocId::item(&fixtures::s10(1)),
                     body: tournee_sync_core::sync::wire::RequestBody::Fetch,
@@ -615,6 +617,7 @@ async fn stalled_uploads_cannot_hold_more_memory_than_the_upload_budget() {
         .body(tournee_sync_core::sync::wire::encode_request(
             &tournee_sync_core::sync::wire::SyncRequest {
                 since: None,
+                history: None,
                 docs: vec![],
             },
         ))

@@ -109,6 +109,9 @@ pub struct AppState {
     pub import_max_bytes: usize,
     /// How webhook deliveries are sent and retried.
     pub webhooks: WebhookSettings,
+    /// The history this server's cursors are issued in (a database restored from a backup
+    /// begins a new one: see `db::History`).
+    pub history: u64,
 }
 
 /// Why the server could not start.
@@ -157,6 +160,18 @@ impl AppState {
         db.check_writable()
             .await
             .map_err(|e| StartError::Settings(format!("the database cannot take a write: {e}")))?;
+        let history = db
+            .history(clock.now_ms())
+            .await
+            .map_err(|e| StartError::Settings(format!("the database's history: {e}")))?;
+        if history.began_now {
+            tracing::warn!(
+                history = format!("{:016x}", history.id),
+                "this database is not the one its history began on (restored from a backup, or \
+                 copied): a new history begins, and every phone re-checks its documents at its \
+                 next sync"
+            );
+        }
         let metrics = Metrics::new();
         let limits = Limits {
             max_frame_bytes: settings.max_body_bytes,
@@ -184,6 +199,7 @@ impl AppState {
             import_max_bytes: settings.import_max_bytes,
             guards: settings.guards.clone(),
             webhooks: settings.webhooks.clone(),
+            history: history.id,
         }))
     }
 }

@@ -104,6 +104,15 @@ enum Command {
         #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
         database_url: String,
     },
+    /// After restoring a database by a means the server cannot recognise (a physical PostgreSQL
+    /// backup or point-in-time recovery, an SQLite file copied by hand): begins a new history, so
+    /// that every phone re-checks at its next sync what the restored server holds and uploads
+    /// again what it lost. (`backup` copies and `pg_restore` are recognised without it.)
+    MarkRestored {
+        /// The database: an existing one, migrated.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
+        database_url: String,
+    },
     /// Anonymises personal data recorded more than DAYS days ago and archives the documents of
     /// items delivered before then (what `serve --retention-days` runs every hour); prints the
     /// counts and writes them to the audit log.
@@ -343,10 +352,23 @@ async fn run(cli: Cli) -> Result<(), String> {
             let db = Database::open(&database_url, OpenOptions::existing())
                 .await
                 .map_err(|e| format!("database: {e}"))?;
-            db.backup_to(&to)
+            db.backup_to(&to, jiff::Timestamp::now().as_millisecond())
                 .await
                 .map_err(|e| format!("backup: {e}"))?;
             println!("backed up to {}", to.display());
+            Ok(())
+        }
+        Command::MarkRestored { database_url } => {
+            let db = Database::open(&database_url, OpenOptions::existing())
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            let history = db
+                .begin_history(jiff::Timestamp::now().as_millisecond())
+                .await
+                .map_err(|e| format!("database: {e}"))?;
+            println!(
+                "history {history:016x} begun: every phone re-checks its documents at its next sync"
+            );
             Ok(())
         }
         Command::Purge {

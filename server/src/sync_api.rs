@@ -132,7 +132,9 @@ async fn prepare(
     let (actors, keys) = wanted_claims(request);
     let claims = app.db.claims(&actors, &keys).await?;
     let mut news = NewsLog::default();
-    if let Some(since) = request.since {
+    // A cursor of another history (issued before the database was restored) reads no news: the
+    // answer tells the phone to re-check what it holds instead.
+    if let Some(since) = request.since_in(app.history) {
         let since = i64::try_from(since)
             .map_err(|_| ApiError::bad_request("malformed_frame", "the cursor is out of range"))?;
         let rows = app
@@ -162,6 +164,7 @@ async fn prepare(
         claims,
         cursor: u64::try_from(upto).unwrap_or(0),
         news,
+        history: app.history,
     };
     Ok((prepared, out_for_delivery))
 }

@@ -587,8 +587,25 @@ fn a_backup_taken_while_serving_restores_into_a_working_server() {
     let _ = child.kill();
     let _ = child.wait();
 
-    // Restored: the copy is a migrated database with the demo's devices and field work.
+    // The copy begins a history of its own (the original's cursors mean nothing there), and
+    // `mark-restored` begins another.
     let restored = format!("sqlite://{copy_arg}");
+    let rt = runtime();
+    let history = |url: &str| {
+        let options = tournee_server::db::OpenOptions::existing();
+        let db = rt
+            .block_on(tournee_server::db::Database::open(url, options))
+            .unwrap();
+        number(&rt, &db, "SELECT history FROM server_history WHERE id = 1")
+    };
+    let copied = history(&restored);
+    assert_ne!(history(&url), copied);
+    let (ok, stdout, stderr) = run(dir.path(), &["mark-restored", "--database-url", &restored]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("re-checks its documents"), "{stdout}");
+    assert_ne!(history(&restored), copied);
+
+    // Restored: the copy is a migrated database with the demo's devices and field work.
     let (ok, stdout, stderr) = run(
         dir.path(),
         &["revoke-device", "dev-2", "--database-url", &restored],
@@ -708,6 +725,7 @@ fn traces_of_a_sync_reach_an_otlp_collector() {
     };
     let frame = wire::encode_request(&SyncRequest {
         since: Some(0),
+        history: None,
         docs: Vec::new(),
     });
     send(

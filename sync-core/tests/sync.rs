@@ -1,12 +1,14 @@
 //! End-to-end sync between phone stores and an in-memory server, through the wire format.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use tournee_sync_core::fixtures;
 use tournee_sync_core::operations;
 use tournee_sync_core::store::InteractionKind;
-use tournee_sync_core::sync::wire::RefusalCode;
-use tournee_sync_core::sync::Need;
+use tournee_sync_core::sync::wire::{Limits, RefusalCode};
+use tournee_sync_core::sync::{MemoryHost, Need, SyncSession};
 use tournee_sync_core::validator::{Role, Scope, Sender};
 use tournee_sync_core::DocId;
 
@@ -185,4 +187,123 @@ fn a_forged_change_is_refused_stored_nowhere_and_pushed_again_only_next_session(
     assert_eq!(report.refused.len(), 1, "{report:?}");
     assert_eq!(report.refused[0].1, RefusalCode::Forbidden);
     assert_eq!(host.get(&item).unwrap().get_heads(), before);
+}
+
+/// Records an absent attempt on item `n`'s document and returns it.
+fn record_absent(
+    phone: &mut tournee_sync_core::store::PhoneStore,
+    n: u32,
+) -> tournee_sync_core::store::Interaction {
+    let item = DocId::item(&fixtures::s10(n));
+    let attempt = fixtures::absent_attempt("dev-1", "pm-1", n);
+    let key = format!("att-{n}");
+    phone
+        .commit(&item, InteractionKind::Attempt, |doc| {
+            Ok((
+                key.clone(),
+                operations::record_attempt(doc, &key, &attempt)?,
+            ))
+        })
+        .unwrap()
+        .unwrap()
+}
+
+#[test]
+fn a_server_restored_from_an_older_backup_gets_back_what_it_acknowledged_since() {
+    let (mut host, manifest) = common::town(3, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let mut phone = common::phone(dir.path(), "dev-1", "pm-1", &manifest);
+    let sender = common::postman_sender("dev-1", "pm-1", &manifest);
+    common::sync(&mut phone, &mut host, &sender);
+    let before = record_absent(&mut phone, 1);
+    common::sync(&mut phone, &mut host, &sender);
+    let backup = host.clone();
+
+    // Acknowledged after the backup: the phone has nothing pending any more.
+    let after = record_absent(&mut phone, 2);
+    let (report, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(report.acknowledged.contains(&after));
+    assert!(phone.pending_interactions().is_empty());
+
+    // The server is restored from the backup; another phone writes on it first.
+    let mut host = MemoryHost::restored(&backup);
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut other = common::phone(other_dir.path(), "dev-2", "pm-1", &manifest);
+    let other_sender = common::postman_sender("dev-2", "pm-1", &manifest);
+    common::sync(&mut other, &mut host, &other_sender);
+    let item3 = DocId::item(&fixtures::s10(3));
+    let third = fixtures::delivered_attempt("dev-2", "pm-1", 3);
+    other
+        .commit(&item3, InteractionKind::Attempt, |doc| {
+            Ok((
+                "att-3".into(),
+                operations::record_attempt(doc, "att-3", &third)?,
+            ))
+        })
+        .unwrap();
+    common::sync(&mut other, &mut host, &other_sender);
+
+    // The phone has nothing new to push: its next sync still gives the server back what it
+    // lost, and brings what was written on the restored server, whose cursors it never held.
+    let (report, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(!phone.recheck_pending(), "the re-check is finished");
+    let item2 = DocId::item(&fixtures::s10(2));
+    let on_server = operations::read_item(host.get(&item2).unwrap()).unwrap();
+    assert!(on_server.attempts.contains_key("att-2"), "re-uploaded");
+    let item1 = DocId::item(&fixtures::s10(1));
+    let kept = operations::read_item(host.get(&item1).unwrap()).unwrap();
+    assert!(
+        kept.attempts.contains_key("att-1"),
+        "{before:?} was in the backup"
+    );
+    let on_phone = operations::read_item(phone.document(&item3).unwrap()).unwrap();
+    assert_eq!(on_phone.attempts["att-3"], third, "news of the new history");
+    for id in phone.document_ids().cloned().collect::<Vec<_>>() {
+        let server = host.get(&id).unwrap();
+        assert_eq!(
+            phone.document(&id).unwrap().get_heads(),
+            server.get_heads(),
+            "{id}: phone and server converge"
+        );
+    }
+
+    // Once re-checked, the phone is back to idle polls.
+    let (report, up, _) = common::sync(&mut phone, &mut host, &sender);
+    assert_eq!(report.exchanges, 1);
+    assert!(up < 64, "an idle sync sends {up} bytes");
+}
+
+#[test]
+fn a_re_check_cut_off_by_a_crash_is_taken_up_again_when_the_store_reopens() {
+    let (mut host, manifest) = common::town(2, 2);
+    let dir = tempfile::tempdir().unwrap();
+    let sender = common::postman_sender("dev-1", "pm-1", &manifest);
+    let backup = {
+        let mut phone = common::phone(dir.path(), "dev-1", "pm-1", &manifest);
+        common::sync(&mut phone, &mut host, &sender);
+        let backup = host.clone();
+        record_absent(&mut phone, 1);
+        common::sync(&mut phone, &mut host, &sender);
+        backup
+    };
+    let mut host = MemoryHost::restored(&backup);
+    {
+        // One exchange only: the answer names the new history; the phone dies before the next.
+        let mut phone = common::phone(dir.path(), "dev-1", "pm-1", &manifest);
+        let limits = Limits::default();
+        let mut session = SyncSession::new(&mut phone, limits);
+        let request = session.next_request().unwrap().unwrap();
+        let answer = host.respond(request, &sender, &limits);
+        session.apply_response(answer.response).unwrap();
+        assert!(phone.recheck_pending());
+    }
+    let mut phone = common::phone(dir.path(), "dev-1", "pm-1", &manifest);
+    assert!(phone.recheck_pending(), "the re-check outlives the process");
+    let (report, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(!phone.recheck_pending());
+    let item = DocId::item(&fixtures::s10(1));
+    let on_server = operations::read_item(host.get(&item).unwrap()).unwrap();
+    assert!(on_server.attempts.contains_key("att-1"), "re-uploaded");
 }

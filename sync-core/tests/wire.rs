@@ -51,6 +51,7 @@ fn changes_of(doc: &Automerge) -> Vec<ByteBuf> {
 fn small_request() -> SyncRequest {
     SyncRequest {
         since: Some(42),
+        history: None,
         docs: vec![DocRequest {
             doc: item(0),
             body: RequestBody::Fetch,
@@ -63,6 +64,7 @@ fn large_request() -> SyncRequest {
     let doc = fixtures::item_doc(1, 0).unwrap();
     SyncRequest {
         since: None,
+        history: None,
         docs: vec![
             DocRequest {
                 doc: item(1),
@@ -88,6 +90,7 @@ fn large_request() -> SyncRequest {
 fn small_response() -> SyncResponse {
     SyncResponse {
         cursor: 7,
+        history: None,
         more: false,
         docs: vec![DocResponse {
             doc: point(0),
@@ -104,6 +107,7 @@ fn large_response() -> SyncResponse {
     let item_doc = fixtures::item_doc(1, 0).unwrap();
     SyncResponse {
         cursor: u64::MAX,
+        history: None,
         more: true,
         docs: vec![
             DocResponse {
@@ -270,6 +274,7 @@ fn responses_survive_a_round_trip_small_and_deflated() {
 fn bodies_over_256_bytes_are_deflated_and_the_rest_are_not() {
     let push = |size: usize| SyncRequest {
         since: None,
+        history: None,
         docs: vec![DocRequest {
             doc: item(0),
             body: RequestBody::Push {
@@ -350,6 +355,39 @@ fn an_older_phone_is_read_and_answered_in_its_own_version() {
         wire::decode_response(&answer, &limits),
         Ok(small_response())
     );
+}
+
+/// Version 3's history travels both ways; a phone of version 2 is answered without it, and
+/// its request (which has none) is taken at its cursor's word.
+#[test]
+fn the_history_of_a_cursor_is_said_from_version_3_and_left_out_before() {
+    let limits = Limits::default();
+    let request = SyncRequest {
+        since: Some(41),
+        history: Some(7),
+        docs: Vec::new(),
+    };
+    let frame = wire::encode_request(&request);
+    assert_eq!(wire::decode_request(&frame, &limits), Ok(request.clone()));
+    assert_eq!(request.since_in(7), Some(41));
+    assert_eq!(request.since_in(8), None, "a cursor of another history");
+    let older = SyncRequest {
+        history: None,
+        ..request
+    };
+    assert_eq!(older.since_in(8), Some(41));
+
+    let response = SyncResponse {
+        history: Some(7),
+        ..small_response()
+    };
+    let frame = wire::encode_response(&response);
+    assert_eq!(wire::decode_response(&frame, &limits), Ok(response.clone()));
+    let answer = wire::encode_response_for(&response, 2);
+    assert_eq!(wire::frame_version(&answer), Some(2));
+    let heard = wire::decode_response(&answer, &limits).unwrap();
+    assert_eq!(heard.history, None);
+    assert_eq!(heard.docs, response.docs);
 }
 
 #[test]
@@ -514,6 +552,7 @@ fn a_deflate_bomb_is_refused_without_inflating_it_whole() {
 fn fetches(count: u32) -> SyncRequest {
     SyncRequest {
         since: Some(1),
+        history: None,
         docs: (0..count)
             .map(|n| DocRequest {
                 doc: item(n),
@@ -558,6 +597,7 @@ fn a_push_over_the_message_limit_is_refused() {
     let max = limits.max_message_bytes;
     let request = |bodies: Vec<RequestBody>| SyncRequest {
         since: None,
+        history: None,
         docs: bodies
             .into_iter()
             .enumerate()
@@ -597,6 +637,7 @@ fn an_update_over_the_message_limit_is_refused() {
     let max = limits.max_message_bytes;
     let response = |chunks: &[usize]| SyncResponse {
         cursor: 3,
+        history: None,
         more: false,
         docs: vec![
             DocResponse {
@@ -730,6 +771,7 @@ fn a_small_frame_cannot_make_the_decoder_hold_many_times_the_body_limit() {
 fn push_request(lens: &[usize]) -> SyncRequest {
     SyncRequest {
         since: None,
+        history: None,
         docs: vec![DocRequest {
             doc: item(0),
             body: push(lens),
@@ -741,6 +783,7 @@ fn push_request(lens: &[usize]) -> SyncRequest {
 fn update_response(lens: &[usize]) -> SyncResponse {
     SyncResponse {
         cursor: 3,
+        history: None,
         more: false,
         docs: vec![DocResponse {
             doc: item(0),
@@ -1276,6 +1319,7 @@ fn answer(
 ) -> (Vec<DocResponse>, Vec<DocOutcome>) {
     let request = SyncRequest {
         since: None,
+        history: None,
         docs: docs
             .into_iter()
             .map(|(doc, body)| DocRequest { doc, body })
@@ -1388,6 +1432,7 @@ fn a_push_of_garbage_is_refused_and_the_rest_of_the_batch_proceeds() {
         let good_change = attempt_change(&host, &good, 2);
         let request = SyncRequest {
             since: None,
+            history: None,
             docs: vec![
                 DocRequest {
                     doc: bad.clone(),
@@ -1567,6 +1612,7 @@ fn heads_the_server_never_saw_are_answered_not_a_panic() {
 fn bytes_after_the_compressed_stream_are_malformed() {
     let request = SyncRequest {
         since: Some(3),
+        history: None,
         docs: (0..40)
             .map(|n| DocRequest {
                 doc: DocId::item(&fixtures::s10(n)),
@@ -1593,6 +1639,7 @@ fn bytes_after_the_compressed_stream_are_malformed() {
 fn limits_at_their_maximum_do_not_overflow() {
     let request = SyncRequest {
         since: None,
+        history: None,
         docs: (0..40)
             .map(|n| DocRequest {
                 doc: DocId::item(&fixtures::s10(n)),

@@ -100,6 +100,14 @@ pub fn settings(database_url: &str) -> Settings {
 }
 
 impl TestServer {
+    /// The backend the server runs on (for PostgreSQL, the server the test's database is on).
+    pub fn backend(&self) -> Backend {
+        match &self.postgres {
+            Some((admin, _)) => Backend::Postgres(admin.clone()),
+            None => Backend::Sqlite,
+        }
+    }
+
     /// Starts a server with the demo town on a fresh database.
     pub async fn start(backend: &Backend) -> Self {
         Self::start_configured(backend, |_| {}, None).await

@@ -260,6 +260,7 @@ async fn main() {
             .collect();
         let fetch = SyncRequest {
             since: None,
+            history: None,
             docs: items
                 .iter()
                 .map(|id| DocRequest {
@@ -317,6 +318,7 @@ async fn main() {
         }
         device.push = wire::encode_request(&SyncRequest {
             since: answer.cursor.into(),
+            history: None,
             docs: entries,
         });
         devices.push(device);

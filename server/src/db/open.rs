@@ -428,8 +428,15 @@ pub enum BackupError {
 impl Database {
     /// Writes a consistent copy of a SQLite database to `target` while the server runs
     /// (`VACUUM INTO`: one read transaction, so the copy is the database as of one commit, and
-    /// compact). The copy is a complete database: start a server on it to restore.
-    pub async fn backup_to(&self, target: &std::path::Path) -> Result<(), BackupError> {
+    /// compact). The copy is a complete database: start a server on it to restore. It begins a
+    /// history of its own ([`Database::begin_history`]): a server restored from it recognises
+    /// the cursors the original issued after the copy, and the phones holding them re-check
+    /// what it holds.
+    pub async fn backup_to(
+        &self,
+        target: &std::path::Path,
+        now_ms: i64,
+    ) -> Result<(), BackupError> {
         if target.exists() {
             return Err(BackupError::Exists(target.to_path_buf()));
         }
@@ -445,6 +452,20 @@ impl Database {
                 target: target.to_path_buf(),
                 source,
             })?;
+        let failed = |source| BackupError::Sqlite {
+            target: target.to_path_buf(),
+            source,
+        };
+        let copy = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(SqliteConnectOptions::new().filename(target))
+            .await
+            .map_err(failed)?;
+        let copy = Database::Sqlite(copy);
+        copy.begin_history(now_ms).await.map_err(failed)?;
+        if let Database::Sqlite(pool) = copy {
+            pool.close().await;
+        }
         Ok(())
     }
 }

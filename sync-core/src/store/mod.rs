@@ -269,6 +269,13 @@ struct StoreMeta {
     #[serde(with = "serde_bytes")]
     actor: Vec<u8>,
     cursor: Option<u64>,
+    /// The server history `cursor` was issued in (wire version 3 on; absent in older stores).
+    #[serde(default)]
+    history: Option<u64>,
+    /// The server answered in another history than the cursor's: every held document is to be
+    /// re-checked with it, until [`PhoneStore::finish_recheck`].
+    #[serde(default)]
+    recheck: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -312,6 +319,8 @@ pub struct PhoneStore {
     identity: DeviceIdentity,
     actor: ActorId,
     cursor: Option<u64>,
+    history: Option<u64>,
+    recheck: bool,
     manifest: Option<RoundManifest>,
     docs: BTreeMap<DocId, StoredDoc>,
     options: StoreOptions,
@@ -375,6 +384,8 @@ impl PhoneStore {
                 identity,
                 actor: ActorId::random().to_bytes().to_vec(),
                 cursor: None,
+                history: None,
+                recheck: false,
             };
             write_cbor(&meta_path, &meta, options.fsync)?;
             meta
@@ -390,6 +401,8 @@ impl PhoneStore {
             identity: meta.identity,
             actor: ActorId::from(meta.actor),
             cursor: meta.cursor,
+            history: meta.history,
+            recheck: meta.recheck,
             manifest,
             docs: BTreeMap::new(),
             options,
@@ -717,10 +730,8 @@ impl PhoneStore {
     /// Moves the device to a new actor, durably, for every document.
     fn set_actor(&mut self, actor: ActorId) -> Result<(), StoreError> {
         let meta = StoreMeta {
-            format: STORE_FORMAT,
-            identity: self.identity.clone(),
             actor: actor.to_bytes().to_vec(),
-            cursor: self.cursor,
+            ..self.meta()
         };
         write_cbor(&self.root.join("store.cbor"), &meta, self.options.fsync)?;
         for doc in self.docs.values_mut().filter_map(|d| d.doc.as_mut()) {
@@ -745,20 +756,63 @@ impl PhoneStore {
         self.cursor
     }
 
-    /// Records the server's sync cursor.
-    pub fn set_cursor(&mut self, cursor: u64) -> Result<(), StoreError> {
-        if self.cursor == Some(cursor) {
+    /// The server history the cursor was issued in, once a server named one.
+    pub fn history(&self) -> Option<u64> {
+        self.history
+    }
+
+    /// Records the server's sync cursor and the history it was issued in (`None`: a server that
+    /// names none). A history other than the one held means the server was restored from a
+    /// backup since the last answer, or is another server: every held document is then to be
+    /// re-checked with it ([`PhoneStore::recheck_pending`]), durably, before the new cursor is
+    /// used.
+    pub fn set_cursor(&mut self, cursor: u64, history: Option<u64>) -> Result<(), StoreError> {
+        let history = history.or(self.history);
+        let recheck = self.recheck || (self.history.is_some() && history != self.history);
+        if self.cursor == Some(cursor) && self.history == history && self.recheck == recheck {
             return Ok(());
         }
         let meta = StoreMeta {
+            cursor: Some(cursor),
+            history,
+            recheck,
+            ..self.meta()
+        };
+        write_cbor(&self.root.join("store.cbor"), &meta, self.options.fsync)?;
+        (self.cursor, self.history, self.recheck) = (Some(cursor), history, recheck);
+        Ok(())
+    }
+
+    /// Whether every held document is to be re-checked with the server (it answered in another
+    /// history than the one the store's cursor was issued in).
+    pub fn recheck_pending(&self) -> bool {
+        self.recheck
+    }
+
+    /// Records that every held document was re-checked with the server.
+    pub fn finish_recheck(&mut self) -> Result<(), StoreError> {
+        if !self.recheck {
+            return Ok(());
+        }
+        let meta = StoreMeta {
+            recheck: false,
+            ..self.meta()
+        };
+        write_cbor(&self.root.join("store.cbor"), &meta, self.options.fsync)?;
+        self.recheck = false;
+        Ok(())
+    }
+
+    /// What `store.cbor` holds now.
+    fn meta(&self) -> StoreMeta {
+        StoreMeta {
             format: STORE_FORMAT,
             identity: self.identity.clone(),
             actor: self.actor.to_bytes().to_vec(),
-            cursor: Some(cursor),
-        };
-        write_cbor(&self.root.join("store.cbor"), &meta, self.options.fsync)?;
-        self.cursor = Some(cursor);
-        Ok(())
+            cursor: self.cursor,
+            history: self.history,
+            recheck: self.recheck,
+        }
     }
 
     /// The sync state of a document (default for a document never synced).

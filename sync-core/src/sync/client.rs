@@ -97,6 +97,9 @@ pub struct SyncExchange {
     polled: bool,
     more_news: bool,
     awaiting: bool,
+    /// The held documents still to re-check in this session, once the store asked for it
+    /// ([`PhoneStore::recheck_pending`]).
+    rechecking: Option<HashSet<DocId>>,
     report: SyncReport,
 }
 
@@ -109,6 +112,7 @@ impl SyncExchange {
             polled: false,
             more_news: false,
             awaiting: false,
+            rechecking: None,
             report: SyncReport::default(),
         }
     }
@@ -144,6 +148,11 @@ impl SyncExchange {
             });
         }
         let ids: Vec<DocId> = store.document_ids().cloned().collect();
+        // The server answered in another history (it was restored from a backup): every held
+        // document states its heads once, and the server asks for what it lost.
+        if store.recheck_pending() && self.rechecking.is_none() {
+            self.rechecking = Some(ids.iter().cloned().collect());
+        }
         // A document refused in this session is not pushed again before the next one.
         let refused: HashSet<DocId> = self
             .report
@@ -160,7 +169,13 @@ impl SyncExchange {
             }
             let state = store.sync_state(&id).cloned().unwrap_or_default();
             let doc = store.document(&id)?;
-            if let Some(body) = request_for(doc, &state, &self.limits) {
+            let recheck = self.rechecking.as_ref().is_some_and(|r| r.contains(&id));
+            let body = request_for(doc, &state, &self.limits).or_else(|| {
+                recheck.then(|| RequestBody::Have {
+                    heads: doc.get_heads().into(),
+                })
+            });
+            if let Some(body) = body {
                 if let RequestBody::Push { changes, .. } = &body {
                     size += changes.iter().map(|c| c.len()).sum::<usize>();
                 }
@@ -176,6 +191,7 @@ impl SyncExchange {
         self.awaiting = true;
         Ok(Some(SyncRequest {
             since: store.cursor(),
+            history: store.history(),
             docs,
         }))
     }
@@ -191,6 +207,11 @@ impl SyncExchange {
         for entry in response.docs {
             let id = entry.doc;
             let requested = self.in_flight.contains(&id);
+            if requested {
+                if let Some(rechecking) = &mut self.rechecking {
+                    rechecking.remove(&id);
+                }
+            }
             if !requested && !store.contains(&id) {
                 // News about a document this device no longer holds: nothing to update.
                 continue;
@@ -257,7 +278,11 @@ impl SyncExchange {
                 }
             }
         }
-        store.set_cursor(response.cursor)?;
+        if self.rechecking.as_ref().is_some_and(HashSet::is_empty) {
+            store.finish_recheck()?;
+            self.rechecking = None;
+        }
+        store.set_cursor(response.cursor, response.history)?;
         self.more_news = response.more;
         self.in_flight.clear();
         Ok(())

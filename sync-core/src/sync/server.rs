@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use automerge::legacy::{Key, OpType};
-use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType};
+use automerge::{ActorId, Automerge, Change, ChangeHash, ObjType, ReadDoc};
 use serde_bytes::ByteBuf;
 
 use super::checksum::{contained, parse_change};
@@ -36,8 +36,10 @@ pub struct Prepared {
     /// change stored meanwhile is the next batch's news rather than lost between the two.
     pub cursor: u64,
     /// The changes after the device's cursor to documents of its scope that the request does
-    /// not name (none for a first sync).
+    /// not name (none for a first sync, or for a cursor of another history).
     pub news: NewsLog,
+    /// The server's history ([`SyncResponse::history`]): cursors of another one are not read.
+    pub history: u64,
 }
 
 /// Changes a device has not seen, as the server read them: in cursor order, already limited to
@@ -134,6 +136,7 @@ pub fn respond(
         claims,
         cursor: start_cursor,
         news,
+        history,
     } = prepared;
     let mut batch = Batch {
         docs,
@@ -145,6 +148,7 @@ pub fn respond(
     let mut docs = Vec::with_capacity(request.docs.len());
     let mut outcomes = Vec::new();
     let mut budget = limits.max_body_bytes / 2;
+    let since = request.since_in(history);
     for DocRequest { doc, body } in request.docs {
         // Automerge can panic on crafted bytes (an unwrap on a missing column, an assertion
         // on a sequence gap): such a panic refuses this document, as malformed, and touches
@@ -178,13 +182,20 @@ pub fn respond(
         };
         docs.push(DocResponse { doc, body: answer });
     }
-    let (cursor, more) = match request.since {
-        // A first sync fetches its documents explicitly; news starts from now.
+    let (cursor, more) = match since {
+        // A first sync fetches its documents explicitly; news starts from now. So does a phone
+        // whose cursor is of another history: told so by the answer's history, it re-checks
+        // every document it holds.
         None => (start_cursor, false),
         Some(since) => batch.pack_news(since, news, budget, &mut docs),
     };
     Answer {
-        response: SyncResponse { cursor, more, docs },
+        response: SyncResponse {
+            cursor,
+            history: Some(history),
+            more,
+            docs,
+        },
         outcomes,
         accepted: batch.accepted,
         bases: batch.bases,
@@ -243,6 +254,18 @@ impl Batch {
         };
         let (changes, extra_heads) = match body {
             RequestBody::Fetch => return Ok((update(doc, &[], limits, budget), 0)),
+            // Heads the server does not hold were acknowledged by a server restored since from
+            // an older backup: the phone pushes what is not under the server's heads.
+            RequestBody::Have { heads }
+                if heads.0.iter().any(|h| doc.get_change_by_hash(h).is_none()) =>
+            {
+                return Ok((
+                    ResponseBody::Resync {
+                        heads: doc.get_heads().into(),
+                    },
+                    0,
+                ))
+            }
             RequestBody::Have { heads } => return Ok((update(doc, &heads.0, limits, budget), 0)),
             RequestBody::Push {
                 changes,
@@ -401,18 +424,28 @@ fn maximal(changes: &[Change]) -> Vec<ChangeHash> {
 }
 
 /// A server in memory, on [`respond`] like the real one: for tests, benchmarks and tools. Its
-/// cursor counts stored changes.
-#[derive(Debug, Default)]
+/// cursor counts stored changes. A clone is a backup: [`MemoryHost::restored`] serves it again.
+#[derive(Debug, Default, Clone)]
 pub struct MemoryHost {
     docs: HashMap<DocId, Arc<Automerge>>,
     log: Vec<(DocId, Vec<u8>)>,
     claims: Claims,
+    history: u64,
 }
 
 impl MemoryHost {
     /// An empty host.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The host as it was when `backup` was cloned from it, serving a history of its own, as
+    /// the real server does once restored from a backup.
+    pub fn restored(backup: &MemoryHost) -> Self {
+        Self {
+            history: backup.history.wrapping_add(1),
+            ..backup.clone()
+        }
     }
 
     /// Adds a document the server created (its skeleton and reference data); its actors are
@@ -471,7 +504,7 @@ impl MemoryHost {
             cursor,
             ..NewsLog::default()
         };
-        if let Some(since) = request.since {
+        if let Some(since) = request.since_in(self.history) {
             let start = usize::try_from(since)
                 .unwrap_or(usize::MAX)
                 .min(self.log.len());
@@ -491,6 +524,7 @@ impl MemoryHost {
             claims: self.claims.clone(),
             cursor,
             news,
+            history: self.history,
         };
         let answer = respond(prepared, request, sender, limits);
         for (id, accepted) in &answer.accepted {

@@ -24,7 +24,11 @@ pub const MEDIA_TYPE: &str = "application/vnd.tournee.sync";
 /// - 1: the first.
 /// - 2: adds [`RefusalCode::Collision`]. A server answers a version-1 request in version 1,
 ///   where that refusal reads [`RefusalCode::Invalid`] (such a phone stays blocked, as before).
-pub const VERSION: u8 = 2;
+/// - 3: adds the server's history to cursors ([`SyncRequest::history`],
+///   [`SyncResponse::history`]), so that a server restored from a backup recognises cursors it
+///   never issued and the phones re-check what it holds. A server answers older versions without
+///   it (such a phone is not told of a restore, as before).
+pub const VERSION: u8 = 3;
 /// The oldest wire version this build still reads and answers.
 pub const OLDEST_VERSION: u8 = 1;
 const FLAG_DEFLATE: u8 = 1;
@@ -88,6 +92,10 @@ pub enum WireError {
 pub struct SyncRequest {
     /// The cursor of the last answer; `None` on a device's first sync.
     pub since: Option<u64>,
+    /// The server history `since` was issued in ([`SyncResponse::history`]); `None` before the
+    /// first answer that named one. Version 3 on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<u64>,
     /// One entry per document that needs something.
     #[serde(deserialize_with = "bounded::docs")]
     pub docs: Vec<DocRequest>,
@@ -127,6 +135,11 @@ pub enum RequestBody {
 pub struct SyncResponse {
     /// The cursor to send next time.
     pub cursor: u64,
+    /// The server's history: its change log since it began or was last restored from a backup.
+    /// A phone that held a cursor of another history re-checks every document it holds (the
+    /// server may have lost changes it acknowledged). Version 3 on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<u64>,
     /// The server has more news than fitted: ask again.
     pub more: bool,
     /// One entry per document answered, plus documents with news.
@@ -217,6 +230,19 @@ impl RefusalCode {
     }
 }
 
+impl SyncRequest {
+    /// The cursor, if it was issued in `history`: a cursor of another history (one the server
+    /// issued before it was restored from a backup, or another server's) says nothing of this
+    /// change log, and the request is answered as a first sync's would be. A request without a
+    /// history (a phone speaking an older version) is taken at its word.
+    pub fn since_in(&self, history: u64) -> Option<u64> {
+        match self.history {
+            Some(issued) if issued != history => None,
+            _ => self.since,
+        }
+    }
+}
+
 impl RequestBody {
     fn payload_bytes(&self) -> usize {
         match self {
@@ -242,11 +268,14 @@ pub fn encode_response_for(response: &SyncResponse, version: u8) -> Vec<u8> {
     let version = version.clamp(OLDEST_VERSION, VERSION);
     let outdated = response.docs.iter().any(|d| {
         matches!(d.body, ResponseBody::Refused { code, .. } if code.for_version(version) != code)
-    });
+    }) || (version < 3 && response.history.is_some());
     if !outdated {
         return encode(response, version);
     }
     let mut response = response.clone();
+    if version < 3 {
+        response.history = None;
+    }
     for entry in &mut response.docs {
         if let ResponseBody::Refused { code, .. } = &mut entry.body {
             *code = code.for_version(version);

@@ -1,0 +1,11 @@
+-- The server's history (issue #18, backups): one row naming the change log's lineage. Cursors
+-- carry it, so a server restored from a backup recognises cursors it never issued and the phones
+-- re-check what it holds. `identity` is what the database was when the history began (on
+-- PostgreSQL its oid and the change table's; a restore by pg_restore changes both); the server
+-- starts a new history when it differs, and `tournee-server backup` starts one in every copy.
+CREATE TABLE server_history (
+    id          BIGINT PRIMARY KEY,
+    history     BIGINT NOT NULL,
+    identity    TEXT NOT NULL,
+    began_at_ms BIGINT NOT NULL
+);
