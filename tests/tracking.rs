@@ -806,6 +806,19 @@ async fn refusal(
     )
 }
 
+/// A refusal asked for in both languages: method, path, token, body, status, code, a phrase of
+/// its French message and one of its English message.
+type Case<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    Option<Value>,
+    StatusCode,
+    &'a str,
+    &'a str,
+    &'a str,
+);
+
 #[tokio::test]
 async fn refusals_speak_the_requests_language_with_the_same_code() {
     for backend in backends() {
@@ -813,17 +826,7 @@ async fn refusals_speak_the_requests_language_with_the_same_code() {
         let customer = server.token(TokenRole::Customer, "cust-1", None);
         let wrong_postcode = track(1, "75012");
         let bad_postcode = json!({ "postcode": "7501", "choice": { "kind": "hold" } });
-        // (method, path, token, body, status, code, a French phrase, an English phrase)
-        let cases: [(
-            &str,
-            String,
-            Option<&str>,
-            Option<Value>,
-            StatusCode,
-            &str,
-            &str,
-            &str,
-        ); 4] = [
+        let cases: [Case; 4] = [
             (
                 "GET",
                 wrong_postcode,
