@@ -1,20 +1,164 @@
 //! The back-office page, end to end, on every backend: a postman's phone syncs a proposed
-//! correction and an attempt far from the pin; a reviewer works the queue in headless Chromium
-//! (`tests/browser/backoffice.test.mjs`, playwright-core driving Debian's `chromium`) and approves
-//! the correction; the phone's next sync brings the new reference address.
+//! correction and an attempt far from the pin; reviewers work the queue in headless Chromium
+//! (`tests/browser/backoffice.test.mjs`, playwright-core driving Debian's `chromium`) in English
+//! at 1280 px and in French at 390 px, approve the correction and reject the attempt; the phone's
+//! next sync brings the new reference address. On SQLite the server has a tile server (this
+//! test's own, on 127.0.0.1, drawing PNG tiles it makes) and the page draws a Leaflet map; on
+//! PostgreSQL it has none and the page draws its sketch. Screenshots are saved (SQLite run) to
+//! `TOURNEE_SCREENSHOTS`, or else under the target's temporary directory (`backoffice-page/`).
+//! The lists page: the queue and search answer `limit` rows with a `Link` to the next page.
 //!
 //! `tests/browser/install.sh` installs Chromium and playwright-core when they are missing, so the
 //! README's test command works on a fresh machine.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use serde_json::Value;
-use tournee_e2e::{backends, browser_dir, get_json, install_browser, Phone, TestServer};
+use tournee_e2e::{backends, browser_dir, get_json, install_browser, Backend, Phone, TestServer};
 use tournee_server::auth::TokenRole;
 use tournee_sync_core::model::{GeoPoint, ReviewDecision};
 use tournee_sync_core::{fixtures, operations, DocId};
+
+/// A tile server on 127.0.0.1: answers every `GET /{z}/{x}/{y}.png` with a 256 px PNG of a
+/// colour of its own and counts the tiles it served. Returns its origin and the count.
+fn tile_server() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let origin = format!("http://{}", listener.local_addr().unwrap());
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/");
+            let numbers: Vec<u32> = path
+                .trim_end_matches(".png")
+                .split('/')
+                .filter_map(|p| p.parse().ok())
+                .collect();
+            let seed = numbers
+                .iter()
+                .fold(7u32, |h, n| h.wrapping_mul(31).wrapping_add(*n));
+            let body = png_tile(seed);
+            count.fetch_add(1, Ordering::SeqCst);
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (origin, served)
+}
+
+/// A 256 × 256 PNG: a pale ground of a colour drawn from `seed`, with a grid every 32 pixels, so
+/// each tile shows on a screenshot. Deflate's stored blocks keep the encoder a few lines long.
+fn png_tile(seed: u32) -> Vec<u8> {
+    const SIZE: usize = 256;
+    let ground = [
+        200 + (seed % 40) as u8,
+        210 + (seed / 7 % 40) as u8,
+        190 + (seed / 13 % 50) as u8,
+    ];
+    let mut raw = Vec::with_capacity(SIZE * (SIZE * 3 + 1));
+    for y in 0..SIZE {
+        raw.push(0); // no filter
+        for x in 0..SIZE {
+            let line = x % 32 == 0 || y % 32 == 0;
+            raw.extend_from_slice(if line { &[150, 160, 170] } else { &ground });
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for byte in &raw {
+        a = (a + u32::from(*byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = Vec::new();
+    header.extend_from_slice(&(SIZE as u32).to_be_bytes());
+    header.extend_from_slice(&(SIZE as u32).to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    for (kind, data) in [(b"IHDR", header), (b"IDAT", zlib), (b"IEND", Vec::new())] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = png.len();
+        png.extend_from_slice(kind);
+        png.extend_from_slice(&data);
+        let crc = crc32(&png[start..]);
+        png.extend_from_slice(&crc.to_be_bytes());
+    }
+    png
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in bytes {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A GET with the token: the JSON answer and the next page's path from its `Link` header.
+async fn page_of(base: &str, token: &str, path: &str) -> (Vec<Value>, Option<String>) {
+    let response = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    let next = response
+        .headers()
+        .get("link")
+        .map(|v| v.to_str().unwrap().to_string())
+        .map(|link| {
+            let (url, rel) = link.split_once(">; ").unwrap();
+            assert_eq!(rel, "rel=\"next\"");
+            url.trim_start_matches('<').to_string()
+        });
+    (response.json().await.unwrap(), next)
+}
+
+/// Every row of a list, following `Link` from `first`: no row twice, none left out.
+async fn all_pages(base: &str, token: &str, first: &str) -> (Vec<Value>, usize) {
+    let (mut rows, mut next) = page_of(base, token, first).await;
+    let mut pages = 1;
+    while let Some(path) = next {
+        let (more, after) = page_of(base, token, &path).await;
+        assert!(!more.is_empty(), "a next page has rows: {path}");
+        rows.extend(more);
+        next = after;
+        pages += 1;
+    }
+    (rows, pages)
+}
 
 async fn open_entry(server: &TestServer, token: &str, kind: &str) -> Value {
     let entries: Vec<Value> = get_json(
@@ -30,10 +174,29 @@ async fn open_entry(server: &TestServer, token: &str, kind: &str) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reviewer_approves_a_correction_in_the_browser_and_the_phone_receives_it() {
     tokio::task::spawn_blocking(install_browser).await.unwrap();
-    let screenshots = std::env::var("TOURNEE_SCREENSHOTS").ok();
+    let screenshots = std::env::var("TOURNEE_SCREENSHOTS").unwrap_or_else(|_| {
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("backoffice-page")
+            .display()
+            .to_string()
+    });
+    std::fs::create_dir_all(&screenshots).unwrap();
+    let (tiles, served) = tile_server();
 
     for backend in backends() {
-        let server = TestServer::start(&backend).await;
+        let with_map = matches!(backend, Backend::Sqlite);
+        let tiles_url = format!("{tiles}/{{z}}/{{x}}/{{y}}.png");
+        let server = TestServer::start_configured(
+            &backend,
+            |settings| {
+                if with_map {
+                    settings.map.tiles_url = Some(tiles_url);
+                    settings.map.tiles_attribution = Some("Tiles: the test's own".into());
+                }
+            },
+            None,
+        )
+        .await;
         let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
         phone.sync(&server).await;
 
@@ -59,6 +222,29 @@ async fn a_reviewer_approves_a_correction_in_the_browser_and_the_phone_receives_
         assert_eq!(correction_entry["subject_id"], proposed.id.as_str());
         let attempt_entry = open_entry(&server, &staff, "attempt").await;
 
+        // The lists page: one entry a page, each page linking to the next, in a stable order.
+        let (every, _) = page_of(&server.base, &staff, "/v1/backoffice/queue?status=all").await;
+        let (paged, pages) = all_pages(
+            &server.base,
+            &staff,
+            "/v1/backoffice/queue?status=all&limit=1",
+        )
+        .await;
+        let ids = |rows: &[Value]| rows.iter().map(|e| e["id"].clone()).collect::<Vec<_>>();
+        assert_eq!(ids(&paged), ids(&every), "{backend:?}");
+        assert_eq!(pages, every.len(), "{backend:?}");
+        assert!(every.len() >= 2, "{every:?}");
+        assert!(every.iter().all(|e| e["address"].is_string()), "{every:?}");
+        let (found, _) = page_of(&server.base, &staff, "/v1/backoffice/search?address=rue").await;
+        let (paged, pages) = all_pages(
+            &server.base,
+            &staff,
+            "/v1/backoffice/search?address=rue&limit=2",
+        )
+        .await;
+        assert_eq!(paged, found, "{backend:?}");
+        assert!(pages > 1, "{backend:?}: {} rows", found.len());
+
         let mut node = Command::new("node");
         node.arg("backoffice.test.mjs")
             .current_dir(browser_dir())
@@ -70,8 +256,9 @@ async fn a_reviewer_approves_a_correction_in_the_browser_and_the_phone_receives_
             )
             .env("TOURNEE_ATTEMPT_ENTRY", attempt_entry["id"].to_string())
             .env("TOURNEE_S10", s10.as_str());
-        if let Some(dir) = &screenshots {
-            node.env("TOURNEE_SCREENSHOTS", dir);
+        if with_map {
+            node.env("TOURNEE_TILES_ORIGIN", &tiles)
+                .env("TOURNEE_SCREENSHOTS", &screenshots);
         }
         let output = tokio::task::spawn_blocking(move || node.output().expect("node runs"))
             .await
@@ -85,6 +272,19 @@ async fn a_reviewer_approves_a_correction_in_the_browser_and_the_phone_receives_
         let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
         assert_eq!(result["ok"], true, "{result}");
         assert_eq!(result["offOrigin"], Value::Array(vec![]), "{result}");
+        if with_map {
+            assert!(served.load(Ordering::SeqCst) > 0, "no tile was served");
+        }
+
+        // The attempt rejected in French is the server's decision too.
+        let rejected: Value = get_json(
+            &server.base,
+            &staff,
+            &format!("/v1/backoffice/queue/{}", attempt_entry["id"]),
+        )
+        .await;
+        assert_eq!(rejected["status"], "rejected", "{rejected}");
+        assert_eq!(rejected["reason_code"], "far_from_pin", "{rejected}");
 
         // The decision the page made is the server's: recorded, and by the signed-in reviewer.
         let decided: Value = get_json(

@@ -772,3 +772,125 @@ async fn pickup_points_by_postcode_or_near_a_position() {
         server.stop().await;
     }
 }
+
+/// A refusal's code, message and `Content-Language`, asked with `Accept-Language` (or none).
+async fn refusal(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+    lang: Option<&str>,
+) -> (StatusCode, String, String, String) {
+    let client = reqwest::Client::new();
+    let mut request = match method {
+        "POST" => client.post(format!("{}{path}", server.base)),
+        _ => client.get(format!("{}{path}", server.base)),
+    };
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    if let Some(lang) = lang {
+        request = request.header(ACCEPT_LANGUAGE, lang);
+    }
+    let a = answer(request.send().await.unwrap()).await;
+    let language = a.headers["content-language"].to_str().unwrap().to_string();
+    (
+        a.status,
+        a.body["code"].as_str().unwrap().to_string(),
+        a.body["message"].as_str().unwrap().to_string(),
+        language,
+    )
+}
+
+/// A refusal asked for in both languages: method, path, token, body, status, code, a phrase of
+/// its French message and one of its English message.
+type Case<'a> = (
+    &'a str,
+    String,
+    Option<&'a str>,
+    Option<Value>,
+    StatusCode,
+    &'a str,
+    &'a str,
+    &'a str,
+);
+
+#[tokio::test]
+async fn refusals_speak_the_requests_language_with_the_same_code() {
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let customer = server.token(TokenRole::Customer, "cust-1", None);
+        let wrong_postcode = track(1, "75012");
+        let bad_postcode = json!({ "postcode": "7501", "choice": { "kind": "hold" } });
+        let cases: [Case; 4] = [
+            (
+                "GET",
+                wrong_postcode,
+                None,
+                None,
+                StatusCode::NOT_FOUND,
+                "no_match",
+                "aucun envoi ne correspond",
+                "nothing matches",
+            ),
+            (
+                "POST",
+                format!("/v1/notices/{NOTICE}/choice"),
+                None,
+                Some(bad_postcode),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_postcode",
+                "cinq chiffres",
+                "five digits",
+            ),
+            (
+                "GET",
+                "/v1/pickup-points".to_string(),
+                None,
+                None,
+                StatusCode::BAD_REQUEST,
+                "missing_parameter",
+                "un paramètre manque",
+                "give a postcode",
+            ),
+            (
+                "GET",
+                "/v1/customer/items/RR12".to_string(),
+                Some(customer.as_str()),
+                None,
+                StatusCode::BAD_REQUEST,
+                "invalid_s10",
+                "pas un numéro de suivi",
+                "13 characters",
+            ),
+        ];
+        for (method, path, token, body, status, code, fr, en) in cases {
+            let public = !path.starts_with("/v1/customer");
+            for (lang, phrase, content) in [
+                (Some("fr-FR,fr;q=0.9"), fr, "fr"),
+                (Some("en-GB,en;q=0.9,fr;q=0.5"), en, "en"),
+                // Neither: French on the public routes, as /v1/track answers; English elsewhere.
+                (
+                    None,
+                    if public { fr } else { en },
+                    if public { "fr" } else { "en" },
+                ),
+            ] {
+                let (got, got_code, message, language) =
+                    refusal(&server, method, &path, token, body.clone(), lang).await;
+                assert_eq!(got, status, "{backend:?} {path} {lang:?}: {message}");
+                assert_eq!(got_code, code, "{backend:?} {path} {lang:?}");
+                assert!(
+                    message.contains(phrase),
+                    "{backend:?} {path} {lang:?}: {message:?} lacks {phrase:?}"
+                );
+                assert_eq!(language, content, "{backend:?} {path} {lang:?}");
+            }
+        }
+        server.stop().await;
+    }
+}

@@ -5,6 +5,9 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
+use axum::http::header::LINK;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -25,18 +28,33 @@ use crate::params::{self, PathParams, QueryParams};
 use crate::review::{self, proposed_fields};
 use crate::AppState;
 
-/// Query of the queue list.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+/// Entries or rows a list answers unless `limit` says otherwise.
+const PAGE: u32 = 50;
+/// The most a list answers at once.
+const MAX_PAGE: u32 = 200;
+
+/// Query of the queue list. Pages: newest first; when there are more, the answer's `Link`
+/// header (`rel="next"`) gives the next page's URL, with `before` set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueueQuery {
     /// One kind only; all when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<QueueKind>,
     /// `open` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<QueueStatus>,
+    /// At most this many entries (1 to 200; 50 unless given).
+    #[schemars(range(min = 1, max = 200))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Only entries queued before this one (its id): the previous page's last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub before: Option<i64>,
 }
 
 /// Which entries to list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum QueueStatus {
     /// Waiting for a decision.
@@ -89,6 +107,9 @@ pub struct QueueEntry {
     pub subject_id: String,
     /// Why it is queued.
     pub reason: String,
+    /// Why, as a stable code for words: `correction_proposed`, `far_from_pin`,
+    /// `notice_without_number`, `notice_without_place`, `disputed` (or `flagged`).
+    pub reason_code: String,
     /// `open`, `approved`, `rejected` or `closed`.
     pub status: EntryStatus,
     /// When it was queued.
@@ -103,6 +124,9 @@ pub struct QueueEntry {
     pub auto: bool,
     /// The delivery point concerned.
     pub delivery_point_id: Option<String>,
+    /// Its reference address on one line (number, street, postcode, town), as its document
+    /// holds it now.
+    pub address: Option<String>,
     /// The item concerned (attempts and disputes).
     pub item_id: Option<String>,
     /// The delivery point's reference pin.
@@ -151,8 +175,9 @@ pub struct ItemTimeline {
     pub disputes: Vec<DisputeView>,
 }
 
-/// Search parameters; at least one.
-#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+/// Search parameters; at least one filter. Pages: by item number; when there are more, the
+/// answer's `Link` header (`rel="next"`) gives the next page's URL, with `after` set.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// S10 number, in either case.
@@ -170,6 +195,38 @@ pub struct SearchQuery {
     /// Round day, `YYYY-MM-DD`.
     #[schemars(regex(pattern = patterns::DATE), extend("format" = "date"))]
     pub date: Option<String>,
+    /// At most this many rows (1 to 200; 50 unless given).
+    #[schemars(range(min = 1, max = 200))]
+    pub limit: Option<u32>,
+    /// Only items whose S10 number comes after this one: the previous page's last (its check
+    /// digit is not checked: it is a place in the order).
+    #[schemars(regex(pattern = patterns::S10))]
+    pub after: Option<String>,
+}
+
+/// The page size asked for, checked.
+fn page_size(limit: Option<u32>) -> Result<i64, ApiError> {
+    let limit = limit.unwrap_or(PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_parameter",
+            format!("limit: {limit} is not between 1 and {MAX_PAGE}"),
+        )
+        .field("limit"));
+    }
+    Ok(i64::from(limit))
+}
+
+/// A list as JSON, with a `Link: <…>; rel="next"` header to the next page when there is one.
+fn paged<T: Serialize, Q: Serialize>(path: &str, list: Vec<T>, next: Option<Q>) -> Response {
+    let link = next
+        .and_then(|query| serde_urlencoded::to_string(query).ok())
+        .and_then(|query| HeaderValue::from_str(&format!("<{path}?{query}>; rel=\"next\"")).ok());
+    let mut response = Json(list).into_response();
+    if let Some(link) = link {
+        response.headers_mut().insert(LINK, link);
+    }
+    response
 }
 
 /// A delivery point's reference address and access data as its document holds them now.
@@ -224,14 +281,6 @@ async fn entry_views(
         .map(|c| c.delivery_point_id.as_str())
         .collect();
     let points: Vec<&str> = points.into_iter().collect();
-    let mut of_points: HashMap<String, Vec<(CorrectionRow, CorrectionStatus)>> = HashMap::new();
-    for (row, status) in app.db.corrections_for_points(&points).await? {
-        of_points
-            .entry(row.delivery_point_id.clone())
-            .or_default()
-            .push((row, status));
-    }
-    let addresses = addresses_of(app, points.iter().copied()).await?;
     let attempts: HashMap<String, AttemptAtPoint> = app
         .db
         .attempts_at_points(&subjects(false))
@@ -239,6 +288,23 @@ async fn entry_views(
         .into_iter()
         .map(|a| (a.attempt.id.clone(), a))
         .collect();
+    let every_point: BTreeSet<&str> = points
+        .iter()
+        .copied()
+        .chain(
+            attempts
+                .values()
+                .filter_map(|a| a.delivery_point.as_deref()),
+        )
+        .collect();
+    let mut of_points: HashMap<String, Vec<(CorrectionRow, CorrectionStatus)>> = HashMap::new();
+    for (row, status) in app.db.corrections_for_points(&points).await? {
+        of_points
+            .entry(row.delivery_point_id.clone())
+            .or_default()
+            .push((row, status));
+    }
+    let addresses = addresses_of(app, every_point).await?;
     let evidence = Evidence {
         corrections: &corrections,
         of_points: &of_points,
@@ -263,6 +329,12 @@ fn entry_view(evidence: &Evidence<'_>, row: &QueueEntryRow) -> QueueEntry {
         kind: row.kind,
         subject_id: row.subject_id.clone(),
         reason: row.reason.clone(),
+        reason_code: match row.kind {
+            QueueKind::Correction => "correction_proposed",
+            QueueKind::Dispute => "disputed",
+            QueueKind::Attempt => crate::reconcile::attempt_flag(&row.reason),
+        }
+        .to_string(),
         status: row.status,
         created_ms: row.created_ms,
         decided_by: row.decided_by.clone(),
@@ -270,6 +342,7 @@ fn entry_view(evidence: &Evidence<'_>, row: &QueueEntryRow) -> QueueEntry {
         decided_at_ms: row.decided_at_ms,
         auto: row.auto_approved,
         delivery_point_id: None,
+        address: None,
         item_id: None,
         pin: None,
         correction: None,
@@ -301,6 +374,7 @@ fn entry_view(evidence: &Evidence<'_>, row: &QueueEntryRow) -> QueueEntry {
                 current_access,
             });
         }
+        entry.address = address_line(evidence, &entry);
         return entry;
     }
     if let Some(found) = evidence.attempts.get(&row.subject_id) {
@@ -322,7 +396,29 @@ fn entry_view(evidence: &Evidence<'_>, row: &QueueEntryRow) -> QueueEntry {
             comment: detail["comment"].as_str().unwrap_or_default().to_string(),
         });
     }
+    entry.address = address_line(evidence, &entry);
     entry
+}
+
+/// The entry's delivery point's reference address on one line: number, street, postcode and
+/// town (not the addressee's name, which the NF Z10-011 lines begin with).
+fn address_line(evidence: &Evidence<'_>, entry: &QueueEntry) -> Option<String> {
+    let point = entry.delivery_point_id.as_deref()?;
+    let (a, _) = evidence.addresses.get(point)?;
+    let suffix = a
+        .suffix
+        .and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|v| v.as_str().map(|s| format!(" {s}")))
+        .unwrap_or_default();
+    let building = a
+        .building
+        .as_deref()
+        .map(|b| format!(", {b}"))
+        .unwrap_or_default();
+    Some(format!(
+        "{}{suffix} {}{building}, {} {}",
+        a.house_number, a.street, a.postcode, a.city
+    ))
 }
 
 /// The view of one queue entry.
@@ -333,19 +429,36 @@ async fn one_entry_view(app: &AppState, row: QueueEntryRow) -> Result<QueueEntry
         .ok_or_else(|| ApiError::internal("a queue entry without its view"))
 }
 
-/// `GET /v1/backoffice/queue`: entries to review, newest first.
+/// `GET /v1/backoffice/queue`: entries to review, newest first, a page at a time.
 #[tracing::instrument(name = "backoffice.queue", level = "info", skip_all)]
 pub async fn queue(
     State(app): State<Arc<AppState>>,
     QueryParams(query): QueryParams<QueueQuery>,
-) -> Result<Json<Vec<QueueEntry>>, ApiError> {
+) -> Result<Response, ApiError> {
     let open = match query.status.unwrap_or(QueueStatus::Open) {
         QueueStatus::Open => Some(true),
         QueueStatus::Closed => Some(false),
         QueueStatus::All => None,
     };
-    let rows = app.db.queue(query.kind, open).await?;
-    Ok(Json(entry_views(&app, rows).await?))
+    let limit = page_size(query.limit)?;
+    let mut rows = app
+        .db
+        .queue(query.kind, open, query.before, limit + 1)
+        .await?;
+    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let next = match rows.last() {
+        Some(last) if more => Some(QueueQuery {
+            before: Some(last.id),
+            ..query
+        }),
+        _ => None,
+    };
+    Ok(paged(
+        "/v1/backoffice/queue",
+        entry_views(&app, rows).await?,
+        next,
+    ))
 }
 
 async fn load_entry(app: &AppState, id: i64) -> Result<QueueEntryRow, ApiError> {
@@ -412,12 +525,32 @@ pub async fn item_timeline(
     }))
 }
 
-/// `GET /v1/backoffice/search`: items by S10 number, address, postman, round and date.
+/// `GET /v1/backoffice/search`: items by S10 number, address, postman, round and date, a page
+/// at a time.
 #[tracing::instrument(name = "backoffice.search", level = "info", skip_all)]
 pub async fn search(
     State(app): State<Arc<AppState>>,
     QueryParams(query): QueryParams<SearchQuery>,
-) -> Result<Json<Vec<SearchRow>>, ApiError> {
+) -> Result<Response, ApiError> {
+    let limit = page_size(query.limit)?;
+    // A cursor, compared by order: an S10 number's shape, its check digit not checked.
+    let after = query
+        .after
+        .as_deref()
+        .map(|s| {
+            let s = s.trim().to_ascii_uppercase();
+            if s.len() == 13 && s.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                Ok(s)
+            } else {
+                Err(ApiError::bad_request(
+                    "invalid_parameter",
+                    format!("after: {s:?} is not an S10 number"),
+                )
+                .field("after"))
+            }
+        })
+        .transpose()?;
+    let asked = query.clone();
     // A filter given is a filter meant: blank or malformed values are refused, not ignored,
     // exactly as the published schema says.
     let text = |name: &'static str, value: Option<String>| {
@@ -451,6 +584,7 @@ pub async fn search(
         postman: text("postman", query.postman)?,
         round: text("round", query.round)?,
         date: query.date,
+        after,
     };
     if filter.s10.is_none()
         && filter.address.is_none()
@@ -463,5 +597,30 @@ pub async fn search(
             "give at least one of s10, address, postman, round, date",
         ));
     }
-    Ok(Json(app.db.search(&filter).await?))
+    let mut rows = app.db.search(&filter, limit + 1).await?;
+    let next = last_whole_item(&mut rows, usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(paged(
+        "/v1/backoffice/search",
+        rows,
+        next.map(|after| SearchQuery {
+            after: Some(after),
+            ..asked
+        }),
+    ))
+}
+
+/// Cuts `rows` (one more than a page asked) to the page, without splitting an item's rows
+/// between two pages; the last item of the page when there are more.
+fn last_whole_item(rows: &mut Vec<SearchRow>, page: usize) -> Option<String> {
+    if rows.len() <= page {
+        return None;
+    }
+    let first_beyond = rows[page].item_id.clone();
+    rows.truncate(page);
+    // The next page starts after an item: the item cut in two goes whole to the next page,
+    // unless it fills this one by itself.
+    if rows.iter().any(|r| r.item_id != first_beyond) {
+        rows.retain(|r| r.item_id != first_beyond);
+    }
+    rows.last().map(|r| r.item_id.clone())
 }

@@ -4,12 +4,38 @@
 
 use std::time::Duration;
 
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use tournee_sync_core::rules::Violation;
+
+use crate::words::{self, Lang};
+
+tokio::task_local! {
+    /// The language of the request being answered, which refusals' messages speak.
+    static ANSWER_LANGUAGE: Lang;
+}
+
+/// Answers the request's refusals in its language (the mapping below reads it): the one
+/// `Accept-Language` prefers among French and English; with neither, French on the public
+/// routes, as `/v1/track` answers, and English on the others. Codes never change.
+pub async fn in_request_language(request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let lang = Lang::named_in(header).unwrap_or_else(|| {
+        match crate::routes::audience(request.uri().path()) {
+            "public" | "tracking page" => Lang::Fr,
+            _ => Lang::En,
+        }
+    });
+    ANSWER_LANGUAGE.scope(lang, next.run(request)).await
+}
 
 /// The body of every error answer, so a client reads one shape whatever failed.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -17,7 +43,9 @@ pub struct ErrorBody {
     /// A stable machine code for programs to branch on, e.g. `invalid_s10`, `wrong_role`,
     /// `rule_violation`, `rate_limited`. Codes are never renamed; new ones may appear.
     pub code: String,
-    /// What was wrong, for a person: names the field or the rule.
+    /// What was wrong, for a person: names the field or the rule, in the request's language
+    /// (`Content-Language`: French or English by `Accept-Language`; with neither, French on
+    /// the public routes and English on the others).
     pub message: String,
     /// The field, parameter or header at fault, spelled as the client sent it (`comment`,
     /// `date`, `outcome.kind`, `s10`, `Authorization`), when one is.
@@ -221,9 +249,10 @@ impl IntoResponse for ApiError {
         if let Some(detail) = &self.internal {
             tracing::error!(%detail, code = self.code, "internal error");
         }
+        let lang = ANSWER_LANGUAGE.try_with(|lang| *lang).unwrap_or(Lang::En);
         let body = ErrorBody {
             code: self.code.to_string(),
-            message: self.message,
+            message: words::refusal(lang, self.code, self.field.as_deref(), &self.message),
             field: self.field,
         };
         let mut response = (self.status, Json(body)).into_response();
@@ -235,6 +264,10 @@ impl IntoResponse for ApiError {
             // RFC 6750 §3: a 401 names the scheme the client must use.
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        headers.insert(
+            header::CONTENT_LANGUAGE,
+            HeaderValue::from_static(lang.code()),
+        );
         if let Some(after) = self.retry_after {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));

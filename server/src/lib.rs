@@ -112,6 +112,8 @@ pub struct AppState {
     /// The history this server's cursors are issued in (a database restored from a backup
     /// begins a new one: see `db::History`).
     pub history: u64,
+    /// The back-office page's tile server, if one is configured.
+    pub map: Option<web::MapTiles>,
 }
 
 /// Why the server could not start.
@@ -142,6 +144,8 @@ impl AppState {
     /// As [`AppState::new`], on a given clock (tests stand it where they need).
     pub async fn with_clock(settings: &Settings, clock: Clock) -> Result<Arc<Self>, StartError> {
         let keys = Keys::from_settings(&settings.auth).map_err(StartError::Keys)?;
+        let map = web::MapTiles::from_settings(&settings.map)
+            .map_err(|e| StartError::Settings(format!("--map-tiles-url: {e}")))?;
         let rate_limits = RateLimits::new(&settings.guards).map_err(StartError::Settings)?;
         let db = Database::open(
             &settings.database_url,
@@ -200,6 +204,7 @@ impl AppState {
             guards: settings.guards.clone(),
             webhooks: settings.webhooks.clone(),
             history: history.id,
+            map,
         }))
     }
 }
@@ -250,6 +255,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(map_response(errors_in_one_shape))
         .layer(from_fn_with_state(state.clone(), access::limit_addresses))
         .layer(cors(&guards.cors_origins))
+        .layer(axum::middleware::from_fn(error::in_request_language))
         .layer(from_fn_with_state(state.clone(), request_log::log_requests))
         .with_state(state)
 }

@@ -558,6 +558,11 @@ fn check_config(settings: &Settings) -> Result<(), String> {
         ),
         ("webhook_poll_ms", s.webhooks.poll_ms.to_string()),
         ("webhook_timeout_secs", s.webhooks.timeout_secs.to_string()),
+        ("map_tiles_url", optional(s.map.tiles_url.clone())),
+        (
+            "map_tiles_attribution",
+            optional(s.map.tiles_attribution.clone()),
+        ),
     ];
     for (name, value) in lines {
         println!("{name} = {value}");
@@ -571,6 +576,9 @@ fn check_config(settings: &Settings) -> Result<(), String> {
     }
     if let Err(e) = tournee_server::access::RateLimits::new(g) {
         problems.push(e);
+    }
+    if let Err(e) = tournee_server::web::MapTiles::from_settings(&s.map) {
+        problems.push(format!("map_tiles_url: {e}"));
     }
     if Backend::of(&s.database_url).is_err() {
         // Named as printed above: never with its password.

@@ -132,6 +132,27 @@ pub fn project(
     }
 }
 
+/// How the reason of an attempt flagged for its distance begins.
+const FAR_FROM_PIN: &str = "recorded ";
+/// The reason of an attempt whose notice has no number.
+const NOTICE_WITHOUT_NUMBER: &str = "a notice was left without a notice number";
+/// The reason of an attempt whose notice says nowhere to collect the item.
+const NOTICE_WITHOUT_PLACE: &str = "a notice was left without saying where to collect the item";
+
+/// Why an attempt was flagged, as a stable code for the page's words (`far_from_pin`,
+/// `notice_without_number`, `notice_without_place`), from the reason written above.
+pub fn attempt_flag(reason: &str) -> &'static str {
+    if reason == NOTICE_WITHOUT_NUMBER {
+        "notice_without_number"
+    } else if reason == NOTICE_WITHOUT_PLACE {
+        "notice_without_place"
+    } else if reason.starts_with(FAR_FROM_PIN) {
+        "far_from_pin"
+    } else {
+        "flagged"
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn project_attempt(
     rules: Rules,
@@ -159,17 +180,17 @@ fn project_attempt(
     if let Some(d) = distance_m {
         if d > rules.far_attempt_metres {
             flag(format!(
-                "recorded {d:.0} m from the delivery point's pin (more than {:.0} m)",
+                "{FAR_FROM_PIN}{d:.0} m from the delivery point's pin (more than {:.0} m)",
                 rules.far_attempt_metres
             ));
         }
     }
     if let Some(notice) = &attempt.notice {
         if notice.number.is_none() {
-            flag("a notice was left without a notice number".into());
+            flag(NOTICE_WITHOUT_NUMBER.into());
         }
         if notice.waits_at.is_none() {
-            flag("a notice was left without saying where to collect the item".into());
+            flag(NOTICE_WITHOUT_PLACE.into());
         }
     }
     let waits_at = attempt

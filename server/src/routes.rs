@@ -176,12 +176,19 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("GET", "/backoffice", "backofficePage", "The back-office page.", Public, Nothing, (200, Reply::Other("text/html; charset=utf-8", "the page")), &[], get(web::page)),
         e("GET", "/backoffice/app.js", "backofficeScript", "The page's script.", Public, Nothing, (200, Reply::Other("text/javascript; charset=utf-8", "the script")), &[], get(web::script)),
         e("GET", "/backoffice/app.css", "backofficeStyle", "The page's style sheet.", Public, Nothing, (200, Reply::Other("text/css; charset=utf-8", "the style sheet")), &[], get(web::style)),
+        e("GET", "/backoffice/words.json", "backofficeWords", "The words the page shows for codes (outcomes, UPU events, statuses, kinds, reasons), in French and English, and the service's time zone.", Public, Nothing, (200, json_out(schema::<web::PageWords>)), &[], get(web::page_words)),
+        e("GET", "/assets/leaflet/leaflet.js", "leafletScript", "Leaflet 1.9.4, the map library of the back-office page (vendored: server/web-vendor).", Public, Nothing, (200, Reply::Other("text/javascript; charset=utf-8", "the script")), &[], get(web::leaflet_script)),
+        e("GET", "/assets/leaflet/leaflet.css", "leafletStyle", "Leaflet's style sheet.", Public, Nothing, (200, Reply::Other("text/css; charset=utf-8", "the style sheet")), &[], get(web::leaflet_style)),
+        e("GET", "/assets/leaflet/LICENSE", "leafletLicence", "Leaflet's licence (BSD-2-Clause).", Public, Nothing, (200, Reply::Other("text/plain; charset=utf-8", "the licence")), &[], get(web::leaflet_licence)),
     ];
     table
 }
 
-/// The audience a route serves, as its OpenAPI tag.
-fn tag(path: &str) -> &'static str {
+/// The operations that answer a page at a time, with a `Link` header to the next page.
+const PAGED: [&str; 2] = ["listQueue", "searchItems"];
+
+/// The audience a route serves, as its OpenAPI tag (`public`, `customer`, `back office`…).
+pub fn audience(path: &str) -> &'static str {
     if path.starts_with("/v1/customer") {
         "customer"
     } else if path.starts_with("/v1/backoffice") {
@@ -198,7 +205,7 @@ fn tag(path: &str) -> &'static str {
         "public"
     } else if path.starts_with("/v1/") {
         "phone"
-    } else if path.starts_with("/backoffice") {
+    } else if path.starts_with("/backoffice") || path.starts_with("/assets/") {
         "back-office page"
     } else if path.starts_with("/track") {
         "tracking page"
@@ -268,24 +275,28 @@ pub fn openapi() -> Value {
     for endpoint in endpoints() {
         let mut responses = Map::new();
         let (code, reply) = endpoint.ok;
-        responses.insert(
-            code.to_string(),
-            match reply {
-                Reply::Json(f) => json!({
-                    "description": "success",
-                    "content": content(JSON, f(&mut generator).to_value()),
+        let mut success = match reply {
+            Reply::Json(f) => json!({
+                "description": "success",
+                "content": content(JSON, f(&mut generator).to_value()),
+            }),
+            Reply::Other(media, meaning) => json!({
+                "description": meaning,
+                "content": content(media, if media == JSON {
+                    // This document itself: an OpenAPI object.
+                    json!({ "type": "object" })
+                } else {
+                    json!({ "type": "string" })
                 }),
-                Reply::Other(media, meaning) => json!({
-                    "description": meaning,
-                    "content": content(media, if media == JSON {
-                        // This document itself: an OpenAPI object.
-                        json!({ "type": "object" })
-                    } else {
-                        json!({ "type": "string" })
-                    }),
-                }),
-            },
-        );
+            }),
+        };
+        if PAGED.contains(&endpoint.operation) {
+            success["headers"] = json!({ "Link": {
+                "description": "when there are more: `<URL of the next page>; rel=\"next\"` (RFC 8288)",
+                "schema": { "type": "string" },
+            }});
+        }
+        responses.insert(code.to_string(), success);
         // What the route itself refuses, then what every route of its kind can answer: the
         // access layer, the guards and the extractors. Every refusal is an `ErrorBody`.
         let mut refusals: Vec<(u16, &str)> = endpoint.errors.to_vec();
@@ -337,7 +348,7 @@ pub fn openapi() -> Value {
             .collect();
         let mut operation = json!({
             "operationId": endpoint.operation,
-            "tags": [tag(endpoint.path)],
+            "tags": [audience(endpoint.path)],
             "summary": endpoint.summary,
             "responses": responses,
         });

@@ -78,6 +78,24 @@ pub struct Settings {
     /// Webhook deliveries.
     #[command(flatten)]
     pub webhooks: WebhookSettings,
+    /// The back-office page's map.
+    #[command(flatten)]
+    pub map: MapSettings,
+}
+
+/// Where the back-office page's map takes its tiles. There is no default: without a tile
+/// server the page draws the attempt against the pin on a sketch, and fetches nothing.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MapSettings {
+    /// A tile server's URL template, `{z}`, `{x}` and `{y}` standing for the zoom and the tile,
+    /// e.g. `https://tile.example/{z}/{x}/{y}.png` (one host: no `{s}`). Its use must be allowed
+    /// by the tile server's terms; reviewers' browsers fetch the tiles from it directly.
+    #[arg(long = "map-tiles-url", env = "TOURNEE_MAP_TILES_URL")]
+    pub tiles_url: Option<String>,
+    /// The attribution the tile server's terms ask for, shown on the map (plain text), e.g.
+    /// `© OpenStreetMap contributors`.
+    #[arg(long = "map-tiles-attribution", env = "TOURNEE_MAP_TILES_ATTRIBUTION")]
+    pub tiles_attribution: Option<String>,
 }
 
 /// How webhook deliveries are sent and retried.

@@ -11,7 +11,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tournee_server::auth::TokenRole;
 use tournee_server::clock::Clock;
-use tournee_server::settings::{AuthSettings, GuardSettings, Settings, WebhookSettings};
+use tournee_server::settings::{
+    AuthSettings, GuardSettings, MapSettings, Settings, WebhookSettings,
+};
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
 use tournee_sync_core::model::{RoundManifest, Stop};
 use tournee_sync_core::store::{DeviceIdentity, Interaction, PhoneStore, StoreOptions, StoreRole};
@@ -96,6 +98,8 @@ pub fn settings(database_url: &str) -> Settings {
             timeout_secs: 2,
             ..WebhookSettings::default()
         },
+        // No tile server: the back-office page draws its sketch unless a test gives one.
+        map: MapSettings::default(),
     }
 }
 

@@ -14,9 +14,10 @@ const OPEN_QUEUE_BY_KIND: &str =
 const OPEN_QUEUE: &str = "SELECT kind, subject_id, reason, created_ms FROM review_queue \
      WHERE status = 'open' ORDER BY id";
 
-/// Review-queue entries of a kind (`$1`, all when NULL) and status (`{status}`), newest first.
-const QUEUE: &str =
-    "SELECT * FROM review_queue WHERE ($1 IS NULL OR kind = $1) AND {status} ORDER BY id DESC";
+/// Review-queue entries of a kind (`$1`, all when NULL) and status (`{status}`), queued
+/// before entry `$2` (any when NULL), newest first, at most `$3`.
+const QUEUE: &str = "SELECT * FROM review_queue WHERE ($1 IS NULL OR kind = $1) AND {status} \
+     AND ($2 IS NULL OR id < $2) ORDER BY id DESC LIMIT $3";
 /// [`QUEUE`]'s status clause for open entries.
 const OPEN: &str = "status = 'open'";
 /// [`QUEUE`]'s status clause for decided entries.
@@ -125,12 +126,15 @@ impl Database {
         with_pool!(self, pool => sqlx::query_as(OPEN_QUEUE).fetch_all(pool).await)
     }
 
-    /// Review-queue entries, newest first, filtered by kind and by whether they are open
-    /// (`Some(true)`), decided (`Some(false)`), or either (`None`).
+    /// Review-queue entries, newest first (by id, so pages do not shift), filtered by kind and
+    /// by whether they are open (`Some(true)`), decided (`Some(false)`), or either (`None`);
+    /// at most `limit`, of those queued before entry `before` when given.
     pub async fn queue(
         &self,
         kind: Option<QueueKind>,
         open: Option<bool>,
+        before: Option<i64>,
+        limit: i64,
     ) -> Result<Vec<QueueEntryRow>, sqlx::Error> {
         let status_clause = match open {
             Some(true) => OPEN,
@@ -139,7 +143,7 @@ impl Database {
         };
         let sql = QUEUE.replace("{status}", status_clause);
         with_pool!(self, pool => {
-            sqlx::query_as(&sql).bind(kind).fetch_all(pool).await
+            sqlx::query_as(&sql).bind(kind).bind(before).bind(limit).fetch_all(pool).await
         })
     }
 

@@ -279,4 +279,6 @@ pub struct SearchFilter {
     pub round: Option<String>,
     /// A round day, `YYYY-MM-DD`.
     pub date: Option<String>,
+    /// Only items whose number comes after this one (the previous page's last).
+    pub after: Option<String>,
 }

@@ -3,8 +3,8 @@
 use super::{Database, SearchFilter, SearchRow, UpuCode};
 
 /// Items matching every given filter (`$1` S10, `$2` LIKE pattern of the lower-case address,
-/// `$3` postman, `$4` round, `$5` day; NULL for any), each with the rounds that carry it,
-/// latest first, at most 200 rows.
+/// `$3` postman, `$4` round, `$5` day; NULL for any) whose number comes after `$6` (any when
+/// NULL), by number, each with the rounds that carry it, latest first, at most `$7` rows.
 const SEARCH: &str = "SELECT i.id AS item_id, i.delivery_point_id AS dp, d.lines AS lines, \
      i.status AS status, r.postman AS postman, r.id AS round_id, r.day AS day \
      FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id \
@@ -13,8 +13,8 @@ const SEARCH: &str = "SELECT i.id AS item_id, i.delivery_point_id AS dp, d.lines
      LEFT JOIN rounds r ON r.id = s.round_id \
      WHERE ($1 IS NULL OR i.id = $1) AND ($2 IS NULL OR LOWER(d.lines) LIKE $2 ESCAPE '\\') \
      AND ($3 IS NULL OR r.postman = $3) AND ($4 IS NULL OR r.id = $4) \
-     AND ($5 IS NULL OR r.day = $5) \
-     ORDER BY i.id, r.day DESC LIMIT 200";
+     AND ($5 IS NULL OR r.day = $5) AND ($6 IS NULL OR i.id > $6) \
+     ORDER BY i.id, r.day DESC LIMIT $7";
 
 /// What [`SEARCH`] finds, as stored.
 #[derive(Debug, sqlx::FromRow)]
@@ -44,8 +44,13 @@ impl From<Found> for SearchRow {
 }
 
 impl Database {
-    /// Items matching every given filter, at most 200.
-    pub async fn search(&self, f: &SearchFilter) -> Result<Vec<SearchRow>, sqlx::Error> {
+    /// Rows of the items matching every given filter, by item number, after `f.after`, at
+    /// most `limit`.
+    pub async fn search(
+        &self,
+        f: &SearchFilter,
+        limit: i64,
+    ) -> Result<Vec<SearchRow>, sqlx::Error> {
         let address = f
             .address
             .as_ref()
@@ -53,6 +58,7 @@ impl Database {
         let found: Vec<Found> = with_pool!(self, pool => {
             sqlx::query_as(SEARCH)
                 .bind(&f.s10).bind(&address).bind(&f.postman).bind(&f.round).bind(&f.date)
+                .bind(&f.after).bind(limit)
                 .fetch_all(pool).await?
         });
         Ok(found.into_iter().map(SearchRow::from).collect())
