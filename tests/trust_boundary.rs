@@ -335,6 +335,16 @@ async fn slow_headers_and_stalled_bodies_are_cut_off_and_shutdown_does_not_wait_
     read_to_close(&mut slow, Duration::from_secs(10)).await;
     assert!(started.elapsed() < Duration::from_secs(5));
 
+    // A kept-alive connection with no next request is closed as idle, after the same time.
+    let mut idle = TcpStream::connect(&address).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = read_to_close(&mut idle, Duration::from_secs(10)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+
     // A body that stops arriving: 408 in the API's shape.
     let token = server.token(TokenRole::Postman, "pm-1", Some("dev-1"));
     let mut stalled = TcpStream::connect(&address).await.unwrap();

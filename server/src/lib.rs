@@ -412,7 +412,13 @@ pub async fn launch_with_tcp_listener(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_secs(state.guards.header_timeout_secs));
-    connections.http2().timer(TokioTimer::new());
+    // HTTP/1: hyper runs the header timer from the end of the previous answer, so it is the
+    // idle timeout of kept-alive connections too. HTTP/2: peers that vanished are found by ping.
+    connections
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10));
     let app = router(state);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);

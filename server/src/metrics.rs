@@ -80,6 +80,14 @@ pub struct CacheCounters {
 /// The content type of [`Metrics::render`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// The time every query waited for a pooled database connection, in seconds: one histogram for
+/// the process, fed by [`crate::telemetry`] from the event sqlx emits at each acquire (the
+/// acquires happen inside sqlx, out of the server's sight), and registered by every [`Metrics`].
+pub fn pool_acquire_seconds() -> &'static Histogram {
+    static ACQUIRES: std::sync::OnceLock<Histogram> = std::sync::OnceLock::new();
+    ACQUIRES.get_or_init(|| Histogram::new(exponential_buckets(0.000_1, 4.0, 10)))
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 14))
 }
@@ -290,6 +298,12 @@ impl Metrics {
             "db_connections_max",
             "The most connections the database pool opens",
             db_connections_max.clone(),
+        );
+        registry.register(
+            "db_pool_acquire_seconds",
+            "Time queries waited for a pooled database connection (a wait beyond the first \
+             bucket means every connection was in use)",
+            pool_acquire_seconds().clone(),
         );
         let review_queue_open = Family::<QueueLabels, Gauge>::default();
         registry.register(

@@ -551,6 +551,16 @@ fn metrics_can_be_served_apart_and_cover_the_pool_cache_queue_and_build() {
     ] {
         assert!(body.contains(family), "{family} missing from:\n{body}");
     }
+    // Every query's wait for a pooled connection is measured (sqlx's acquire events): the
+    // demo's start-up ran some.
+    let acquires: f64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("tournee_db_pool_acquire_seconds_count "))
+        .unwrap_or_else(|| panic!("no pool-wait histogram in:\n{body}"))
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(acquires > 0.0, "{body}");
     let _ = child.kill();
     let _ = child.wait();
 }

@@ -288,6 +288,8 @@ async fn open_postgres(
         .map_err(unreachable(&target))?;
     let _ = probe.close().await;
     let pool = PgPoolOptions::new()
+        // Every acquire reports its wait (the pool-wait histogram, `telemetry`).
+        .acquire_time_level(log::LevelFilter::Debug)
         .max_connections(options.pool_size.unwrap_or(16))
         .acquire_timeout(CONNECT_TIMEOUT)
         .after_release(|conn, _| Box::pin(still_clean(conn)))
@@ -320,6 +322,8 @@ async fn open_sqlite(
         }
     }
     let pool = SqlitePoolOptions::new()
+        // Every acquire reports its wait (the pool-wait histogram, `telemetry`).
+        .acquire_time_level(log::LevelFilter::Debug)
         .max_connections(options.pool_size.unwrap_or(4))
         .after_release(|conn, _| Box::pin(still_clean(conn)))
         .connect_with(
