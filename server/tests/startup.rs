@@ -254,6 +254,41 @@ fn json_logs_carry_requests_and_decisions_without_personal_data_and_metrics_coun
         metrics.contains(r#"tournee_auth_failures_total{code="token_missing"} 1"#),
         "{metrics}"
     );
+    // As Prometheus reads it: every family parses, typed, with the values the requests made.
+    let body = metrics.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let families = parsed_metrics(body);
+    let sample = |family: &str, kind: &str, labels: serde_json::Value| {
+        let family = &families[family];
+        assert_eq!(family["type"], kind, "{family}");
+        family["samples"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                labels
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .all(|(k, v)| &s[1][k] == v)
+            })
+            .map(|s| s[2].as_f64().unwrap())
+    };
+    let customer_items = serde_json::json!({"route": "/v1/customer/items", "status": "200"});
+    assert_eq!(
+        sample("tournee_http_requests", "counter", customer_items),
+        Some(1.0)
+    );
+    let missing = serde_json::json!({"code": "token_missing"});
+    assert_eq!(
+        sample("tournee_auth_failures", "counter", missing),
+        Some(1.0)
+    );
+    assert!(sample(
+        "tournee_db_pool_acquire_seconds",
+        "histogram",
+        serde_json::json!({})
+    )
+    .is_some());
 
     // A decision is one info line naming the action, the document and who: never the comment,
     // which may name people.
@@ -847,6 +882,41 @@ impl Drop for ScratchPostgres {
             }
         });
     }
+}
+
+/// `/metrics` as the Prometheus client library's strict OpenMetrics parser reads it (PyPI
+/// `prometheus-client`, installed by `.ci/run`): family → `{type, samples: [[name, labels,
+/// value]]}`. A body it cannot parse fails the test with the parser's message.
+fn parsed_metrics(body: &str) -> serde_json::Value {
+    use std::io::Write;
+    const READ: &str = r"
+import json, sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+out = {}
+for f in text_string_to_metric_families(sys.stdin.read()):
+    out[f.name] = {'type': f.type, 'samples': [[s.name, s.labels, s.value] for s in f.samples]}
+print(json.dumps(out))
+";
+    let mut child = Command::new("python3")
+        .args(["-c", READ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the Prometheus parser refused /metrics: {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
