@@ -103,6 +103,7 @@ storage_suite!(
     an_actor_is_bound_to_its_first_owner_in_the_write_that_uses_it,
     actors_of_records_stored_before_bindings_are_bound_to_their_authors,
     corrections_and_attempts_are_read_many_at_a_time,
+    a_group_with_one_failing_write_commits_the_others_and_fails_that_one_alone,
 );
 
 mod suite {
@@ -1542,5 +1543,79 @@ mod suite {
             assert_eq!(found.pin, info.pin);
         }
         assert!(db.attempts_at_points(&[]).await.unwrap().is_empty());
+    }
+
+    /// Group commit's fallback: writes that wait together are committed in one transaction; when
+    /// one of them fails (here a record key another record holds), the group is committed
+    /// again write by write, so the others are stored and answered, and only that one fails,
+    /// with nothing of it stored.
+    pub async fn a_group_with_one_failing_write_commits_the_others_and_fails_that_one_alone(
+        db: &Database,
+    ) {
+        use prometheus_client::metrics::histogram::Histogram;
+        use tournee_server::group_commit::GroupCommit;
+
+        town(db, 4, 1).await;
+        db.commit_sync(&SyncWrite {
+            changes: vec![(item(0), vec![fake(1, 24)])],
+            projection: Projection {
+                attempts: vec![attempt_row("att-1", 0, 1_000)],
+                ..Default::default()
+            },
+        })
+        .await
+        .unwrap();
+        let groups = Histogram::new([1.0, 2.0, 4.0, 8.0]);
+        let committer = GroupCommit::start(db.clone(), groups.clone());
+        let honest = |n: u32| SyncWrite {
+            changes: vec![(item(n), vec![fake(10 + n, 24)])],
+            projection: Projection {
+                attempts: vec![attempt_row(&format!("att-{n}-new"), n, 2_000)],
+                ..Default::default()
+            },
+        };
+        // Holds att-1, which item 0's record holds already.
+        let colliding = SyncWrite {
+            changes: vec![(item(3), vec![fake(99, 24)])],
+            projection: Projection {
+                attempts: vec![attempt_row("att-1", 3, 2_000)],
+                ..Default::default()
+            },
+        };
+        // Sent before the committer runs (one thread): the four wait together, one group.
+        let (one, two, bad, three) = tokio::join!(
+            committer.commit(honest(1)),
+            committer.commit(honest(2)),
+            committer.commit(colliding),
+            committer.commit(SyncWrite {
+                changes: vec![(item(0), vec![fake(13, 24)])],
+                projection: Projection::default(),
+            }),
+        );
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register("groups", "writes per group", groups);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("groups_sum 4.0") && text.contains("groups_count 1\n"),
+            "one group of four: {text}"
+        );
+        one.unwrap();
+        two.unwrap();
+        three.unwrap();
+        assert!(bad.is_err(), "{bad:?}");
+        let stored: Vec<Vec<u8>> = log(db, &[item(0), item(1), item(2), item(3)])
+            .await
+            .into_iter()
+            .map(|(_, _, bytes)| bytes)
+            .collect();
+        for tag in [1, 11, 12, 13] {
+            assert!(stored.contains(&fake(tag, 24).1), "change {tag} stored");
+        }
+        assert!(
+            !stored.contains(&fake(99, 24).1),
+            "nothing of the failed write"
+        );
+        assert_eq!(db.count(Table::Attempts).await.unwrap(), 3);
     }
 }
