@@ -9,3 +9,12 @@ CREATE TABLE server_history (
     identity    TEXT NOT NULL,
     began_at_ms BIGINT NOT NULL
 );
+
+-- The change log is pruned below a horizon (issue #15, growth): changes a document's snapshot
+-- holds, stored before `--change-log-days`. A device whose cursor is below the horizon is told to
+-- re-check what it holds instead of reading news. Marks map times to positions (one an hour).
+ALTER TABLE server_history ADD COLUMN pruned_below BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE change_log_marks (
+    at_ms    BIGINT PRIMARY KEY,
+    position BIGINT NOT NULL
+);

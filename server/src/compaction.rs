@@ -1,5 +1,6 @@
 //! Background compaction: a document with many changes after its snapshot gets a new snapshot,
-//! so loading it stays one snapshot plus a few changes.
+//! so loading it stays one snapshot plus a few changes; then the change log is pruned of the
+//! changes snapshots hold that are older than `--change-log-days` (`db::change_log`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,7 +31,25 @@ pub async fn run(app: Arc<AppState>) {
             }
             Err(e) => tracing::warn!(error = %e, "compaction failed; will retry"),
         }
+        if app.change_log_days > 0 {
+            match prune(&app).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(changes = n, "change log pruned"),
+                Err(e) => tracing::warn!(error = %e, "pruning the change log failed; will retry"),
+            }
+        }
     }
+}
+
+/// Marks where the change log is now (once an hour) and prunes what snapshots hold of it from
+/// before `--change-log-days`; returns the changes deleted.
+pub async fn prune(app: &AppState) -> Result<u64, sqlx::Error> {
+    let now = app.clock.now_ms();
+    app.db
+        .mark_change_log(now, app.db.cursor_bound().await?)
+        .await?;
+    let window = i64::from(app.change_log_days) * 86_400_000;
+    app.db.prune_change_log(now - window).await
 }
 
 /// Compacts up to `limit` documents; returns how many got a new snapshot.
@@ -44,7 +63,8 @@ pub async fn compact_some(db: &Database, limit: i64) -> Result<usize, sqlx::Erro
     Ok(done)
 }
 
-async fn compact(db: &Database, id: &DocId) -> Result<bool, sqlx::Error> {
+/// Gives one document a new snapshot of everything settled; whether it did.
+pub async fn compact(db: &Database, id: &DocId) -> Result<bool, sqlx::Error> {
     // Read before the document: every change up to it is in what is loaded next, while a
     // change above it may still commit below the last position loaded (on PostgreSQL).
     let bound = db.settled_bound().await?;

@@ -18,6 +18,10 @@ use tournee_sync_core::DocId;
 use crate::db::Database;
 use crate::metrics::CacheCounters;
 
+/// How long a cached document stays without being asked for: well under the shortest change
+/// log retention (a day).
+const IDLE: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
 #[derive(Clone)]
 struct Cached {
     /// Shared with the syncs reading it: a sync forks it, never copies it first.
@@ -52,6 +56,11 @@ impl DocumentCache {
         let evictions = counters.evictions.clone();
         let docs = Cache::builder()
             .max_capacity(budget_bytes)
+            // A copy nobody asked for in this long is dropped: one that is asked for is
+            // refreshed with every change up to the bound, so no cached copy can miss a change
+            // the change log's pruning deletes (stored more than a day before it, at the
+            // least: `--change-log-days`).
+            .time_to_idle(IDLE)
             .weigher(|_, cached: &Cached| {
                 u32::try_from(document_weight(&cached.doc)).unwrap_or(u32::MAX)
             })

@@ -95,6 +95,8 @@ pub struct AppState {
     pub retention_days: u32,
     /// Time between two scheduled purges.
     pub retention_every: Duration,
+    /// Days a change its document's snapshot holds stays in the change log (0: forever).
+    pub change_log_days: u32,
     /// Now, and which day it is in the service's time zone.
     pub clock: Clock,
     /// Rate limits per client address and principal.
@@ -196,6 +198,7 @@ impl AppState {
             corroboration: settings.corroboration,
             retention_days: settings.retention_days,
             retention_every: Duration::from_secs(settings.retention_check_secs.max(1)),
+            change_log_days: settings.change_log_days,
             clock,
             rate_limits,
             uploads: UploadBudget::new(settings.guards.upload_budget_bytes),

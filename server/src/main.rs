@@ -518,6 +518,7 @@ fn check_config(settings: &Settings) -> Result<(), String> {
         ("corroboration", s.corroboration.to_string()),
         ("retention_days", s.retention_days.to_string()),
         ("retention_check_secs", s.retention_check_secs.to_string()),
+        ("change_log_days", s.change_log_days.to_string()),
         ("jwt_secret", masked(&a.jwt_secret)),
         (
             "jwt_public_key",

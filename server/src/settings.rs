@@ -68,6 +68,11 @@ pub struct Settings {
     /// Seconds between two scheduled purges.
     #[arg(long, env = "TOURNEE_RETENTION_CHECK_SECS", default_value_t = 3600)]
     pub retention_check_secs: u64,
+    /// Days a change its document's snapshot holds stays in the change log (for devices whose
+    /// news cursor is older; a device away longer re-checks every document it holds at its next
+    /// sync instead); pruned by the compaction task. 0 keeps every change.
+    #[arg(long, env = "TOURNEE_CHANGE_LOG_DAYS", default_value_t = 14)]
+    pub change_log_days: u32,
     /// The service's time zone (IANA name): what "today" is for rounds, holding periods and
     /// customers' dates.
     #[arg(long, env = "TOURNEE_TIME_ZONE", default_value = DEFAULT_TIME_ZONE)]

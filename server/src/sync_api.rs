@@ -159,12 +159,20 @@ async fn prepare(
             more: rows.more,
         };
     }
+    // Read after the news: the horizon rises before any change below it is deleted, so news
+    // read from a cursor below the horizon read now may lack some; the phone re-checks instead.
+    let oldest_cursor = if request.since.is_some() {
+        u64::try_from(app.db.pruned_below().await?).unwrap_or(0)
+    } else {
+        0
+    };
     let prepared = Prepared {
         docs,
         claims,
         cursor: u64::try_from(upto).unwrap_or(0),
         news,
         history: app.history,
+        oldest_cursor,
     };
     Ok((prepared, out_for_delivery))
 }

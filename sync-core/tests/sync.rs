@@ -307,3 +307,39 @@ fn a_re_check_cut_off_by_a_crash_is_taken_up_again_when_the_store_reopens() {
     let on_server = operations::read_item(host.get(&item).unwrap()).unwrap();
     assert!(on_server.attempts.contains_key("att-1"), "re-uploaded");
 }
+
+#[test]
+fn a_phone_whose_cursor_is_below_the_pruned_change_log_re_checks_and_misses_nothing() {
+    let (mut host, manifest) = common::town(2, 2);
+    let (dir, other_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut phone = common::phone(dir.path(), "dev-1", "pm-1", &manifest);
+    let mut other = common::phone(other_dir.path(), "dev-2", "pm-1", &manifest);
+    let sender = common::postman_sender("dev-1", "pm-1", &manifest);
+    let other_sender = common::postman_sender("dev-2", "pm-1", &manifest);
+    common::sync(&mut phone, &mut host, &sender);
+    common::sync(&mut other, &mut host, &other_sender);
+
+    // While the first phone is away, the other records an attempt, and the server prunes the
+    // change log past it.
+    let item = DocId::item(&fixtures::s10(1));
+    let attempt = fixtures::delivered_attempt("dev-2", "pm-1", 1);
+    other
+        .commit(&item, InteractionKind::Attempt, |doc| {
+            Ok((
+                "att-9".into(),
+                operations::record_attempt(doc, "att-9", &attempt)?,
+            ))
+        })
+        .unwrap();
+    common::sync(&mut other, &mut host, &other_sender);
+    host.prune_log();
+
+    let (report, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(!phone.recheck_pending());
+    let on_phone = operations::read_item(phone.document(&item).unwrap()).unwrap();
+    assert_eq!(
+        on_phone.attempts["att-9"], attempt,
+        "not lost with the news"
+    );
+}

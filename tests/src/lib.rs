@@ -80,6 +80,7 @@ pub fn settings(database_url: &str) -> Settings {
         // one day; the tests of retention turn it on.
         retention_days: 0,
         retention_check_secs: 3600,
+        change_log_days: 14,
         time_zone: "Europe/Paris".into(),
         // Tests drive many clients from 127.0.0.1 as fast as they can: the rate limits are off
         // but where a test turns them on (`guards.rs`).

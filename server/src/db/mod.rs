@@ -86,6 +86,7 @@ macro_rules! oldest_running_here {
 
 // Files of aggregates, after the macros they use.
 mod actors;
+mod change_log;
 mod codes;
 mod commit;
 mod devices;

@@ -8,9 +8,11 @@ use tournee_sync_core::DocId;
 
 use super::{json_ids, Database};
 
-/// The cursor bound on SQLite: the highest position stored, since changes commit in position
-/// order there.
-const BOUND_SQLITE: &str = "SELECT COALESCE(MAX(seq), 0) FROM changes";
+/// The cursor bound on SQLite: the highest position given out, since changes commit in position
+/// order there (AUTOINCREMENT's high-water mark: it never goes back, even when the change log
+/// is pruned).
+const BOUND_SQLITE: &str =
+    "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'changes'), 0)";
 
 /// The highest position stored.
 const MAX_POSITION: &str = "SELECT COALESCE(MAX({position}), 0) FROM changes";

@@ -763,12 +763,19 @@ impl PhoneStore {
 
     /// Records the server's sync cursor and the history it was issued in (`None`: a server that
     /// names none). A history other than the one held means the server was restored from a
-    /// backup since the last answer, or is another server: every held document is then to be
-    /// re-checked with it ([`PhoneStore::recheck_pending`]), durably, before the new cursor is
-    /// used.
-    pub fn set_cursor(&mut self, cursor: u64, history: Option<u64>) -> Result<(), StoreError> {
+    /// backup since the last answer, or is another server; `recheck` means the server could
+    /// not read news from the cursor held (see `SyncResponse::recheck`). Either way every held
+    /// document is to be re-checked with it ([`PhoneStore::recheck_pending`]), durably, before
+    /// the new cursor is used.
+    pub fn set_cursor(
+        &mut self,
+        cursor: u64,
+        history: Option<u64>,
+        recheck: bool,
+    ) -> Result<(), StoreError> {
         let history = history.or(self.history);
-        let recheck = self.recheck || (self.history.is_some() && history != self.history);
+        let recheck =
+            self.recheck || recheck || (self.history.is_some() && history != self.history);
         if self.cursor == Some(cursor) && self.history == history && self.recheck == recheck {
             return Ok(());
         }

@@ -282,7 +282,7 @@ impl SyncExchange {
             store.finish_recheck()?;
             self.rechecking = None;
         }
-        store.set_cursor(response.cursor, response.history)?;
+        store.set_cursor(response.cursor, response.history, response.recheck)?;
         self.more_news = response.more;
         self.in_flight.clear();
         Ok(())

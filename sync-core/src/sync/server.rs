@@ -40,6 +40,9 @@ pub struct Prepared {
     pub news: NewsLog,
     /// The server's history ([`SyncResponse::history`]): cursors of another one are not read.
     pub history: u64,
+    /// The oldest cursor news can be read from: the change log is pruned below it (0: nothing
+    /// pruned). An older cursor is answered with [`SyncResponse::recheck`].
+    pub oldest_cursor: u64,
 }
 
 /// Changes a device has not seen, as the server read them: in cursor order, already limited to
@@ -137,6 +140,7 @@ pub fn respond(
         cursor: start_cursor,
         news,
         history,
+        oldest_cursor,
     } = prepared;
     let mut batch = Batch {
         docs,
@@ -148,7 +152,12 @@ pub fn respond(
     let mut docs = Vec::with_capacity(request.docs.len());
     let mut outcomes = Vec::new();
     let mut budget = limits.max_body_bytes / 2;
-    let since = request.since_in(history);
+    let since = request
+        .since_in(history)
+        .filter(|since| *since >= oldest_cursor);
+    // A cursor the server cannot read news from is answered as a first sync's, and the phone
+    // told to re-check what it holds.
+    let recheck = request.since.is_some() && since.is_none();
     for DocRequest { doc, body } in request.docs {
         // Automerge can panic on crafted bytes (an unwrap on a missing column, an assertion
         // on a sequence gap): such a panic refuses this document, as malformed, and touches
@@ -193,6 +202,7 @@ pub fn respond(
         response: SyncResponse {
             cursor,
             history: Some(history),
+            recheck,
             more,
             docs,
         },
@@ -431,6 +441,8 @@ pub struct MemoryHost {
     log: Vec<(DocId, Vec<u8>)>,
     claims: Claims,
     history: u64,
+    /// Log positions below this are pruned ([`MemoryHost::prune_log`]).
+    oldest_cursor: u64,
 }
 
 impl MemoryHost {
@@ -446,6 +458,12 @@ impl MemoryHost {
             history: backup.history.wrapping_add(1),
             ..backup.clone()
         }
+    }
+
+    /// Forgets the news stored so far, as the real server prunes its change log: a device whose
+    /// cursor is older than now re-checks what it holds.
+    pub fn prune_log(&mut self) {
+        self.oldest_cursor = self.log.len() as u64;
     }
 
     /// Adds a document the server created (its skeleton and reference data); its actors are
@@ -504,7 +522,10 @@ impl MemoryHost {
             cursor,
             ..NewsLog::default()
         };
-        if let Some(since) = request.since_in(self.history) {
+        if let Some(since) = request
+            .since_in(self.history)
+            .filter(|since| *since >= self.oldest_cursor)
+        {
             let start = usize::try_from(since)
                 .unwrap_or(usize::MAX)
                 .min(self.log.len());
@@ -525,6 +546,7 @@ impl MemoryHost {
             cursor,
             news,
             history: self.history,
+            oldest_cursor: self.oldest_cursor,
         };
         let answer = respond(prepared, request, sender, limits);
         for (id, accepted) in &answer.accepted {

@@ -140,6 +140,11 @@ pub struct SyncResponse {
     /// server may have lost changes it acknowledged). Version 3 on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<u64>,
+    /// The request's cursor is not one the server can read news from (one of another history,
+    /// or one below the change log's pruned horizon): the phone re-checks every document it
+    /// holds, as after a new history. Version 3 on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recheck: bool,
     /// The server has more news than fitted: ask again.
     pub more: bool,
     /// One entry per document answered, plus documents with news.
@@ -268,13 +273,14 @@ pub fn encode_response_for(response: &SyncResponse, version: u8) -> Vec<u8> {
     let version = version.clamp(OLDEST_VERSION, VERSION);
     let outdated = response.docs.iter().any(|d| {
         matches!(d.body, ResponseBody::Refused { code, .. } if code.for_version(version) != code)
-    }) || (version < 3 && response.history.is_some());
+    }) || (version < 3 && (response.history.is_some() || response.recheck));
     if !outdated {
         return encode(response, version);
     }
     let mut response = response.clone();
     if version < 3 {
         response.history = None;
+        response.recheck = false;
     }
     for entry in &mut response.docs {
         if let ResponseBody::Refused { code, .. } = &mut entry.body {
