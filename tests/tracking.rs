@@ -476,6 +476,10 @@ async fn the_cards_choice_reaches_the_postmans_phone_replaced_not_stacked() {
         assert_eq!(current_choice(&mut phone, 1).1, Choice::Hold);
         let tracked = get(&server, &track(1, POSTCODE), &[]).await;
         assert_eq!(tracked.body["choice"]["kind"], "hold");
+        assert_eq!(
+            tracked.body["waits_at"]["place"]["id"], "bp-paris-11",
+            "kept at the post office: the pickup point it replaced is not where it waits"
+        );
         nothing_personal(&tracked.text);
 
         // An item never presented: the choice is the number's (no card yet), with the same rules.

@@ -141,10 +141,11 @@ impl From<&QueueEntryRow> for DisputeView {
 }
 
 /// Where an item waits, from the facts in the order they happened: a notice naming a place,
-/// then possibly the customer's applicable choice of a pickup point (the item is taken there),
-/// then the hand-over at a pickup point (EDH). A later fact replaces an earlier one; the last
-/// day known from the notice carries over. Nothing waits once the item is delivered (EMI) or
-/// while it has no notice, choice or hand-over behind it.
+/// then possibly the customer's choice of a pickup point, while it stands and applies (the item
+/// is taken there), then the hand-over at a pickup point (EDH). A later fact replaces an earlier
+/// one; the last day known from the notice carries over. Nothing waits once the item is
+/// delivered (EMI) or while it has no notice, choice or hand-over behind it. `choices` are in
+/// the order they were made: the last one stands.
 pub fn waiting_place(
     status: UpuCode,
     attempts: &[AttemptRow],
@@ -177,8 +178,10 @@ pub fn waiting_place(
             }
         }
     }
+    // A pickup point chosen and then replaced (a redelivery, kept at the office) is not where the
+    // item goes: only the choice that stands counts.
     if matches!(status, UpuCode::NotDelivered | UpuCode::HeldForCollection) {
-        for choice in choices.iter().filter(|c| c.applicable) {
+        if let Some(choice) = choices.last().filter(|c| c.applicable) {
             if let Ok(CustomerChoice {
                 choice: Choice::PickupPoint { pickup_point },
                 ..

@@ -563,3 +563,55 @@ pub fn install_browser() {
         "tests/browser/install.sh failed: the browser test cannot run"
     );
 }
+
+/// Generates the mobile bindings into `out` with the documented command
+/// (`mobile-ffi/generate-bindings.sh`); the directory of the Python module, for `PYTHONPATH`.
+pub fn generate_python_bindings(out: &std::path::Path) -> std::path::PathBuf {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mobile-ffi/generate-bindings.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(out)
+        .status()
+        .expect("bash runs");
+    assert!(status.success(), "generate-bindings.sh failed: {status}");
+    out.join("python")
+}
+
+/// Runs the Python suite `module` (of `mobile-ffi/tests/python`) with the generated `bindings`
+/// against `server`, as pm-1 on dev-1 with `env` besides (`PYTHON` names the interpreter,
+/// `python3` by default); panics unless it passes; what it wrote to `results`.
+pub async fn run_python_suite(
+    bindings: &std::path::Path,
+    module: &str,
+    server: &TestServer,
+    results: &std::path::Path,
+    env: &[(&str, String)],
+) -> serde_json::Value {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut command = Command::new(&python);
+    command
+        .args(["-m", "unittest", "-v", module])
+        .current_dir(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../mobile-ffi/tests/python"),
+        )
+        .env("PYTHONPATH", bindings)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("TOURNEE_SERVER", &server.base)
+        .env(
+            "TOURNEE_POSTMAN_TOKEN",
+            server.token(TokenRole::Postman, "pm-1", Some("dev-1")),
+        )
+        .env("TOURNEE_RESULTS", results)
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let status = tokio::task::spawn_blocking(move || command.status())
+        .await
+        .expect("the suite's thread ends")
+        .unwrap_or_else(|e| panic!("{python} does not run: {e}"));
+    assert!(
+        status.success(),
+        "the Python suite {module} failed: {status}"
+    );
+    let recorded = std::fs::read_to_string(results).expect("the suite writes its results");
+    serde_json::from_str(&recorded).expect("the suite's results are JSON")
+}
