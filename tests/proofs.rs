@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tournee_e2e::{backends, get_json, proof_stores, ObjectStoreServer, Phone, TestServer};
+use tournee_e2e::{
+    backends, get_json, keep_proofs_in, proof_stores, ObjectStoreServer, Phone, TestServer,
+};
 use tournee_server::auth::TokenRole;
 use tournee_server::clock::Clock;
 use tournee_sync_core::fixtures;
@@ -101,10 +103,7 @@ async fn proofs_are_uploaded_refused_seen_and_purged_on_each_database_and_store(
             let server = TestServer::start_configured(
                 &backend,
                 |s| {
-                    if let Some(store) = store {
-                        s.proofs = store;
-                    }
-                    s.proofs.max_bytes = MAX;
+                    keep_proofs_in(s, store, MAX);
                     s.proofs.retention_days = 1;
                     s.retention_check_secs = 1;
                 },

@@ -98,16 +98,22 @@ pub fn settings(database_url: &str) -> Settings {
             timeout_secs: 2,
             ..WebhookSettings::default()
         },
-        // A directory of its own (`start_configured` puts it in the test's directory), and the
-        // scheduled purge of proofs off, as the purge of personal data is.
+        // A directory of its own: beside a SQLite file (`start_configured` puts it in the test's
+        // directory), else in the system's; and the scheduled purge of proofs off, as the purge
+        // of personal data is.
         proofs: ProofSettings {
-            store: std::env::temp_dir()
-                .join(format!(
+            store: match database_url
+                .strip_prefix("sqlite://")
+                .and_then(|file| std::path::Path::new(file).parent())
+            {
+                Some(dir) => dir.join("proofs"),
+                None => std::env::temp_dir().join(format!(
                     "tournee-e2e-proofs-{}",
                     uuid::Uuid::new_v4().simple()
-                ))
-                .display()
-                .to_string(),
+                )),
+            }
+            .display()
+            .to_string(),
             retention_days: 0,
             ..ProofSettings::default()
         },
@@ -629,6 +635,15 @@ pub async fn proof_stores(s3: &ObjectStoreServer) -> Vec<(&'static str, Option<P
         ("directory", None),
         ("s3", Some(s3.bucket(&bucket, "tournee/proofs").await)),
     ]
+}
+
+/// Points a test server's `settings` at a proof store of [`proof_stores`] (`None`: the test's
+/// own directory, as `start_configured` set it) with files of at most `max_bytes`.
+pub fn keep_proofs_in(settings: &mut Settings, store: Option<ProofSettings>, max_bytes: usize) {
+    if let Some(store) = store {
+        settings.proofs = store;
+    }
+    settings.proofs.max_bytes = max_bytes;
 }
 
 /// `tests/browser`: the browser tests' scripts and their `node_modules`.
