@@ -379,8 +379,16 @@ async fn proofs_are_uploaded_refused_seen_and_purged_on_each_database_and_store(
             // hashes, the back office says there is no file, and the phone's file is not
             // taken again.
             clock.set(jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48));
+            // Each file is deleted, then its row marked: wait for the rows.
             let mut waited = 0;
-            while !held(&server).await.0.is_empty() {
+            while !server
+                .state
+                .db
+                .stored_proofs(&[&photo_sha, &signature_sha])
+                .await
+                .unwrap()
+                .is_empty()
+            {
                 assert!(
                     waited < 100,
                     "{what}: the proofs were not purged within 10 s"
@@ -388,6 +396,10 @@ async fn proofs_are_uploaded_refused_seen_and_purged_on_each_database_and_store(
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 waited += 1;
             }
+            assert!(
+                held(&server).await.0.is_empty(),
+                "{what}: the files are gone"
+            );
             for sha in [&photo_sha, &signature_sha] {
                 let row = server.state.db.stored_proof(sha).await.unwrap().unwrap();
                 assert!(row.purged_ms.is_some(), "{what}: {row:?}");
