@@ -31,6 +31,10 @@ pub struct ProofStore {
     store: Arc<dyn ObjectStore>,
     /// Where, for logs and `check-config` (never a credential).
     described: String,
+    /// The directory of a local store, whose writes are fsynced (object_store renames a
+    /// temporary file into place but does not flush it); `None` for an object store, where a
+    /// successful PUT is durable.
+    local: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for ProofStore {
@@ -91,7 +95,11 @@ impl ProofStore {
                 Some(endpoint) => format!("{spec} at {endpoint}"),
                 None => spec.to_string(),
             };
-            return Ok(Self { store, described });
+            return Ok(Self {
+                store,
+                described,
+                local: None,
+            });
         }
         let dir = spec.strip_prefix("file://").unwrap_or(spec);
         std::fs::create_dir_all(dir)
@@ -101,6 +109,7 @@ impl ProofStore {
         Ok(Self {
             store: Arc::new(local),
             described: format!("directory {dir}"),
+            local: Some(std::path::PathBuf::from(dir)),
         })
     }
 
@@ -109,12 +118,34 @@ impl ProofStore {
         &self.described
     }
 
-    /// Keeps `bytes` as the proof `sha256`; the same bytes again overwrite themselves.
+    /// Keeps `bytes` as the proof `sha256`, durably once it returns (the phone then forgets its
+    /// copy); the same bytes again overwrite themselves.
     pub async fn put(&self, sha256: &str, bytes: Bytes) -> Result<(), StoreError> {
+        let at = location(sha256);
         self.store
-            .put(&location(sha256), PutPayload::from_bytes(bytes))
+            .put(&at, PutPayload::from_bytes(bytes))
             .await
-            .map(drop)
+            .map(drop)?;
+        let Some(root) = &self.local else {
+            return Ok(());
+        };
+        let file = root.join(at.as_ref());
+        tokio::task::spawn_blocking(move || {
+            std::fs::File::open(&file)?.sync_all()?;
+            match file.parent() {
+                Some(dir) => std::fs::File::open(dir)?.sync_all(),
+                None => Ok(()),
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Generic {
+            store: "proofs",
+            source: Box::new(e),
+        })?
+        .map_err(|e| StoreError::Generic {
+            store: "proofs",
+            source: Box::new(e),
+        })
     }
 
     /// The proof's bytes, or `None` when the store does not hold them.
