@@ -13,7 +13,8 @@ use std::time::Duration;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tournee_e2e::{
-    backends, get_json, keep_proofs_in, proof_stores, ObjectStoreServer, Phone, TestServer,
+    backends, dispute_as_cust_1, get_json, keep_proofs_in, proof_stores, ObjectStoreServer, Phone,
+    TestServer,
 };
 use tournee_server::auth::TokenRole;
 use tournee_server::clock::Clock;
@@ -302,22 +303,7 @@ async fn proofs_are_uploaded_refused_seen_and_purged_on_each_database_and_store(
             let staff = server.token(TokenRole::BackOffice, "bo-1", None);
             let queue: Value =
                 get_json(&server.base, &staff, "/v1/backoffice/queue?kind=attempt").await;
-            let customer = server.token(TokenRole::Customer, "cust-1", None);
-            let dispute: Value = reqwest::Client::new()
-                .post(format!(
-                    "{}/v1/customer/items/{}/attempts/{}/dispute",
-                    server.base,
-                    fixtures::s10(1),
-                    recorded.id
-                ))
-                .bearer_auth(&customer)
-                .json(&json!({ "comment": "I was at home all day" }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let dispute = dispute_as_cust_1(&server, &recorded.id, "I was at home all day").await;
             let disputed: Value = get_json(
                 &server.base,
                 &staff,

@@ -646,6 +646,52 @@ pub fn keep_proofs_in(settings: &mut Settings, store: Option<ProofSettings>, max
     settings.proofs.max_bytes = max_bytes;
 }
 
+/// cust-1 disputes pm-1's attempt `attempt` on item 1 (the demo's first delivery point) with
+/// `comment`; the answer (with the queue entry's `queue_id`).
+pub async fn dispute_as_cust_1(
+    server: &TestServer,
+    attempt: &str,
+    comment: &str,
+) -> serde_json::Value {
+    let customer = server.token(TokenRole::Customer, "cust-1", None);
+    reqwest::Client::new()
+        .post(format!(
+            "{}/v1/customer/items/{}/attempts/{attempt}/dispute",
+            server.base,
+            tournee_sync_core::fixtures::s10(1)
+        ))
+        .bearer_auth(&customer)
+        .json(&serde_json::json!({ "comment": comment }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Runs `script` of `tests/browser` with node and `env`; panics unless it succeeds; its last line
+/// of output, as JSON.
+pub async fn run_browser_script(
+    script: &str,
+    env: Vec<(&'static str, String)>,
+) -> serde_json::Value {
+    let mut node = Command::new("node");
+    node.arg(script).current_dir(browser_dir()).envs(env);
+    let output = tokio::task::spawn_blocking(move || node.output().expect("node runs"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}
+
 /// `tests/browser`: the browser tests' scripts and their `node_modules`.
 pub fn browser_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
