@@ -18,11 +18,14 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /tournee-server /usr/local/bin/tournee-server
-# The SQLite database lives in a volume the non-root user owns; PostgreSQL needs none.
+# The SQLite database and the proofs of delivery live in a volume the non-root user owns;
+# PostgreSQL needs none, and several instances keep proofs in an S3-compatible store instead
+# (TOURNEE_PROOF_STORE=s3://bucket/prefix).
 COPY --from=build --chown=65532:65532 /data /data
 VOLUME ["/data"]
 ENV TOURNEE_LISTEN=0.0.0.0:8080 \
     DATABASE_URL=sqlite:///data/tournee.db \
+    TOURNEE_PROOF_STORE=/data/proofs \
     TOURNEE_LOG_FORMAT=json
 EXPOSE 8080
 USER 65532:65532

@@ -20,14 +20,12 @@ async fn changes_snapshots_hold_are_pruned_and_phones_with_older_cursors_re_chec
         let mut working = Phone::postman(&server, "pm-1", "dev-1").await;
         working.sync(&server).await;
 
-        // The other phone (a second install on the same device) records an attempt; its document is compacted (the snapshot holds
-        // the attempt's change) and the change log marked past it, a retention window ago.
+        // The other phone (a second install on the same device) records an attempt; its
+        // document is compacted (the snapshot holds the attempt's change) and the change log
+        // marked past it, as it would have been a retention window ago.
         let s10 = fixtures::s10(1);
         let attempt = fixtures::delivered_attempt("dev-1", "pm-1", 1);
         working.store.record_attempt(&s10, &attempt).unwrap();
-        working.sync(&server).await;
-        // (Its cursor passes its own change at its next sync: an answer's cursor is read
-        // before the request's write.)
         working.sync(&server).await;
         let item = DocId::item(&s10);
         assert!(compaction::compact(db, &item).await.unwrap());
@@ -35,6 +33,9 @@ async fn changes_snapshots_hold_are_pruned_and_phones_with_older_cursors_re_chec
         db.mark_change_log(1_000, db.cursor_bound().await.unwrap())
             .await
             .unwrap();
+        // A phone that synced since the mark holds a cursor past it (an answer's cursor is
+        // read before the request's own write, so it is this sync's, not the last one's).
+        working.sync(&server).await;
         let pruned = db.prune_change_log(1_001).await.unwrap();
         assert!(pruned >= 1, "{backend:?}: the attempt's change is pruned");
         assert_eq!(

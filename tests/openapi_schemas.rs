@@ -545,3 +545,110 @@ async fn every_json_answer_matches_the_documented_schema() {
         server.stop().await;
     }
 }
+
+/// `PUT /v1/proofs/{sha256}` (raw bytes in, JSON out) and the back office's view of proofs, as
+/// the document says: every answer of the upload, stored and refused, and the queue and the
+/// timeline with a proof uploaded and others not.
+#[tokio::test]
+async fn proof_uploads_and_the_proofs_beside_attempts_match_the_documented_schemas() {
+    use tournee_sync_core::model::ProofKind;
+    for backend in backends() {
+        let server =
+            TestServer::start_configured(&backend, |s| s.proofs.max_bytes = 4096, None).await;
+        let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
+        phone.sync(&server).await;
+        let photo = [&[0xFF, 0xD8, 0xFF, 0xE0][..], &[7; 1000]].concat();
+        let big = [&[0x89][..], b"PNG\r\n\x1a\n", &[1; 5000]].concat();
+        let text = b"not an image".to_vec();
+        let mut attempt = fixtures::absent_attempt("dev-1", "pm-1", 1);
+        attempt.position.as_mut().unwrap().lat += 0.01;
+        attempt.proofs = [&photo, &big, &text]
+            .map(|bytes| phone.store.queue_proof(ProofKind::Photo, bytes).unwrap())
+            .to_vec();
+        let hashes: Vec<String> = attempt.proofs.iter().map(|p| p.sha256.clone()).collect();
+        let [photo_sha, big_sha, text_sha]: [String; 3] = hashes.try_into().unwrap();
+        phone
+            .store
+            .record_attempt(&fixtures::s10(1), &attempt)
+            .unwrap();
+        phone.sync(&server).await;
+        let api = Documented::fetch(&server).await;
+        let operation = &api.doc["paths"]["/v1/proofs/{sha256}"]["put"];
+        assert!(
+            operation["requestBody"]["content"]["application/octet-stream"].is_object(),
+            "{operation}"
+        );
+        let stranger = "0".repeat(64);
+        for (sha, bytes, expected) in [
+            (&photo_sha, photo.clone(), StatusCode::CREATED),
+            (&photo_sha, photo.clone(), StatusCode::OK),
+            (&big_sha, big.clone(), StatusCode::PAYLOAD_TOO_LARGE),
+            (&text_sha, text.clone(), StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            (&text_sha, photo.clone(), StatusCode::UNPROCESSABLE_ENTITY),
+            (&stranger, photo.clone(), StatusCode::UNPROCESSABLE_ENTITY),
+            (&"ABC".to_string(), photo.clone(), StatusCode::BAD_REQUEST),
+        ] {
+            let response = reqwest::Client::new()
+                .put(format!("{}/v1/proofs/{sha}", server.base))
+                .bearer_auth(&phone.token)
+                .header("content-type", "application/octet-stream")
+                .body(bytes)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(status, expected, "{backend:?} {sha}: {answer}");
+            let schema =
+                &operation["responses"][status.as_str()]["content"]["application/json"]["schema"];
+            assert!(schema.is_object(), "{status} is not documented");
+            api.validate(&format!("PUT /v1/proofs/{sha} {status}"), schema, &answer);
+        }
+        let staff = server.token(TokenRole::BackOffice, "bo-1", None);
+        let mut api = api;
+        let (status, queue) = api
+            .call(
+                Method::GET,
+                "/v1/backoffice/queue",
+                "/v1/backoffice/queue?kind=attempt",
+                Some(&staff),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let proofs: Vec<&Value> = queue
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| e["attempt"]["proofs"].as_array().unwrap())
+            .collect();
+        assert!(
+            proofs
+                .iter()
+                .any(|p| p["sha256"] == photo_sha.as_str() && p["url"].is_string()),
+            "{queue}"
+        );
+        assert!(proofs.iter().any(|p| p["url"].is_null()), "{queue}");
+        let (status, _) = api
+            .call(
+                Method::GET,
+                "/v1/backoffice/items/{s10}",
+                &format!("/v1/backoffice/items/{}", fixtures::s10(1)),
+                Some(&staff),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = api
+            .call(
+                Method::GET,
+                "/v1/backoffice/proofs/{sha256}",
+                &format!("/v1/backoffice/proofs/{big_sha}"),
+                Some(&staff),
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        server.stop().await;
+    }
+}

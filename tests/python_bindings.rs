@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tournee_e2e::{backends, Backend, Receiver, TestServer};
+use tournee_e2e::{
+    backends, keep_proofs_in, proof_stores, Backend, ObjectStoreServer, Receiver, TestServer,
+};
 use tournee_server::auth::TokenRole;
 
 fn workspace_root() -> PathBuf {
@@ -46,6 +48,41 @@ fn generate_bindings(out: &Path) -> PathBuf {
     out.join("python")
 }
 
+/// Runs the Python suite `module` (of `mobile-ffi/tests/python`) against `server`, as pm-1 on
+/// dev-1 with `env` besides; panics unless it passes; what it recorded in `results`.
+async fn run_python_suite(
+    bindings: &Path,
+    module: &str,
+    server: &TestServer,
+    results: &Path,
+    env: &[(&str, String)],
+) -> serde_json::Value {
+    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut command = Command::new(&python);
+    command
+        .args(["-m", "unittest", "-v", module])
+        .current_dir(workspace_root().join("mobile-ffi/tests/python"))
+        .env("PYTHONPATH", bindings)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("TOURNEE_SERVER", &server.base)
+        .env(
+            "TOURNEE_POSTMAN_TOKEN",
+            server.token(TokenRole::Postman, "pm-1", Some("dev-1")),
+        )
+        .env("TOURNEE_RESULTS", results)
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let status = tokio::task::spawn_blocking(move || command.status())
+        .await
+        .expect("the suite's thread ends")
+        .unwrap_or_else(|e| panic!("{python} does not run: {e}"));
+    assert!(
+        status.success(),
+        "the Python suite {module} failed: {status}"
+    );
+    let recorded = std::fs::read_to_string(results).expect("the suite writes its results");
+    serde_json::from_str(&recorded).expect("the suite's results are JSON")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_bindings_work_a_round_against_a_real_server() {
     let out = tempfile::tempdir().unwrap();
@@ -62,34 +99,15 @@ async fn the_python_bindings_work_a_round_against_a_real_server() {
         };
         let server = TestServer::start(&backend).await;
         let results = out.path().join(format!("results-{name}.json"));
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let mut command = Command::new(&python);
-        command
-            .args(["-m", "unittest", "-v", "test_field_store"])
-            .current_dir(workspace_root().join("mobile-ffi/tests/python"))
-            .env("PYTHONPATH", &bindings)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("TOURNEE_SERVER", &server.base)
-            .env(
-                "TOURNEE_POSTMAN_TOKEN",
-                server.token(TokenRole::Postman, "pm-1", Some("dev-1")),
-            )
-            .env(
-                "TOURNEE_CUSTOMER_TOKEN",
-                server.token(TokenRole::Customer, "cust-1", None),
-            )
-            .env("TOURNEE_RESULTS", &results);
-        let status = tokio::task::spawn_blocking(move || command.status())
-            .await
-            .unwrap()
-            .unwrap_or_else(|e| panic!("{python} does not run: {e}"));
-        assert!(
-            status.success(),
-            "the Python suite failed on {name}: {status}"
-        );
-
-        let recorded: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+        let customer = server.token(TokenRole::Customer, "cust-1", None);
+        let recorded = run_python_suite(
+            &bindings,
+            "test_field_store",
+            &server,
+            &results,
+            &[("TOURNEE_CUSTOMER_TOKEN", customer)],
+        )
+        .await;
         let db = &server.state.db;
         let attempts = recorded["attempts"].as_array().unwrap();
         assert!(!attempts.is_empty(), "the suite recorded attempts");
@@ -137,32 +155,18 @@ async fn the_python_bindings_work_a_round_against_a_real_server() {
             .unwrap();
         receiver.give_secret(subscribed["secret"].as_str().unwrap());
         let results = out.path().join(format!("imported-{name}.json"));
-        let mut command = Command::new(&python);
-        command
-            .args(["-m", "unittest", "-v", "test_imported_round"])
-            .current_dir(workspace_root().join("mobile-ffi/tests/python"))
-            .env("PYTHONPATH", &bindings)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("TOURNEE_SERVER", &server.base)
-            .env(
+        let env = [
+            (
                 "TOURNEE_INTEGRATION_TOKEN",
                 server.token(TokenRole::Integration, "planning", None),
-            )
-            .env(
+            ),
+            (
                 "TOURNEE_TOWN_POSTMAN_TOKEN",
                 server.token(TokenRole::Postman, "pm-flow-0", Some("dev-flow-0")),
-            )
-            .env("TOURNEE_RESULTS", &results);
-        let status = tokio::task::spawn_blocking(move || command.status())
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(
-            status.success(),
-            "the imported round failed on {name}: {status}"
-        );
-        let seen: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(&results).unwrap()).unwrap();
+            ),
+        ];
+        let seen =
+            run_python_suite(&bindings, "test_imported_round", &server, &results, &env).await;
         let (item, attempt) = (
             seen["delivered"][0].as_str().unwrap(),
             seen["delivered"][1].as_str().unwrap(),
@@ -201,5 +205,73 @@ async fn the_python_bindings_work_a_round_against_a_real_server() {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         }
         server.stop().await;
+    }
+}
+
+/// Proofs of delivery through the bindings (`mobile-ffi/tests/python/test_proofs.py`), on each
+/// database and each proof store: a directory, and a bucket of an S3-compatible server (moto).
+/// The suite queues a photo and a signature, dies, uploads them from a new process after the
+/// attempt synced, and meets the refusals; this side finds exactly the two files in the store
+/// and the database, and nothing of what was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proofs_go_through_the_python_bindings_to_both_stores() {
+    const MAX: usize = 64 * 1024;
+    let out = tempfile::tempdir().unwrap();
+    let bindings = tokio::task::spawn_blocking({
+        let out = out.path().to_owned();
+        move || generate_bindings(&out)
+    })
+    .await
+    .unwrap();
+    let s3 = ObjectStoreServer::start();
+    for backend in backends() {
+        for (store_name, store) in proof_stores(&s3).await {
+            let name = format!("{backend:?} with a {store_name} store");
+            let server = TestServer::start_configured(
+                &backend,
+                |s| {
+                    keep_proofs_in(s, store, MAX);
+                },
+                None,
+            )
+            .await;
+            let results = out.path().join(format!("proofs-{store_name}.json"));
+            let _ = std::fs::remove_file(&results);
+            let env = [
+                (
+                    "TOURNEE_OTHER_POSTMAN_TOKEN",
+                    server.token(TokenRole::Postman, "pm-2", Some("dev-2")),
+                ),
+                ("TOURNEE_PROOF_MAX_BYTES", MAX.to_string()),
+            ];
+            let seen = run_python_suite(&bindings, "test_proofs", &server, &results, &env).await;
+            let hashes = |key: &str| -> Vec<String> {
+                let mut all: Vec<String> = seen[key]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| h.as_str().unwrap().to_string())
+                    .collect();
+                all.sort();
+                all
+            };
+            assert_eq!(
+                server.state.proofs.list().await.unwrap(),
+                hashes("stored"),
+                "{name}: the store holds the two files, nothing refused"
+            );
+            for sha in hashes("stored") {
+                let row = server.state.db.stored_proof(&sha).await.unwrap();
+                assert!(row.is_some_and(|r| r.device == "dev-1"), "{name}: {sha}");
+            }
+            for sha in hashes("refused") {
+                assert_eq!(
+                    server.state.db.stored_proof(&sha).await.unwrap(),
+                    None,
+                    "{name}"
+                );
+            }
+            server.stop().await;
+        }
     }
 }

@@ -18,7 +18,9 @@ use tournee_sync_core::fixtures;
 /// schema can say: a redelivery date must lie between today and the end of the holding period,
 /// and a neighbour or safe place is refused for an item that needs a signature; those are 422
 /// with their reason, which the choice route documents. The public choice routes add a pickup point
-/// the network must have (422), and the postcode that makes the item known (404 otherwise).
+/// the network must have (422), and the postcode that makes the item known (404 otherwise). A
+/// proof's upload is refused (422) unless an attempt of the device names the hash and the bytes
+/// have it, which random bytes never do; a random hash names no stored proof (404).
 fn config() -> String {
     format!(
         r#"
@@ -37,6 +39,14 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409", "422",
 [[operations]]
 include-operation-id = "chooseWithNotice"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "409", "422", "429"]
+
+[[operations]]
+include-operation-id = "uploadProof"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "413", "415", "422", "429"]
+
+[[operations]]
+include-operation-id = "getProof"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "410", "429"]
 
 [[operations]]
 include-operation-id = "chooseForItem"

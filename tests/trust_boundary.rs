@@ -39,6 +39,7 @@ fn concrete(path: &str) -> String {
         .replace("{entry}", "1")
         .replace("{attempt}", "demo-absence-1")
         .replace("{notice}", "AV00000001")
+        .replace("{sha256}", &"0".repeat(64))
 }
 
 async fn call(

@@ -9,11 +9,14 @@
 //!
 //! The app does HTTP with its platform's own stack: [`FieldStore::sync_request`] gives the bytes
 //! to `POST /v1/sync` (as [`sync_media_type`]), and [`FieldStore::apply_sync_answer`] takes the
-//! answer's bytes.
+//! answer's bytes. Photos and signatures go the same way: [`FieldStore::queue_proof`] keeps one
+//! on disk for the attempt to name, [`FieldStore::proof_upload`] gives the request that uploads
+//! it once the attempt synced, and [`FieldStore::apply_proof_answer`] reads the answer.
 
 mod error;
 pub mod model;
 mod observer;
+pub mod proofs;
 pub mod screens;
 mod store;
 

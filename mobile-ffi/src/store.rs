@@ -26,8 +26,8 @@ pub enum StoreRole {
 
 /// The store and the sync in progress, behind one lock so a sync answer and a tap at the door
 /// never interleave inside the core.
-struct Inner {
-    store: PhoneStore,
+pub(crate) struct Inner {
+    pub(crate) store: PhoneStore,
     exchange: Option<SyncExchange>,
 }
 
@@ -292,7 +292,7 @@ impl FieldStore {
 }
 
 impl FieldStore {
-    fn lock(&self) -> Result<MutexGuard<'_, Inner>, TourneeError> {
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Inner>, TourneeError> {
         self.inner.lock().map_err(|_| poisoned())
     }
 

@@ -18,13 +18,14 @@ use tournee_sync_core::{operations, rules, DocId, S10};
 
 use crate::auth::AuthUser;
 use crate::db::{
-    AttemptAtPoint, CorrectionRow, CorrectionStatus, EntryStatus, QueueEntryRow, QueueKind,
-    SearchFilter, SearchRow,
+    AttemptAtPoint, AttemptRow, CorrectionRow, CorrectionStatus, EntryStatus, QueueEntryRow,
+    QueueKind, SearchFilter, SearchRow,
 };
 use crate::error::ApiError;
 use crate::item_view::{item_view, AttemptView, ChoiceView, DisputeView, ItemView};
 use crate::json_body::JsonBody;
 use crate::params::{self, PathParams, QueryParams};
+use crate::proofs::{self, ProofView};
 use crate::review::{self, proposed_fields};
 use crate::AppState;
 
@@ -134,9 +135,20 @@ pub struct QueueEntry {
     /// For a correction.
     pub correction: Option<CorrectionEvidence>,
     /// For a flagged or disputed attempt.
-    pub attempt: Option<AttemptView>,
+    pub attempt: Option<AttemptEvidence>,
     /// For a dispute.
     pub dispute: Option<DisputeEvidence>,
+}
+
+/// An attempt with the photos and signature its postman took, for a reviewer.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct AttemptEvidence {
+    /// The attempt.
+    #[serde(flatten)]
+    pub attempt: AttemptView,
+    /// The proofs it names, each with the URL of its file once the phone uploaded it (null
+    /// before, and after retention deleted it).
+    pub proofs: Vec<ProofView>,
 }
 
 /// A decision on a queue entry.
@@ -165,8 +177,8 @@ pub enum Decision {
 pub struct ItemTimeline {
     /// The item, its status and events.
     pub item: ItemView,
-    /// Every attempt, oldest first.
-    pub attempts: Vec<AttemptView>,
+    /// Every attempt, oldest first, with its proofs.
+    pub attempts: Vec<AttemptEvidence>,
     /// Every choice, oldest first.
     pub choices: Vec<ChoiceView>,
     /// The delivery point's reference address.
@@ -305,11 +317,14 @@ async fn entry_views(
             .push((row, status));
     }
     let addresses = addresses_of(app, every_point).await?;
+    let of_attempts: Vec<&AttemptRow> = attempts.values().map(|a| &a.attempt).collect();
+    let proofs = proofs::views_of(&app.db, &of_attempts).await?;
     let evidence = Evidence {
         corrections: &corrections,
         of_points: &of_points,
         addresses: &addresses,
         attempts: &attempts,
+        proofs: &proofs,
     };
     Ok(rows.iter().map(|row| entry_view(&evidence, row)).collect())
 }
@@ -320,6 +335,7 @@ struct Evidence<'a> {
     of_points: &'a HashMap<String, Vec<(CorrectionRow, CorrectionStatus)>>,
     addresses: &'a HashMap<String, (ReferenceAddress, AccessNotes)>,
     attempts: &'a HashMap<String, AttemptAtPoint>,
+    proofs: &'a HashMap<String, Vec<ProofView>>,
 }
 
 /// One entry's view from the evidence read for it.
@@ -383,7 +399,14 @@ fn entry_view(evidence: &Evidence<'_>, row: &QueueEntryRow) -> QueueEntry {
             entry.delivery_point_id = Some(point.clone());
         }
         entry.item_id = Some(found.attempt.item_id.clone());
-        entry.attempt = Some(AttemptView::from(&found.attempt));
+        entry.attempt = Some(AttemptEvidence {
+            attempt: AttemptView::from(&found.attempt),
+            proofs: evidence
+                .proofs
+                .get(&found.attempt.id)
+                .cloned()
+                .unwrap_or_default(),
+        });
     }
     if row.kind == QueueKind::Dispute {
         let detail: Value = row
@@ -516,9 +539,16 @@ pub async fn item_timeline(
         .await?
         .map(|(address, _)| address);
     let disputes = view.disputes.clone();
+    let mut proofs = proofs::views_of(&app.db, &attempts.iter().collect::<Vec<_>>()).await?;
     Ok(Json(ItemTimeline {
         item: view,
-        attempts: attempts.iter().map(AttemptView::from).collect(),
+        attempts: attempts
+            .iter()
+            .map(|a| AttemptEvidence {
+                attempt: AttemptView::from(a),
+                proofs: proofs.remove(&a.id).unwrap_or_default(),
+            })
+            .collect(),
         choices: choices.iter().map(ChoiceView::from).collect(),
         address,
         disputes,

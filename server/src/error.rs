@@ -128,6 +128,21 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", message)
     }
 
+    /// 413 with a code of the route's own (e.g. `proof_too_large`).
+    pub fn payload_too_large(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::PAYLOAD_TOO_LARGE, code, message)
+    }
+
+    /// 410: it was there and is no longer (e.g. deleted after its retention period).
+    pub fn gone(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::GONE, code, message)
+    }
+
+    /// 415: a body of a media type the route does not take.
+    pub fn unsupported_media_type(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, code, message)
+    }
+
     /// 408: the client stopped sending the body.
     pub fn body_timeout() -> Self {
         Self::new(

@@ -24,6 +24,8 @@ pub mod item_view;
 pub mod json_body;
 pub mod metrics;
 pub mod params;
+pub mod proofs;
+pub mod proofs_api;
 pub mod public_api;
 pub mod reconcile;
 pub mod request_log;
@@ -116,6 +118,12 @@ pub struct AppState {
     pub history: u64,
     /// The back-office page's tile server, if one is configured.
     pub map: Option<web::MapTiles>,
+    /// Where proofs of delivery are kept (`--proof-store`).
+    pub proofs: proofs::ProofStore,
+    /// The largest proof file accepted (`--proof-max-bytes`).
+    pub proof_max_bytes: usize,
+    /// Days a proof file is kept (`--proof-retention-days`; 0: for ever).
+    pub proof_retention_days: u32,
 }
 
 /// Why the server could not start.
@@ -148,6 +156,8 @@ impl AppState {
         let keys = Keys::from_settings(&settings.auth).map_err(StartError::Keys)?;
         let map = web::MapTiles::from_settings(&settings.map)
             .map_err(|e| StartError::Settings(format!("--map-tiles-url: {e}")))?;
+        let proof_store =
+            proofs::ProofStore::from_settings(&settings.proofs).map_err(StartError::Settings)?;
         let rate_limits = RateLimits::new(&settings.guards).map_err(StartError::Settings)?;
         let db = Database::open(
             &settings.database_url,
@@ -208,6 +218,9 @@ impl AppState {
             webhooks: settings.webhooks.clone(),
             history: history.id,
             map,
+            proofs: proof_store,
+            proof_max_bytes: settings.proofs.max_bytes,
+            proof_retention_days: settings.proofs.retention_days,
         }))
     }
 }
@@ -217,10 +230,10 @@ impl AppState {
 pub fn router(state: Arc<AppState>) -> Router {
     let guards = &state.guards;
     let body_limit = state.limits.max_frame_bytes;
-    let table = |streamed: bool| {
+    let table = |group: fn(&routes::Input) -> bool| {
         routes::endpoints()
             .into_iter()
-            .filter(move |e| matches!(e.input, routes::Input::Ndjson(_)) == streamed)
+            .filter(move |e| group(&e.input))
             .fold(Router::new(), |router, e| {
                 let enforced = e.handler.route_layer(from_fn_with_state(
                     (state.clone(), e.access),
@@ -231,21 +244,38 @@ pub fn router(state: Arc<AppState>) -> Router {
     };
     // Bodies held whole (JSON, sync frames): bounded in size, in the memory they hold together,
     // and in time.
-    let bounded = table(false)
+    let bounded =
+        table(|input| !matches!(input, routes::Input::Ndjson(_) | routes::Input::Bytes(_)))
+            .layer(DefaultBodyLimit::disable())
+            .layer(from_fn_with_state(
+                (state.clone(), body_limit),
+                uploads::limit_uploads,
+            ))
+            .layer(RequestBodyLimitLayer::new(body_limit))
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Duration::from_secs(guards.request_timeout_secs),
+            ));
+    // Streamed bodies (imports): read line by line, so neither the upload budget nor the
+    // request timeout applies; only their own size limit, and the pause between two parts.
+    let streamed = table(|input| matches!(input, routes::Input::Ndjson(_)))
         .layer(DefaultBodyLimit::disable())
-        .layer(from_fn_with_state(state.clone(), uploads::limit_uploads))
-        .layer(RequestBodyLimitLayer::new(body_limit))
+        .layer(RequestBodyLimitLayer::new(state.import_max_bytes));
+    // Proof files: held whole like JSON, up to their own limit, which the handler enforces to
+    // answer `proof_too_large`; each reserves up to that limit from the upload budget.
+    let files = table(|input| matches!(input, routes::Input::Bytes(_)))
+        .layer(DefaultBodyLimit::disable())
+        .layer(from_fn_with_state(
+            (state.clone(), state.proof_max_bytes),
+            uploads::limit_uploads,
+        ))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(guards.request_timeout_secs),
         ));
-    // Streamed bodies (imports): read line by line, so neither the upload budget nor the
-    // request timeout applies; only their own size limit, and the pause between two parts.
-    let streamed = table(true)
-        .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(state.import_max_bytes));
     bounded
         .merge(streamed)
+        .merge(files)
         .fallback(|| async { error::for_status(StatusCode::NOT_FOUND) })
         .method_not_allowed_fallback(|| async { error::for_status(StatusCode::METHOD_NOT_ALLOWED) })
         .layer(RequestBodyTimeoutLayer::new(Duration::from_secs(

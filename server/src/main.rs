@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tournee_server::auth::{Keys, TokenRole};
 use tournee_server::db::{Backend, Database, OpenOptions};
-use tournee_server::settings::{AuthSettings, Settings};
+use tournee_server::proofs::ProofStore;
+use tournee_server::settings::{AuthSettings, ProofSettings, Settings};
 use tournee_server::telemetry::Telemetry;
 use tournee_server::webhooks::{self, Start};
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
@@ -114,8 +115,9 @@ enum Command {
         database_url: String,
     },
     /// Anonymises personal data recorded more than DAYS days ago and archives the documents of
-    /// items delivered before then (what `serve --retention-days` runs every hour); prints the
-    /// counts and writes them to the audit log.
+    /// items delivered before then, and deletes the proof files stored more than
+    /// `--proof-retention-days` ago (what `serve` runs every hour); prints the counts and writes
+    /// them to the audit log.
     Purge {
         /// The retention period in days; 0 purges everything recorded before now.
         #[arg(long)]
@@ -126,6 +128,9 @@ enum Command {
         /// The database: an existing one, migrated.
         #[arg(long, env = "DATABASE_URL", default_value = "sqlite://tournee.db")]
         database_url: String,
+        /// The proof store and its retention, as `serve` has them (0 days: proofs are kept).
+        #[command(flatten)]
+        proofs: ProofSettings,
     },
     /// Adds, lists or removes webhook subscriptions, directly on the database (as
     /// `/v1/webhooks` does).
@@ -375,6 +380,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             older_than,
             dry_run,
             database_url,
+            proofs,
         } => {
             let db = Database::open(&database_url, OpenOptions::existing())
                 .await
@@ -390,11 +396,20 @@ async fn run(cli: Cli) -> Result<(), String> {
             )
             .await
             .map_err(|e| format!("purge: {e}"))?;
-            let counts = serde_json::to_string(&counts).map_err(|e| e.to_string())?;
-            if dry_run {
-                println!("would purge (dry run, nothing changed): {counts}");
-            } else {
-                println!("purged: {counts}");
+            print_purged("", &counts, dry_run)?;
+            if proofs.retention_days > 0 {
+                let store = ProofStore::from_settings(&proofs)?;
+                let counts = tournee_server::proofs::purge(
+                    &db,
+                    &store,
+                    proofs.retention_days,
+                    now,
+                    "command-line:purge",
+                    dry_run,
+                )
+                .await
+                .map_err(|e| format!("purge of proofs: {e}"))?;
+                print_purged(" proofs", &counts, dry_run)?;
             }
             Ok(())
         }
@@ -426,6 +441,17 @@ async fn run(cli: Cli) -> Result<(), String> {
             }
         }
     }
+}
+
+/// Prints a purge's counts: `purged<what>: {…}`, or what a dry run would purge.
+fn print_purged(what: &str, counts: &impl serde::Serialize, dry_run: bool) -> Result<(), String> {
+    let counts = serde_json::to_string(counts).map_err(|e| e.to_string())?;
+    if dry_run {
+        println!("would purge{what} (dry run, nothing changed): {counts}");
+    } else {
+        println!("purged{what}: {counts}");
+    }
+    Ok(())
 }
 
 /// Runs a `webhooks` subcommand on the database.
@@ -564,6 +590,32 @@ fn check_config(settings: &Settings) -> Result<(), String> {
             "map_tiles_attribution",
             optional(s.map.tiles_attribution.clone()),
         ),
+        ("proof_store", redact_password(&s.proofs.store)),
+        (
+            "proof_s3_endpoint",
+            optional(s.proofs.s3_endpoint.as_deref().map(redact_password)),
+        ),
+        ("proof_s3_region", optional(s.proofs.s3_region.clone())),
+        (
+            "proof_s3_access_key_id",
+            optional(
+                s.proofs
+                    .s3_access_key_id
+                    .as_ref()
+                    .map(|_| "(set)".to_string()),
+            ),
+        ),
+        (
+            "proof_s3_secret_access_key",
+            optional(
+                s.proofs
+                    .s3_secret_access_key
+                    .as_ref()
+                    .map(|k| format!("(set, {} bytes)", k.len())),
+            ),
+        ),
+        ("proof_max_bytes", s.proofs.max_bytes.to_string()),
+        ("proof_retention_days", s.proofs.retention_days.to_string()),
     ];
     for (name, value) in lines {
         println!("{name} = {value}");
@@ -581,6 +633,9 @@ fn check_config(settings: &Settings) -> Result<(), String> {
     if let Err(e) = tournee_server::web::MapTiles::from_settings(&s.map) {
         problems.push(format!("map_tiles_url: {e}"));
     }
+    if let Err(e) = check_proof_store(&s.proofs) {
+        problems.push(e);
+    }
     if Backend::of(&s.database_url).is_err() {
         // Named as printed above: never with its password.
         problems.push(format!(
@@ -594,6 +649,27 @@ fn check_config(settings: &Settings) -> Result<(), String> {
     } else {
         Err(problems.join("\n"))
     }
+}
+
+/// Whether the proof store can be used, without writing: a directory must be one (or be
+/// creatable: it is not created here); an S3 URL must name a bucket and build a client (its
+/// credentials are only tried by the server's first upload).
+fn check_proof_store(proofs: &ProofSettings) -> Result<(), String> {
+    let spec = proofs.store.trim();
+    if spec.starts_with("s3://") {
+        return ProofStore::from_settings(proofs).map(drop);
+    }
+    if spec.contains("://") && !spec.starts_with("file://") {
+        return Err(format!(
+            "proof_store: {}: use a directory or s3://BUCKET/PREFIX",
+            redact_password(spec)
+        ));
+    }
+    let dir = std::path::Path::new(spec.strip_prefix("file://").unwrap_or(spec));
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("proof_store: {} is not a directory", dir.display()));
+    }
+    Ok(())
 }
 
 /// A URL with its password, if any, replaced by `***`.

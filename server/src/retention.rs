@@ -49,17 +49,34 @@ pub async fn purge(
     Ok(counts)
 }
 
-/// The scheduled purge: at start, then every `--retention-check-secs` (an hour); nothing when `retention_days` is 0. A
-/// failed run is logged and the next one continues where it stopped (every batch it committed
-/// stands).
+/// The scheduled purge: at start, then every `--retention-check-secs` (an hour); personal data
+/// unless `retention_days` is 0, proofs' files unless `--proof-retention-days` is 0. A failed
+/// run is logged and the next one continues where it stopped (every batch it committed stands).
 pub async fn run(app: Arc<AppState>) {
-    if app.retention_days == 0 {
+    if app.retention_days == 0 && app.proof_retention_days == 0 {
         return;
     }
     let mut tick = tokio::time::interval(app.retention_every);
     loop {
         tick.tick().await;
         let now_ms = app.clock.now_ms();
+        if app.proof_retention_days > 0 {
+            if let Err(e) = crate::proofs::purge(
+                &app.db,
+                &app.proofs,
+                app.proof_retention_days,
+                now_ms,
+                "server:retention",
+                false,
+            )
+            .await
+            {
+                tracing::warn!(error = %e, "the scheduled purge of proofs failed; the next run continues it");
+            }
+        }
+        if app.retention_days == 0 {
+            continue;
+        }
         if let Err(e) = purge(
             &app.db,
             Some(&app.docs),

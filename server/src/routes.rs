@@ -20,14 +20,15 @@ use crate::error::ErrorBody;
 use crate::feed_api::{FeedPage, FeedQuery};
 use crate::import::lines::AnyLine;
 use crate::item_view::ItemView;
+use crate::proofs_api::ProofStored;
 use crate::public_api::{
     CardChoiceMade, CardChoiceRequest, PickupPoints, PickupPointsQuery, TrackQuery, Tracking,
 };
 use crate::webhooks::{Created, Subscription, SubscriptionStatus};
 use crate::webhooks_api::SubscribeRequest;
 use crate::{
-    backoffice_api, customer_api, feed_api, import_api, public_api, sync_api, web, webhooks_api,
-    AppState,
+    backoffice_api, customer_api, feed_api, import_api, proofs_api, public_api, sync_api, web,
+    webhooks_api, AppState,
 };
 
 /// Who may call a route. The access layer (`crate::access`) enforces exactly this for every
@@ -87,6 +88,8 @@ pub enum Input {
     Frame,
     /// NDJSON, streamed: one object of this type per line.
     Ndjson(SchemaFn),
+    /// A file's raw bytes, of one of these media types (proofs of delivery).
+    Bytes(&'static [&'static str]),
 }
 
 /// What a route answers when it succeeds.
@@ -96,6 +99,8 @@ pub enum Reply {
     Json(SchemaFn),
     /// Not JSON: a media type and a description.
     Other(&'static str, &'static str),
+    /// A file's bytes, of one of these media types, and a description.
+    File(&'static [&'static str], &'static str),
 }
 
 /// One route: its method and path, what it is for, and its handler.
@@ -148,6 +153,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("GET", "/openapi.json", "openApi", "This document.", Public, Nothing, (200, Reply::Other("application/json", "OpenAPI 3.1")), &[], get(crate::openapi)),
         e("POST", "/v1/sync", "sync", "Sync a phone's documents: one request frame in, one answer frame out.", SYNCING, Frame, (200, Reply::Other(MEDIA_TYPE, "an answer frame")), &[(400, "malformed frame"), (413, "frame over the size limit")], post(sync_api::sync)),
         e("GET", "/v1/rounds", "listRounds", "The rounds published to the caller's device, in delivery order.", POSTMAN, Nothing, (200, json_out(schema::<Vec<RoundManifest>>)), &[], get(sync_api::rounds)),
+        e("PUT", "/v1/proofs/{sha256}", "uploadProof", "Upload the file of a photo or signature that an attempt recorded by this device names by its SHA-256, after that attempt synced. The media type is read from the file's first bytes (JPEG, PNG, WebP or SVG). 201 when stored, 200 when it was already; refused with nothing stored when no attempt of this device names the hash, the bytes do not hash to it, the file is over --proof-max-bytes or not an image.", POSTMAN, Input::Bytes(&crate::proofs_api::UPLOAD_MEDIA_TYPES), (201, json_out(schema::<ProofStored>)), &[(400, "the path is not a lower-case hex SHA-256"), (410, "the file was deleted after its retention period; it is not taken again"), (413, "over --proof-max-bytes (proof_too_large)"), (415, "not a JPEG, PNG, WebP or SVG image (unsupported_proof_type), or a Content-Type other than these and application/octet-stream"), (422, "no attempt of this device names this hash (proof_not_referenced), or the bytes hash to another (proof_hash_mismatch)")], put(proofs_api::upload)),
         e("GET", "/v1/customer/items", "listMyParcels", "The customer's delivery points and items, with status, UPU events, latest attempt and where each waits.", CUSTOMER, Nothing, (200, json_out(schema::<MyParcels>)), &[], get(customer_api::my_parcels)),
         e("GET", "/v1/customer/items/{s10}", "getMyItem", "One of the customer's items.", CUSTOMER, Nothing, (200, json_out(schema::<ItemView>)), &[(404, "not the customer's item")], get(customer_api::my_item)),
         e("POST", "/v1/customer/items/{s10}/choice", "chooseForItem", "Choose where and when to get an item; written into the item's document for the postman's phone.", CUSTOMER, json_in(schema::<ChoiceRequest>), (201, json_out(schema::<ChoiceMade>)), &[(400, "not JSON"), (404, "not the customer's item"), (409, "the item was delivered already"), (422, "forbidden by the item's requirements, a date in the past or beyond the holding period, or a malformed choice")], post(customer_api::choose)),
@@ -157,6 +163,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("GET", "/v1/backoffice/queue/{entry}", "getQueueEntry", "One queue entry with its evidence.", BACK_OFFICE, Nothing, (200, json_out(schema::<QueueEntry>)), &[(400, "the entry is not a number"), (404, "no such entry")], get(backoffice_api::queue_entry)),
         e("POST", "/v1/backoffice/queue/{entry}/decision", "decideQueueEntry", "Approve or reject an entry with a comment; an approved correction is published into its delivery point's document.", BACK_OFFICE, json_in(schema::<DecisionRequest>), (200, json_out(schema::<QueueEntry>)), &[(400, "not JSON, or the entry is not a number"), (404, "no such entry"), (409, "already decided"), (422, "missing comment or bad decision")], post(backoffice_api::decide)),
         e("GET", "/v1/backoffice/items/{s10}", "getItemTimeline", "An item's timeline: events, attempts with positions, choices.", BACK_OFFICE, Nothing, (200, json_out(schema::<ItemTimeline>)), &[(404, "no such item")], get(backoffice_api::item_timeline)),
+        e("GET", "/v1/backoffice/proofs/{sha256}", "getProof", "A proof of delivery's file (a photo or signature an attempt names), with its media type; the back office sees each attempt's proofs, with this URL once uploaded, in the queue and the item's timeline.", BACK_OFFICE, Nothing, (200, Reply::File(&crate::proofs::MEDIA_TYPES, "the file")), &[(404, "no such proof stored (not uploaded yet)"), (410, "deleted after its retention period (--proof-retention-days)")], get(proofs_api::file)),
         e("GET", "/v1/backoffice/search", "searchItems", "Find items by S10 number, address, postman, round and date; at least one.", BACK_OFFICE, Query(schema::<SearchQuery>), (200, json_out(schema::<Vec<SearchRow>>)), &[(400, "no filter given, or an unknown parameter")], get(backoffice_api::search)),
         e("POST", "/v1/import/{kind}", "importReferenceData", "Load reference data from NDJSON (kinds: delivery-points, customers, items, pickup-points, rounds, devices), each line an upsert by its natural key; the answer, streamed as NDJSON, gives each line's outcome (created, updated, unchanged, refused with its field) and ends with the totals.", INTEGRATION, Input::Ndjson(schema::<AnyLine>), (200, Reply::Other(crate::import_api::NDJSON, "one report line per input line, then {\"totals\": …}")), &[(400, "an unknown kind"), (413, "the upload declares more than the import size limit")], post(import_api::import)),
         e("GET", "/v1/feed", "readFeed", "The event feed: every reconciled fact, in commit order, after a cursor; a follower never misses an event nor sees one twice.", INTEGRATION, Query(schema::<FeedQuery>), (200, json_out(schema::<FeedPage>)), &[(400, "a malformed cursor or limit")], get(feed_api::feed)),
@@ -219,6 +226,7 @@ fn path_parameter(name: &str) -> Value {
     match name {
         "entry" => json!({ "type": "integer", "format": "int64" }),
         "notice" => json!({ "type": "string", "pattern": "^[A-Za-z0-9]{4,32}$" }),
+        "sha256" => json!({ "type": "string", "pattern": "^[0-9a-f]{64}$" }),
         "kind" => {
             json!({ "type": "string", "enum": crate::import::Kind::ALL.map(crate::import::Kind::as_str) })
         }
@@ -289,6 +297,10 @@ pub fn openapi() -> Value {
                     json!({ "type": "string" })
                 }),
             }),
+            Reply::File(media, meaning) => json!({
+                "description": meaning,
+                "content": media.iter().map(|m| (m.to_string(), json!({ "schema": { "type": "string", "format": "binary" } }))).collect::<Map<String, Value>>(),
+            }),
         };
         if PAGED.contains(&endpoint.operation) {
             success["headers"] = json!({ "Link": {
@@ -297,6 +309,12 @@ pub fn openapi() -> Value {
             }});
         }
         responses.insert(code.to_string(), success);
+        // A file is put by its hash: stored now (201), or held already (200), the same answer.
+        if matches!(endpoint.input, Input::Bytes(_)) && code == 201 {
+            let mut again = responses["201"].clone();
+            again["description"] = json!("stored already: the same answer");
+            responses.insert("200".into(), again);
+        }
         // What the route itself refuses, then what every route of its kind can answer: the
         // access layer, the guards and the extractors. Every refusal is an `ErrorBody`.
         let mut refusals: Vec<(u16, &str)> = endpoint.errors.to_vec();
@@ -313,11 +331,14 @@ pub fn openapi() -> Value {
                 refusals.push((422, "the body's shape is wrong, or it breaks a rule"));
             }
             Input::Frame => refusals.push((400, "malformed frame")),
+            Input::Bytes(_) => {
+                refusals.push((415, "a body of a media type the route does not take"))
+            }
             Input::Nothing | Input::Query(_) | Input::Ndjson(_) => {}
         }
         if matches!(
             endpoint.input,
-            Input::Json(_) | Input::Frame | Input::Ndjson(_)
+            Input::Json(_) | Input::Frame | Input::Ndjson(_) | Input::Bytes(_)
         ) {
             refusals.push((408, "the body was not received in time"));
             refusals.push((413, "the body is over the size limit"));
@@ -366,6 +387,13 @@ pub fn openapi() -> Value {
                     "required": true,
                     "description": "NDJSON: one object per line, of the kind the path names",
                     "content": content(crate::import_api::NDJSON, f(&mut generator).to_value()),
+                });
+            }
+            Input::Bytes(media) => {
+                operation["requestBody"] = json!({
+                    "required": true,
+                    "description": "the file's bytes, as they were hashed",
+                    "content": media.iter().map(|m| (m.to_string(), json!({ "schema": { "type": "string", "format": "binary" } }))).collect::<Map<String, Value>>(),
                 });
             }
             Input::Frame => {

@@ -86,6 +86,9 @@ pub struct Settings {
     /// The back-office page's map.
     #[command(flatten)]
     pub map: MapSettings,
+    /// Proofs of delivery: where their files are kept, how large, how long.
+    #[command(flatten)]
+    pub proofs: ProofSettings,
 }
 
 /// Where the back-office page's map takes its tiles. There is no default: without a tile
@@ -101,6 +104,80 @@ pub struct MapSettings {
     /// `© OpenStreetMap contributors`.
     #[arg(long = "map-tiles-attribution", env = "TOURNEE_MAP_TILES_ATTRIBUTION")]
     pub tiles_attribution: Option<String>,
+}
+
+/// Where proofs of delivery (photos, signatures) are kept, how large they may be and for how
+/// long.
+#[derive(Debug, Clone, Args)]
+pub struct ProofSettings {
+    /// Where proof files are kept: a directory (created if missing), or `s3://BUCKET/PREFIX` for
+    /// an S3-compatible object store shared by several instances (endpoint, region and
+    /// credentials from the flags below or the usual `AWS_*` environment variables).
+    #[arg(
+        id = "proof_store",
+        long = "proof-store",
+        env = "TOURNEE_PROOF_STORE",
+        default_value = "proofs"
+    )]
+    pub store: String,
+    /// The S3-compatible store's endpoint, e.g. `https://s3.fr-par.scw.cloud` (default: AWS,
+    /// or `AWS_ENDPOINT_URL`). Plain `http://` is allowed for a store on the local network.
+    #[arg(
+        id = "proof_s3_endpoint",
+        long = "proof-s3-endpoint",
+        env = "TOURNEE_PROOF_S3_ENDPOINT"
+    )]
+    pub s3_endpoint: Option<String>,
+    /// The store's region (default: `AWS_REGION`, else `us-east-1`).
+    #[arg(
+        id = "proof_s3_region",
+        long = "proof-s3-region",
+        env = "TOURNEE_PROOF_S3_REGION"
+    )]
+    pub s3_region: Option<String>,
+    /// The access key id (default: `AWS_ACCESS_KEY_ID`).
+    #[arg(
+        id = "proof_s3_access_key_id",
+        long = "proof-s3-access-key-id",
+        env = "TOURNEE_PROOF_S3_ACCESS_KEY_ID"
+    )]
+    pub s3_access_key_id: Option<String>,
+    /// The secret access key (default: `AWS_SECRET_ACCESS_KEY`).
+    #[arg(
+        id = "proof_s3_secret_access_key",
+        long = "proof-s3-secret-access-key",
+        env = "TOURNEE_PROOF_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    pub s3_secret_access_key: Option<String>,
+    /// The largest proof file accepted, in bytes; a larger one gets 413 `proof_too_large`.
+    /// An upload in flight holds up to this much of the upload budget.
+    #[arg(id = "proof_max_bytes",
+        long = "proof-max-bytes", env = "TOURNEE_PROOF_MAX_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_bytes: usize,
+    /// Days a proof file is kept after it was stored; then it is deleted (the attempt keeps its
+    /// hash) by the scheduled purge and `tournee-server purge`. 0 keeps proofs for ever.
+    #[arg(
+        id = "proof_retention_days",
+        long = "proof-retention-days",
+        env = "TOURNEE_PROOF_RETENTION_DAYS",
+        default_value_t = 90
+    )]
+    pub retention_days: u32,
+}
+
+impl Default for ProofSettings {
+    fn default() -> Self {
+        Self {
+            store: "proofs".into(),
+            s3_endpoint: None,
+            s3_region: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            max_bytes: 10 * 1024 * 1024,
+            retention_days: 90,
+        }
+    }
 }
 
 /// How webhook deliveries are sent and retried.

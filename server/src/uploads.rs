@@ -41,9 +41,11 @@ impl UploadBudget {
     }
 }
 
-/// The layer over every route: reserves a body's bytes before the handler reads it.
+/// The layer over the routes whose bodies are held whole: reserves a body's bytes before the
+/// handler reads it: what it declares, at most `largest` (the largest body the routes accept,
+/// also reserved for a chunked body, which declares nothing).
 pub async fn limit_uploads(
-    State(app): State<Arc<AppState>>,
+    State((app, largest)): State<(Arc<AppState>, usize)>,
     request: Request,
     next: Next,
 ) -> Response {
@@ -58,10 +60,11 @@ pub async fn limit_uploads(
     );
     let wanted = match declared {
         Some(0) => return next.run(request).await,
-        Some(n) => n,
+        // More than the largest accepted is refused unread.
+        Some(n) => n.min(largest),
         None if bodiless => return next.run(request).await,
         // Chunked: it may be as large as the largest body accepted.
-        None => app.limits.max_frame_bytes,
+        None => largest,
     };
     let budget = &app.uploads;
     let wanted = u32::try_from(wanted).unwrap_or(u32::MAX).min(budget.total);

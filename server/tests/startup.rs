@@ -479,10 +479,28 @@ fn check_config_prints_the_settings_with_secrets_masked() {
             "postgres://tournee:hunter2@db.internal/tournee",
             "--rate-per-address",
             "7",
+            "--proof-store",
+            "s3://tournee-proofs/prod",
+            "--proof-s3-endpoint",
+            "https://s3.fr-par.example",
+            "--proof-s3-access-key-id",
+            "AKIDPROOFS",
+            "--proof-s3-secret-access-key",
+            "proof-secret-hunter3",
         ],
     );
     assert!(ok, "{stderr}");
     assert!(stdout.contains("rate_per_address = 7"), "{stdout}");
+    assert!(
+        stdout.contains("proof_store = s3://tournee-proofs/prod")
+            && stdout.contains("proof_s3_secret_access_key = (set, 20 bytes)")
+            && stdout.contains("proof_s3_access_key_id = (set)"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("proof-secret-hunter3") && !stdout.contains("AKIDPROOFS"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("database_url = postgres://tournee:***@db.internal/tournee"),
         "{stdout}"

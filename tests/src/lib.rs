@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use tournee_server::auth::TokenRole;
 use tournee_server::clock::Clock;
 use tournee_server::settings::{
-    AuthSettings, GuardSettings, MapSettings, Settings, WebhookSettings,
+    AuthSettings, GuardSettings, MapSettings, ProofSettings, Settings, WebhookSettings,
 };
 use tournee_server::{demo, launch_with_tcp_listener, AppState};
 use tournee_sync_core::model::{RoundManifest, Stop};
@@ -101,6 +101,25 @@ pub fn settings(database_url: &str) -> Settings {
         },
         // No tile server: the back-office page draws its sketch unless a test gives one.
         map: MapSettings::default(),
+        // A directory of its own: beside a SQLite file (`start_configured` puts it in the test's
+        // directory), else in the system's; and the scheduled purge of proofs off, as the purge
+        // of personal data is.
+        proofs: ProofSettings {
+            store: match database_url
+                .strip_prefix("sqlite://")
+                .and_then(|file| std::path::Path::new(file).parent())
+            {
+                Some(dir) => dir.join("proofs"),
+                None => std::env::temp_dir().join(format!(
+                    "tournee-e2e-proofs-{}",
+                    uuid::Uuid::new_v4().simple()
+                )),
+            }
+            .display()
+            .to_string(),
+            retention_days: 0,
+            ..ProofSettings::default()
+        },
     }
 }
 
@@ -137,6 +156,7 @@ impl TestServer {
             }
         };
         let mut settings = settings(&database_url);
+        settings.proofs.store = dir.path().join("proofs").display().to_string();
         configure(&mut settings);
         let clock = clock.unwrap_or_else(|| {
             Clock::system(tournee_server::clock::time_zone(&settings.time_zone).unwrap())
@@ -544,6 +564,143 @@ impl Drop for Receiver {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An S3-compatible object store for a test: moto's server mode (`pip install
+/// 'moto[server]'`, in `tests/requirements.txt`) on a port of its own; killed when dropped.
+pub struct ObjectStoreServer {
+    child: Child,
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+}
+
+impl ObjectStoreServer {
+    /// Starts moto's server on port 0 and waits until it says where it listens.
+    pub fn start() -> Self {
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let mut child = Command::new(&python)
+            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{python} does not run: {e}"));
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let endpoint = loop {
+            let mut line = String::new();
+            if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.kill();
+                panic!(
+                    "moto's server did not start (pip install -r tests/requirements.txt): {seen}"
+                );
+            }
+            seen.push_str(&line);
+            if let Some(at) = line.find("Running on http://") {
+                break line[at + "Running on ".len()..].trim().to_string();
+            }
+        };
+        // Its request log goes on to stderr: read it, or the pipe fills and moto stalls.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            while stderr.read_line(&mut sink).unwrap_or(0) > 0 {
+                sink.clear();
+            }
+        });
+        Self { child, endpoint }
+    }
+
+    /// Creates a bucket; the proof settings that keep files there under `prefix`.
+    pub async fn bucket(&self, bucket: &str, prefix: &str) -> ProofSettings {
+        let created = reqwest::Client::new()
+            .put(format!("{}/{bucket}", self.endpoint))
+            .send()
+            .await
+            .unwrap();
+        assert!(created.status().is_success(), "{}", created.status());
+        ProofSettings {
+            store: format!("s3://{bucket}/{prefix}"),
+            s3_endpoint: Some(self.endpoint.clone()),
+            s3_region: Some("us-east-1".into()),
+            s3_access_key_id: Some("testing".into()),
+            s3_secret_access_key: Some("testing".into()),
+            retention_days: 0,
+            ..ProofSettings::default()
+        }
+    }
+}
+
+impl Drop for ObjectStoreServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The proof stores the proof tests run against: a directory of the test's own (`None`: the
+/// server's default in the test's directory), and a bucket of an S3-compatible server.
+pub async fn proof_stores(s3: &ObjectStoreServer) -> Vec<(&'static str, Option<ProofSettings>)> {
+    let bucket = format!("proofs-{}", uuid::Uuid::new_v4().simple());
+    vec![
+        ("directory", None),
+        ("s3", Some(s3.bucket(&bucket, "tournee/proofs").await)),
+    ]
+}
+
+/// Points a test server's `settings` at a proof store of [`proof_stores`] (`None`: the test's
+/// own directory, as `start_configured` set it) with files of at most `max_bytes`.
+pub fn keep_proofs_in(settings: &mut Settings, store: Option<ProofSettings>, max_bytes: usize) {
+    if let Some(store) = store {
+        settings.proofs = store;
+    }
+    settings.proofs.max_bytes = max_bytes;
+}
+
+/// cust-1 disputes pm-1's attempt `attempt` on item 1 (the demo's first delivery point) with
+/// `comment`; the answer (with the queue entry's `queue_id`).
+pub async fn dispute_as_cust_1(
+    server: &TestServer,
+    attempt: &str,
+    comment: &str,
+) -> serde_json::Value {
+    let customer = server.token(TokenRole::Customer, "cust-1", None);
+    reqwest::Client::new()
+        .post(format!(
+            "{}/v1/customer/items/{}/attempts/{attempt}/dispute",
+            server.base,
+            tournee_sync_core::fixtures::s10(1)
+        ))
+        .bearer_auth(&customer)
+        .json(&serde_json::json!({ "comment": comment }))
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Runs `script` of `tests/browser` with node and `env`; panics unless it succeeds; its last line
+/// of output, as JSON.
+pub async fn run_browser_script(
+    script: &str,
+    env: Vec<(&'static str, String)>,
+) -> serde_json::Value {
+    let mut node = Command::new("node");
+    node.arg(script).current_dir(browser_dir()).envs(env);
+    let output = tokio::task::spawn_blocking(move || node.output().expect("node runs"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed\nstdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
 }
 
 /// `tests/browser`: the browser tests' scripts and their `node_modules`.

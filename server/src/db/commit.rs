@@ -10,8 +10,8 @@ use tournee_sync_core::DocId;
 use super::actors::{self, now_ms};
 use super::loads::{self, apply_loads, Load};
 use super::{
-    events, review, AuditRow, CorrectionStatus, Database, EntryStatus, EventRow, Projection,
-    ROWS_PER_INSERT,
+    events, proofs, review, AuditRow, CorrectionStatus, Database, EntryStatus, EventRow,
+    Projection, ROWS_PER_INSERT,
 };
 
 /// Stores changes on SQLite: the head of a multi-row insert of `(doc_id, hash, bytes)`; their
@@ -207,6 +207,10 @@ impl Database {
                     .push_bind(a.lon).push_bind(a.accuracy_m).push_bind(a.distance_m)
                     .push_bind(&a.notice_number).push_bind(&a.waits_at).push_bind(&a.record);
             }, INSERT_ATTEMPTS_TAIL);
+            // The photos and signatures they name: only their device may upload those files.
+            insert_rows!(tx, proofs::INSERT_REFERENCES, proofs::references(&p.attempts), |row, r| {
+                row.push_bind(&r.sha256).push_bind(&r.attempt_id).push_bind(&r.device).push_bind(&r.kind);
+            }, proofs::INSERT_REFERENCES_TAIL);
             insert_landing_rows!(tx, "choices", INSERT_CHOICES, p.choices, |row, c| {
                 row.push_bind(&c.id).push_bind(&c.item_id).push_bind(&c.change_hash).push_bind(&c.kind)
                     .push_bind(c.made_at_ms).push_bind(&c.made_by).push_bind(c.applicable)

@@ -100,6 +100,7 @@ mod news;
 mod open;
 pub mod pickup_points;
 mod profile;
+pub mod proofs;
 pub mod retention;
 mod review;
 mod rounds;
@@ -120,6 +121,7 @@ pub use loads::Load;
 pub use news::NewsRows;
 pub use open::{Backend, BackupError, Migrations, OpenError, OpenOptions};
 pub use profile::ItemInfo;
+pub use proofs::{ProofReference, StoredProof};
 pub use rows::{
     AttemptRow, AuditRow, ChoiceRow, CorrectionRow, DecisionRow, EventRow, PreferencesRow,
     Projection, QueueEntryRow, QueueRow, ReferenceRow, SearchFilter, SearchRow,

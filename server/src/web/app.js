@@ -540,7 +540,7 @@ async function renderEntry(entry) {
   );
 
   if (entry.correction) detail.append(correctionView(entry.correction));
-  if (entry.attempt) detail.append(attemptView(entry.attempt));
+  if (entry.attempt) detail.append(attemptView(entry.attempt), proofsView(entry.attempt.proofs));
   if (entry.dispute) {
     detail.append(
       el("h3", { text: t("customerSays") }),
@@ -646,6 +646,36 @@ function attemptView(attempt) {
       [t("waitsAt"), waitsText],
     ]),
   );
+}
+
+/**
+ * The photos and signature an attempt names, as images beside it (issue #16). Each file is
+ * fetched with the token (the route needs it) and shown as a data: URL, which the page's policy
+ * allows for images; a proof not uploaded yet, or deleted after retention, says so.
+ */
+function proofsView(proofs) {
+  const box = el("div", { class: "proofs", id: "proofs" }, el("h3", { text: "Proofs" }));
+  if (!proofs || proofs.length === 0) box.append(el("p", { class: "empty", text: "No photo or signature." }));
+  for (const proof of proofs || []) {
+    const label = `${proof.kind} ${proof.sha256.slice(0, 12)}…`;
+    const figure = el("figure", { class: "proof", "data-sha256": proof.sha256 }, el("figcaption", { text: label }));
+    box.append(figure);
+    if (!proof.url) {
+      figure.append(el("p", { class: "empty", text: "not uploaded by the phone, or deleted after retention" }));
+      continue;
+    }
+    fetch(proof.url, { headers: { Authorization: `Bearer ${state.token}` } })
+      .then((response) => (response.ok ? response.blob() : Promise.reject(new Error(`HTTP ${response.status}`))))
+      .then((blob) => new Promise((resolve, reject) => {
+        const reader = new FileReader();
+        reader.onload = () => resolve(reader.result);
+        reader.onerror = () => reject(reader.error);
+        reader.readAsDataURL(blob);
+      }))
+      .then((src) => figure.prepend(el("img", { src, alt: `${proof.kind} taken at the door` })))
+      .catch((error) => figure.append(el("p", { class: "empty", text: `could not be loaded (${error.message})` })));
+  }
+  return box;
 }
 
 // ---------------------------------------------------------------- the map

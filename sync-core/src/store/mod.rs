@@ -8,12 +8,14 @@
 //! - `docs/<kind>_<key>.log`: one [`RecordLog`] per document: a snapshot, then local changes
 //!   (each with the interaction it records, in the same record, so a change is never stored
 //!   without its interaction or the reverse), changes received from the server, sync states and
-//!   acknowledgements. Compaction rewrites a log as one snapshot atomically.
+//!   acknowledgements. Compaction rewrites a log as one snapshot atomically;
+//! - `proofs/<sha256>.<kind>`: photos and signatures waiting to be uploaded (`proofs.rs`).
 //!
 //! Documents are read from disk when the store opens but only turned into Automerge documents
 //! when first used, so opening a full round is cheap.
 
 mod atomic;
+mod proofs;
 mod record_log;
 
 use std::collections::{BTreeMap, HashSet};
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
+pub use proofs::{proof_hash, ProofAnswer, ProofState, ProofUpload, QueuedProof};
 pub use record_log::{Record, RecordLog};
 
 use crate::ids::DocId;
