@@ -224,7 +224,13 @@ impl SyncExchange {
                 } => {
                     let chunks: Vec<Vec<u8>> = chunks.into_iter().map(ByteBuf::into_vec).collect();
                     let previous = store.sync_state(&id).cloned().unwrap_or_default();
-                    let changed = !chunks.is_empty();
+                    // Changed means new to the phone: the news after a push carries the phone's
+                    // own changes back (the answer's cursor is read before its write), and
+                    // loading them changes nothing.
+                    let before = match store.contains(&id) {
+                        true => Some(store.document(&id)?.get_heads()),
+                        false => None,
+                    };
                     let acked = store
                         .apply_remote(&id, &chunks, |doc| settle(doc, previous, heads, complete))?;
                     self.report.acknowledged.extend(acked);
@@ -241,6 +247,8 @@ impl SyncExchange {
                         );
                         self.report.recorded_again.extend(again);
                     }
+                    let after = store.document(&id)?.get_heads();
+                    let changed = !chunks.is_empty() && before.is_none_or(|b| b != after);
                     if changed {
                         self.report.changed_documents.push(id);
                     }
