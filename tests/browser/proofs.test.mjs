@@ -54,6 +54,16 @@ try {
   assert.equal(await page.locator(`#proofs figure[data-sha256="${missing}"] img`).count(), 0);
   if (screenshots) await page.screenshot({ path: join(screenshots, "dispute-with-proofs.png"), fullPage: true });
 
+  // The same proofs in French words, then back to English.
+  await page.click("#language");
+  await page.locator("#proofs h3", { hasText: "Preuves" }).waitFor();
+  assert.match(await page.textContent(`#proofs figure[data-sha256="${missing}"]`), /pas envoyée par le téléphone/);
+  assert.match(await page.textContent("#status"), /dans la file/, "the status line is said again in French");
+  await page.locator(`#proofs figure[data-sha256="${photo}"] img`).waitFor();
+  if (screenshots) await page.screenshot({ path: join(screenshots, "dispute-with-proofs-fr.png"), fullPage: true });
+  await page.click("#language");
+  await page.locator("#proofs h3", { hasText: "Proofs" }).waitFor();
+
   await page.fill("#comment", "The signature and the photo show the parcel was handed over.");
   await page.click("#reject");
   await page.locator("#entry-status", { hasText: "rejected" }).waitFor();

@@ -95,6 +95,12 @@ const LABELS = {
     pin: "repère",
     attemptMark: "tentative",
     proposedPin: "repère proposé",
+    proofs: "Preuves",
+    noProofs: "Ni photo ni signature.",
+    proofMissing: "pas envoyée par le téléphone, ou supprimée après la durée de conservation",
+    proofUnreadable: "n'a pas pu être chargée",
+    proofKinds: { photo: "photo", signature: "signature" },
+    proofAlt: "prise à la porte",
     metresFromPin: (m) => `à ${m} m du repère`,
     needComment: "Une décision demande un commentaire.",
     entryDecided: (id, status) => `Entrée n° ${id} : ${status}.`,
@@ -197,6 +203,12 @@ const LABELS = {
     pin: "pin",
     attemptMark: "attempt",
     proposedPin: "proposed pin",
+    proofs: "Proofs",
+    noProofs: "No photo or signature.",
+    proofMissing: "not uploaded by the phone, or deleted after the retention period",
+    proofUnreadable: "could not be loaded",
+    proofKinds: { photo: "photo", signature: "signature" },
+    proofAlt: "taken at the door",
     metresFromPin: (m) => `${m} m from the pin`,
     needComment: "A decision needs a comment.",
     entryDecided: (id, status) => `Entry #${id} ${status}.`,
@@ -280,9 +292,12 @@ function svg(tag, attrs, text) {
   return node;
 }
 
+/** Says `message` in the status line: a text, or a function of the page's language that the
+ * language switch says again in the other language. */
 function say(message, kind) {
+  state.said = { message, kind };
   const status = $("status");
-  status.textContent = message;
+  status.textContent = typeof message === "function" ? message() : message;
   status.className = "status" + (kind ? " " + kind : "");
 }
 
@@ -373,6 +388,7 @@ function applyLanguage() {
   $("language").textContent = t("other");
   $("language").lang = other;
   if (state.token) $("who").textContent = `${t("signedAs")}${subjectOf(state.token)}`;
+  if (state.said && typeof state.said.message === "function") say(state.said.message, state.said.kind);
 }
 
 async function switchLanguage() {
@@ -382,7 +398,7 @@ async function switchLanguage() {
   } catch { /* not remembered */ }
   applyLanguage();
   if (!state.token) {
-    say(t("signInFirst"));
+    say(() => t("signInFirst"));
     return;
   }
   await loadQueue();
@@ -412,7 +428,7 @@ async function signIn(token) {
   $("who").textContent = `${t("signedAs")}${subjectOf(token)}`;
   $("workspace").hidden = false;
   renderQueue(body, next, false);
-  say(t("openEntries")(body.length));
+  say(() => t("openEntries")(body.length));
 }
 
 function subjectOf(token) {
@@ -654,14 +670,15 @@ function attemptView(attempt) {
  * allows for images; a proof not uploaded yet, or deleted after retention, says so.
  */
 function proofsView(proofs) {
-  const box = el("div", { class: "proofs", id: "proofs" }, el("h3", { text: "Proofs" }));
-  if (!proofs || proofs.length === 0) box.append(el("p", { class: "empty", text: "No photo or signature." }));
+  const box = el("div", { class: "proofs", id: "proofs" }, el("h3", { text: t("proofs") }));
+  if (!proofs || proofs.length === 0) box.append(el("p", { class: "empty", text: t("noProofs") }));
   for (const proof of proofs || []) {
-    const label = `${proof.kind} ${proof.sha256.slice(0, 12)}…`;
+    const kind = t("proofKinds")[proof.kind] || proof.kind;
+    const label = `${kind} ${proof.sha256.slice(0, 12)}…`;
     const figure = el("figure", { class: "proof", "data-sha256": proof.sha256 }, el("figcaption", { text: label }));
     box.append(figure);
     if (!proof.url) {
-      figure.append(el("p", { class: "empty", text: "not uploaded by the phone, or deleted after retention" }));
+      figure.append(el("p", { class: "empty", text: t("proofMissing") }));
       continue;
     }
     fetch(proof.url, { headers: { Authorization: `Bearer ${state.token}` } })
@@ -672,8 +689,8 @@ function proofsView(proofs) {
         reader.onerror = () => reject(reader.error);
         reader.readAsDataURL(blob);
       }))
-      .then((src) => figure.prepend(el("img", { src, alt: `${proof.kind} taken at the door` })))
-      .catch((error) => figure.append(el("p", { class: "empty", text: `could not be loaded (${error.message})` })));
+      .then((src) => figure.prepend(el("img", { src, alt: `${kind} ${t("proofAlt")}` })))
+      .catch((error) => figure.append(el("p", { class: "empty", text: `${t("proofUnreadable")} (${error.message})` })));
   }
   return box;
 }
@@ -807,14 +824,14 @@ function niceRings(extent) {
 async function decide(id, decision) {
   const comment = $("comment").value.trim();
   if (!comment) {
-    say(t("needComment"), "error");
+    say(() => t("needComment"), "error");
     $("comment").focus();
     return;
   }
   for (const button of document.querySelectorAll("#approve, #reject")) button.disabled = true;
   const { status, body } = await api("POST", `/v1/backoffice/queue/${id}/decision`, { decision, comment });
   if (status === 200) {
-    say(t("entryDecided")(id, statusText(body)), "ok");
+    say(() => t("entryDecided")(id, statusText(body)), "ok");
     await renderEntry(body);
     await loadQueue();
     return;
@@ -891,7 +908,7 @@ async function search(event) {
     if (value) params.set(name, value);
   }
   if ([...params].length === 0) {
-    say(t("giveOne"), "error");
+    say(() => t("giveOne"), "error");
     return;
   }
   await searchPage(`/v1/backoffice/search?${params}`, false);
@@ -923,7 +940,7 @@ async function searchPage(url, append) {
     );
   }
   const shown = list.querySelectorAll("li[data-item]").length;
-  say(t("found")(shown, Boolean(next)));
+  say(() => t("found")(shown, Boolean(next)));
   if (shown === 0) list.append(el("li", { class: "empty", text: t("noMatch") }));
 }
 
@@ -931,7 +948,7 @@ async function searchPage(url, append) {
 
 document.addEventListener("DOMContentLoaded", async () => {
   applyLanguage();
-  say(t("signInFirst"));
+  say(() => t("signInFirst"));
   $("language").addEventListener("click", switchLanguage);
   $("sign-in-form").addEventListener("submit", (event) => {
     event.preventDefault();
