@@ -863,9 +863,9 @@ struct ScratchPostgres {
 }
 
 impl ScratchPostgres {
-    fn create(admin: &str) -> Self {
+    fn create(admin: &str, purpose: &str) -> Self {
         use sqlx::Connection;
-        let name = format!("tournee_purge_{}", std::process::id());
+        let name = format!("tournee_{purpose}_{}", std::process::id());
         runtime().block_on(async {
             let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
             sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
@@ -975,7 +975,7 @@ fn number(rt: &tokio::runtime::Runtime, db: &tournee_server::db::Database, sql: 
 fn purge_anonymises_personal_data_and_archives_delivered_items_on_both_databases() {
     let postgres = std::env::var("TEST_DATABASE_URL")
         .ok()
-        .map(|admin| ScratchPostgres::create(&admin));
+        .map(|admin| ScratchPostgres::create(&admin, "purge"));
     let rt = runtime();
     let dir = tempfile::tempdir().unwrap();
     let mut urls = vec![format!("sqlite://{}", dir.path().join("t.db").display())];
@@ -1119,4 +1119,130 @@ fn purge_anonymises_personal_data_and_archives_delivered_items_on_both_databases
             }
         });
     }
+}
+
+/// What the container image runs, read from the `Dockerfile`: its environment (`ENV`), its user
+/// (`USER uid:gid`) and its command (`ENTRYPOINT` + `CMD`).
+struct ImageStartUp {
+    env: Vec<(String, String)>,
+    user: (u32, u32),
+    command: Vec<String>,
+}
+
+fn image_start_up() -> ImageStartUp {
+    let dockerfile = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../Dockerfile"),
+    )
+    .unwrap();
+    // Continuation lines joined; only the last stage (the image) counts.
+    let joined = dockerfile.replace("\\\n", " ");
+    let image = joined.rsplit("\nFROM ").next().unwrap();
+    let (mut env, mut user, mut command) = (Vec::new(), None, Vec::new());
+    for line in image.lines().map(str::trim) {
+        if let Some(pairs) = line.strip_prefix("ENV ") {
+            for pair in pairs.split_whitespace() {
+                let (key, value) = pair.split_once('=').unwrap();
+                env.push((key.to_string(), value.to_string()));
+            }
+        } else if let Some(ids) = line.strip_prefix("USER ") {
+            let (uid, gid) = ids.trim().split_once(':').unwrap();
+            user = Some((uid.parse().unwrap(), gid.parse().unwrap()));
+        } else if let Some(words) = line
+            .strip_prefix("ENTRYPOINT ")
+            .or_else(|| line.strip_prefix("CMD "))
+        {
+            let words: Vec<String> = serde_json::from_str(words).unwrap();
+            command.extend(words);
+        }
+    }
+    ImageStartUp {
+        env,
+        user: user.expect("the image names its user"),
+        command,
+    }
+}
+
+/// Issue #18: the start-up the image runs, without a container daemon: the binary started as the
+/// image's user (not root), with the image's command and environment and nothing else (no
+/// argument, no inherited variable), pointed at PostgreSQL and given a secret the way compose
+/// does, logs JSON, migrates the new database, answers ready, and writes its proofs where the
+/// image's environment says. (The image builds the release profile of this same binary.)
+#[test]
+fn the_images_start_up_runs_as_its_user_from_its_environment_alone_on_postgresql() {
+    let Ok(admin) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("TEST_DATABASE_URL not set: the image's start-up is tried on PostgreSQL");
+        return;
+    };
+    let image = image_start_up();
+    assert_eq!(image.command.last().map(String::as_str), Some("serve"));
+    let (uid, gid) = image.user;
+    assert_ne!(uid, 0, "the image does not run as root");
+    let database = ScratchPostgres::create(&admin, "image");
+    // The image's /data, owned by its user.
+    let data = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(data.path(), Some(uid), Some(gid)).unwrap();
+    let data_dir = data.path().display().to_string();
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            format!("--reuid={uid}"),
+            format!("--regid={gid}"),
+            "--clear-groups".into(),
+        ])
+        .arg(env!("CARGO_BIN_EXE_tournee-server"))
+        .args(image.command.iter().skip(1))
+        .env_clear()
+        .current_dir(data.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in &image.env {
+        command.env(key, value.replace("/data", &data_dir));
+    }
+    // What a deployment adds (compose.yaml): the database and the secret; and a free port.
+    command
+        .env("DATABASE_URL", &database.url)
+        .env("TOURNEE_JWT_SECRET", SECRET)
+        .env("TOURNEE_LISTEN", "127.0.0.1:0");
+    let mut child = command.spawn().unwrap();
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let parsed = serde_json::from_str(&line)
+                .unwrap_or_else(|_| serde_json::json!({ "not json": line }));
+            let _ = tx.send(parsed);
+        }
+    });
+    let address = loop {
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        assert!(
+            line.get("not json").is_none(),
+            "every log line is JSON: {line}"
+        );
+        if line["fields"]["message"] == "listening" {
+            assert_eq!(line["fields"]["backend"], "postgres", "{line}");
+            break line["fields"]["address"].as_str().unwrap().to_string();
+        }
+    };
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|id| id == uid.to_string()),
+        "runs as the image's user: {uid_line}"
+    );
+    let ready = http(
+        &address,
+        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(ready.starts_with("HTTP/1.1 200"), "{ready}");
+    assert!(
+        data.path().join("proofs").is_dir(),
+        "the proof store is where the image's environment puts it"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
