@@ -63,66 +63,20 @@ fn tile_server() -> (String, Arc<AtomicUsize>) {
 }
 
 /// A 256 × 256 PNG: a pale ground of a colour drawn from `seed`, with a grid every 32 pixels, so
-/// each tile shows on a screenshot. Deflate's stored blocks keep the encoder a few lines long.
+/// each tile shows on a screenshot.
 fn png_tile(seed: u32) -> Vec<u8> {
-    const SIZE: usize = 256;
     let ground = [
         200 + (seed % 40) as u8,
         210 + (seed / 7 % 40) as u8,
         190 + (seed / 13 % 50) as u8,
     ];
-    let mut raw = Vec::with_capacity(SIZE * (SIZE * 3 + 1));
-    for y in 0..SIZE {
-        raw.push(0); // no filter
-        for x in 0..SIZE {
-            let line = x % 32 == 0 || y % 32 == 0;
-            raw.extend_from_slice(if line { &[150, 160, 170] } else { &ground });
+    tournee_e2e::png(256, 256, |x, y| {
+        if x % 32 == 0 || y % 32 == 0 {
+            [150, 160, 170]
+        } else {
+            ground
         }
-    }
-    let mut zlib = vec![0x78, 0x01];
-    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
-    for (i, block) in blocks.iter().enumerate() {
-        zlib.push(u8::from(i + 1 == blocks.len()));
-        let len = block.len() as u16;
-        zlib.extend_from_slice(&len.to_le_bytes());
-        zlib.extend_from_slice(&(!len).to_le_bytes());
-        zlib.extend_from_slice(block);
-    }
-    let (mut a, mut b) = (1u32, 0u32);
-    for byte in &raw {
-        a = (a + u32::from(*byte)) % 65_521;
-        b = (b + a) % 65_521;
-    }
-    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut header = Vec::new();
-    header.extend_from_slice(&(SIZE as u32).to_be_bytes());
-    header.extend_from_slice(&(SIZE as u32).to_be_bytes());
-    header.extend_from_slice(&[8, 2, 0, 0, 0]);
-    for (kind, data) in [(b"IHDR", header), (b"IDAT", zlib), (b"IEND", Vec::new())] {
-        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = png.len();
-        png.extend_from_slice(kind);
-        png.extend_from_slice(&data);
-        let crc = crc32(&png[start..]);
-        png.extend_from_slice(&crc.to_be_bytes());
-    }
-    png
-}
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for byte in bytes {
-        crc ^= u32::from(*byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
+    })
 }
 
 /// A GET with the token: the JSON answer and the next page's path from its `Link` header.

@@ -18,14 +18,19 @@ use tournee_server::auth::TokenRole;
 use tournee_sync_core::fixtures;
 use tournee_sync_core::model::ProofKind;
 
-/// A 1×1 PNG: a photo the browser can decode.
-const PHOTO: [u8; 68] = [
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x04, 0x00, 0x00, 0x00, 0xb5, 0x1c, 0x0c,
-    0x02, 0x00, 0x00, 0x00, 0x0b, 0x49, 0x44, 0x41, 0x54, 0x78, 0xda, 0x63, 0x64, 0x60, 0x00, 0x00,
-    0x00, 0x06, 0x00, 0x02, 0x30, 0x81, 0xd0, 0x2f, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44,
-    0xae, 0x42, 0x60, 0x82,
-];
+/// A photo the browser can decode and a reviewer can see: a parcel on a doorstep (240 × 160).
+fn photo() -> Vec<u8> {
+    tournee_e2e::png(240, 160, |x, y| {
+        let parcel = (80..170).contains(&x) && (50..130).contains(&y);
+        let tape = parcel && (120..130).contains(&x);
+        match (tape, parcel, y > 120) {
+            (true, _, _) => [230, 220, 180],
+            (false, true, _) => [170, 120, 70],
+            (false, false, true) => [120, 120, 125],
+            (false, false, false) => [210, 200, 190],
+        }
+    })
+}
 
 const SIGNATURE: &[u8] = br##"<svg xmlns="http://www.w3.org/2000/svg" width="240" height="80" viewBox="0 0 120 40"><path d="M4 30 C30 2, 50 38, 116 8" stroke="#000" stroke-width="2" fill="none"/></svg>"##;
 
@@ -45,7 +50,7 @@ async fn a_reviewer_sees_the_photo_and_signature_beside_a_disputed_attempt() {
         phone.sync(&server).await;
         let mut attempt = fixtures::delivered_attempt("dev-1", "pm-1", 1);
         attempt.proofs = vec![
-            phone.store.queue_proof(ProofKind::Photo, &PHOTO).unwrap(),
+            phone.store.queue_proof(ProofKind::Photo, &photo()).unwrap(),
             phone
                 .store
                 .queue_proof(ProofKind::Signature, SIGNATURE)

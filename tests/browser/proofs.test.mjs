@@ -50,6 +50,7 @@ try {
     sizes[sha] = await image.evaluate((img) => [img.naturalWidth, img.naturalHeight]);
     assert.match(await image.getAttribute("src"), /^data:image\/(png|svg\+xml);base64,/);
   }
+  assert.deepEqual(sizes[photo], [240, 160], "the photo decoded at its size");
   assert.match(await page.textContent(`#proofs figure[data-sha256="${missing}"]`), /not uploaded/);
   assert.equal(await page.locator(`#proofs figure[data-sha256="${missing}"] img`).count(), 0);
   if (screenshots) await page.screenshot({ path: join(screenshots, "dispute-with-proofs.png"), fullPage: true });

@@ -772,3 +772,46 @@ pub async fn run_python_suite(
     let recorded = std::fs::read_to_string(results).expect("the suite writes its results");
     serde_json::from_str(&recorded).expect("the suite's results are JSON")
 }
+
+/// A PNG of `width` × `height` RGB pixels, `pixel(x, y)` each: pictures the browser tests can
+/// decode and a person can see on their screenshots (map tiles, a doorstep photo). Deflate's
+/// stored blocks keep the encoder a few lines long.
+pub fn png(width: usize, height: usize, pixel: impl Fn(usize, usize) -> [u8; 3]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(height * (width * 3 + 1));
+    for y in 0..height {
+        raw.push(0); // no filter
+        for x in 0..width {
+            raw.extend_from_slice(&pixel(x, y));
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = u16::try_from(block.len()).unwrap_or(u16::MAX);
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for byte in &raw {
+        a = (a + u32::from(*byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = Vec::new();
+    for side in [width, height] {
+        header.extend_from_slice(&u32::try_from(side).unwrap_or(u32::MAX).to_be_bytes());
+    }
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    for (kind, data) in [(b"IHDR", header), (b"IDAT", zlib), (b"IEND", Vec::new())] {
+        png.extend_from_slice(&u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes());
+        let start = png.len();
+        png.extend_from_slice(kind);
+        png.extend_from_slice(&data);
+        let crc = crc32fast::hash(&png[start..]);
+        png.extend_from_slice(&crc.to_be_bytes());
+    }
+    png
+}
