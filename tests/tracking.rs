@@ -802,6 +802,14 @@ async fn refusal(
     }
     let a = answer(request.send().await.unwrap()).await;
     let language = a.headers["content-language"].to_str().unwrap().to_string();
+    assert!(
+        a.headers
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().eq_ignore_ascii_case("accept-language")),
+        "a refusal varies with the language asked: {:?}",
+        a.headers
+    );
     (
         a.status,
         a.body["code"].as_str().unwrap().to_string(),

@@ -283,6 +283,9 @@ impl IntoResponse for ApiError {
             header::CONTENT_LANGUAGE,
             HeaderValue::from_static(lang.code()),
         );
+        // The message follows the request's language: a cache must not hand one language's
+        // refusal to a request for the other.
+        headers.append(header::VARY, HeaderValue::from_static("accept-language"));
         if let Some(after) = self.retry_after {
             let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
