@@ -16,12 +16,13 @@
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tournee_e2e::{backends, browser_dir, get_json, install_browser, Backend, Phone, TestServer};
+use tournee_e2e::{
+    backends, get_json, install_browser, run_browser_script, Backend, Phone, TestServer,
+};
 use tournee_server::auth::TokenRole;
 use tournee_sync_core::model::{GeoPoint, ReviewDecision};
 use tournee_sync_core::{fixtures, operations, DocId};
@@ -199,31 +200,21 @@ async fn a_reviewer_approves_a_correction_in_the_browser_and_the_phone_receives_
         assert_eq!(paged, found, "{backend:?}");
         assert!(pages > 1, "{backend:?}: {} rows", found.len());
 
-        let mut node = Command::new("node");
-        node.arg("backoffice.test.mjs")
-            .current_dir(browser_dir())
-            .env("TOURNEE_BASE", &server.base)
-            .env("TOURNEE_TOKEN", &staff)
-            .env(
+        let mut env = vec![
+            ("TOURNEE_BASE", server.base.clone()),
+            ("TOURNEE_TOKEN", staff.clone()),
+            (
                 "TOURNEE_CORRECTION_ENTRY",
                 correction_entry["id"].to_string(),
-            )
-            .env("TOURNEE_ATTEMPT_ENTRY", attempt_entry["id"].to_string())
-            .env("TOURNEE_S10", s10.as_str());
+            ),
+            ("TOURNEE_ATTEMPT_ENTRY", attempt_entry["id"].to_string()),
+            ("TOURNEE_S10", s10.to_string()),
+        ];
         if with_map {
-            node.env("TOURNEE_TILES_ORIGIN", &tiles)
-                .env("TOURNEE_SCREENSHOTS", &screenshots);
+            env.push(("TOURNEE_TILES_ORIGIN", tiles.clone()));
+            env.push(("TOURNEE_SCREENSHOTS", screenshots.clone()));
         }
-        let output = tokio::task::spawn_blocking(move || node.output().expect("node runs"))
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{backend:?}: the browser test failed\nstdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let result = run_browser_script("backoffice.test.mjs", env).await;
         assert_eq!(result["ok"], true, "{result}");
         assert_eq!(result["offOrigin"], Value::Array(vec![]), "{result}");
         if with_map {

@@ -4,28 +4,17 @@
 //! This side then finds what the suite recorded in the server's database.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tournee_e2e::{
-    backends, keep_proofs_in, proof_stores, Backend, ObjectStoreServer, Receiver, TestServer,
+    backends, generate_python_bindings, keep_proofs_in, proof_stores, run_python_suite, Backend,
+    ObjectStoreServer, Receiver, TestServer,
 };
 use tournee_server::auth::TokenRole;
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the tests crate sits in the workspace")
-        .to_owned()
-}
-
-/// Runs the documented command and checks it produced every language's files.
+/// Runs the documented command (`generate_python_bindings`) and checks it produced every
+/// language's files.
 fn generate_bindings(out: &Path) -> PathBuf {
-    let status = Command::new("bash")
-        .arg(workspace_root().join("mobile-ffi/generate-bindings.sh"))
-        .arg(out)
-        .status()
-        .expect("bash runs");
-    assert!(status.success(), "generate-bindings.sh failed: {status}");
+    let python = generate_python_bindings(out);
     for (file, declares) in [
         (
             "kotlin/org/tournee/field/tournee_mobile_ffi.kt",
@@ -45,42 +34,7 @@ fn generate_bindings(out: &Path) -> PathBuf {
             path.display()
         );
     }
-    out.join("python")
-}
-
-/// Runs the Python suite `module` (of `mobile-ffi/tests/python`) against `server`, as pm-1 on
-/// dev-1 with `env` besides; panics unless it passes; what it recorded in `results`.
-async fn run_python_suite(
-    bindings: &Path,
-    module: &str,
-    server: &TestServer,
-    results: &Path,
-    env: &[(&str, String)],
-) -> serde_json::Value {
-    let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut command = Command::new(&python);
-    command
-        .args(["-m", "unittest", "-v", module])
-        .current_dir(workspace_root().join("mobile-ffi/tests/python"))
-        .env("PYTHONPATH", bindings)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .env("TOURNEE_SERVER", &server.base)
-        .env(
-            "TOURNEE_POSTMAN_TOKEN",
-            server.token(TokenRole::Postman, "pm-1", Some("dev-1")),
-        )
-        .env("TOURNEE_RESULTS", results)
-        .envs(env.iter().map(|(k, v)| (k, v)));
-    let status = tokio::task::spawn_blocking(move || command.status())
-        .await
-        .expect("the suite's thread ends")
-        .unwrap_or_else(|e| panic!("{python} does not run: {e}"));
-    assert!(
-        status.success(),
-        "the Python suite {module} failed: {status}"
-    );
-    let recorded = std::fs::read_to_string(results).expect("the suite writes its results");
-    serde_json::from_str(&recorded).expect("the suite's results are JSON")
+    python
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,10 +8,11 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
-use tournee_e2e::{backends, browser_dir, install_browser, local_day, Backend, Phone, TestServer};
+use tournee_e2e::{
+    backends, install_browser, local_day, run_browser_script, Backend, Phone, TestServer,
+};
 use tournee_sync_core::model::Choice;
 use tournee_sync_core::{fixtures, operations, DocId};
 
@@ -39,26 +40,16 @@ async fn a_customer_tracks_and_reschedules_in_the_browser_and_the_phone_receives
         phone.store.record_attempt(&s10, &absence).unwrap();
         phone.sync(&server).await;
 
-        let mut node = Command::new("node");
-        node.arg("track.test.mjs")
-            .current_dir(browser_dir())
-            .env("TOURNEE_BASE", &server.base)
-            .env("TOURNEE_S10", s10.as_str())
-            .env("TOURNEE_NOTICE", "AV00000001")
-            .env("TOURNEE_POSTCODE", "75011");
+        let mut env = vec![
+            ("TOURNEE_BASE", server.base.clone()),
+            ("TOURNEE_S10", s10.to_string()),
+            ("TOURNEE_NOTICE", "AV00000001".to_string()),
+            ("TOURNEE_POSTCODE", "75011".to_string()),
+        ];
         if matches!(backend, Backend::Sqlite) {
-            node.env("TOURNEE_SCREENSHOTS", &screenshots);
+            env.push(("TOURNEE_SCREENSHOTS", screenshots.clone()));
         }
-        let output = tokio::task::spawn_blocking(move || node.output().expect("node runs"))
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{backend:?}: the browser test failed\nstdout: {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let result: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+        let result = run_browser_script("track.test.mjs", env).await;
         assert_eq!(result["ok"], true, "{result}");
         assert_eq!(result["offOrigin"], Value::Array(vec![]), "{result}");
 
