@@ -466,9 +466,15 @@ impl Database {
             .await
             .map_err(failed)?;
         let copy = Database::Sqlite(copy);
-        copy.begin_history(now_ms).await.map_err(failed)?;
+        let began = copy.begin_history(now_ms).await;
         if let Database::Sqlite(pool) = copy {
             pool.close().await;
+        }
+        if let Err(source) = began {
+            // A copy still in the original's history would not make phones re-check what a
+            // server restored from it lost: no copy rather than that one.
+            let _ = std::fs::remove_file(target);
+            return Err(failed(source));
         }
         Ok(())
     }

@@ -765,11 +765,10 @@ impl PhoneStore {
     }
 
     /// Records the server's sync cursor and the history it was issued in (`None`: a server that
-    /// names none). A history other than the one held means the server was restored from a
-    /// backup since the last answer, or is another server; `recheck` means the server could
-    /// not read news from the cursor held (see `SyncResponse::recheck`). Either way every held
-    /// document is to be re-checked with it ([`PhoneStore::recheck_pending`]), durably, before
-    /// the new cursor is used.
+    /// names none). `recheck` means the server could not read news from the cursor held (one of
+    /// another history: it was restored from a backup; or one below its pruned change log, see
+    /// `SyncResponse::recheck`): every held document is then to be re-checked with it
+    /// ([`PhoneStore::recheck_pending`]), durably, before the new cursor is used.
     pub fn set_cursor(
         &mut self,
         cursor: u64,
@@ -777,8 +776,8 @@ impl PhoneStore {
         recheck: bool,
     ) -> Result<(), StoreError> {
         let history = history.or(self.history);
-        let recheck =
-            self.recheck || recheck || (self.history.is_some() && history != self.history);
+        // The server says `recheck` for a cursor of another history too: one rule, decided there.
+        let recheck = self.recheck || recheck;
         if self.cursor == Some(cursor) && self.history == history && self.recheck == recheck {
             return Ok(());
         }
