@@ -4,15 +4,23 @@
 //! is stopped and restored from the backup, a server starts on it, and the phone syncs: what was
 //! acknowledged before the backup is there, what came after is uploaded again by the phone,
 //! though it has nothing new to push (the restored server answers in a history of its own, and
-//! the phone re-checks every document it holds).
+//! the phone re-checks every document it holds). The phone signs its changes, and the customer's
+//! choice the server wrote after the backup comes back too, signed by the server's own key.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::process::Command;
 
-use tournee_e2e::{backends, drop_postgres, fresh_postgres, Backend, Phone, TestServer};
+use std::sync::Arc;
+
+use serde_json::json;
+use tournee_e2e::{
+    backends, drop_postgres, enroll_key, fresh_postgres, local_day, Backend, Phone, TestServer,
+};
+use tournee_server::auth::TokenRole;
 use tournee_server::db::Table;
 use tournee_sync_core::fixtures;
+use tournee_sync_core::signing::SoftwareKey;
 
 /// A database made for the test, dropped whether the test passes or fails.
 struct Scratch {
@@ -114,6 +122,9 @@ impl Backup {
 async fn drill(backend: &Backend) {
     let server = TestServer::start(backend).await;
     let mut phone = Phone::postman(&server, "pm-1", "dev-1").await;
+    let key = SoftwareKey::generate();
+    assert_eq!(enroll_key(&server, &phone.token, &key).await, 201);
+    phone.store.set_signer(Arc::new(key));
     phone.sync(&server).await;
     let before = phone
         .store
@@ -137,6 +148,23 @@ async fn drill(backend: &Backend) {
     let report = phone.sync(&server).await;
     assert!(report.acknowledged.iter().any(|i| i.id == after.id));
     assert!(phone.store.pending_interactions().is_empty());
+    // The server writes the customer's choice after the backup; the phone receives it.
+    let choice = reqwest::Client::new()
+        .post(format!(
+            "{}/v1/customer/items/{}/choice",
+            server.base,
+            fixtures::s10(1)
+        ))
+        .bearer_auth(server.token(TokenRole::Customer, "cust-1", None))
+        .json(&json!({ "kind": "redeliver_on", "date": local_day(2) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(choice.status(), 201, "{}", choice.text().await.unwrap());
+    let report = phone.sync(&server).await;
+    assert!(report
+        .changed_documents
+        .contains(&tournee_sync_core::DocId::item(&fixtures::s10(1))));
     server.stop().await;
 
     let (restored, _scratch) = backup.restore().await;
@@ -157,6 +185,11 @@ async fn drill(backend: &Backend) {
         restored.state.db.count(Table::Attempts).await.unwrap(),
         2,
         "{backend:?}: the attempt acknowledged after the backup was uploaded again"
+    );
+    assert_eq!(
+        restored.state.db.count(Table::Choices).await.unwrap(),
+        1,
+        "{backend:?}: the choice the server wrote after the backup came back from the phone"
     );
     let docs = restored
         .state

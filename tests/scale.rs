@@ -127,6 +127,7 @@ async fn a_change_committed_late_on_another_instance_is_read_once_and_never_skip
             .await
             .unwrap();
         let slow_write = SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(doc.clone(), vec![change(1)])],
             projection: tournee_server::db::Projection {
                 audit: vec![AuditRow {
@@ -156,6 +157,7 @@ async fn a_change_committed_late_on_another_instance_is_read_once_and_never_skip
         }
         // Instance B commits a later change meanwhile, without waiting for A.
         let quick_write = SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(doc.clone(), vec![change(2)])],
             ..Default::default()
         };
@@ -203,6 +205,7 @@ async fn a_change_committed_late_on_another_instance_is_read_once_and_never_skip
             .await
             .unwrap();
         let later_write = SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(doc.clone(), vec![change(3)])],
             ..Default::default()
         };

@@ -49,6 +49,10 @@ include-operation-id = "getProof"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "410", "429"]
 
 [[operations]]
+include-operation-id = "enrollDeviceKey"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "409", "422", "429"]
+
+[[operations]]
 include-operation-id = "chooseForItem"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422", "429"]
 "#,

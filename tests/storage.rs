@@ -194,6 +194,7 @@ mod suite {
 
     fn write(changes: Vec<(DocId, Vec<StoredChange>)>) -> SyncWrite {
         SyncWrite {
+            signatures: Vec::new(),
             changes,
             projection: Projection::default(),
         }
@@ -233,6 +234,7 @@ mod suite {
             notice_number: Some(format!("AV-{id}")),
             waits_at: Some("post_office:bp-paris-11".into()),
             record: format!(r#"{{"id":"{id}"}}"#),
+            signed_by: None,
         }
     }
 
@@ -294,6 +296,7 @@ mod suite {
 
     async fn project(db: &Database, projection: Projection) {
         db.commit_sync(&SyncWrite {
+            signatures: Vec::new(),
             changes: vec![],
             projection,
         })
@@ -410,6 +413,7 @@ mod suite {
             ..Default::default()
         };
         let sync = SyncWrite {
+            signatures: Vec::new(),
             changes: vec![
                 (item(0), vec![attempt.clone()]),
                 (item(1), vec![choice.clone()]),
@@ -1166,6 +1170,7 @@ mod suite {
             ..Default::default()
         };
         db.commit_sync(&SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(item(2), (0..6).map(|t| fake(t, 16)).collect())],
             projection,
         })
@@ -1208,6 +1213,7 @@ mod suite {
         )
         .await;
         let decide = |status: &str, by: &str, tag: u32| SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(point(0), vec![fake(tag, 32)])],
             projection: Projection {
                 decisions: vec![decision("cor-1", status, by)],
@@ -1249,6 +1255,7 @@ mod suite {
 
         // A decision on a correction that does not exist is refused the same way.
         let unknown = SyncWrite {
+            signatures: Vec::new(),
             changes: vec![],
             projection: Projection {
                 decisions: vec![decision("cor-9", "approved", "bo-1")],
@@ -1276,6 +1283,7 @@ mod suite {
         .enumerate()
         {
             db.commit_sync(&SyncWrite {
+                signatures: Vec::new(),
                 changes: vec![(subject.clone(), vec![fake(tag as u32, 24)])],
                 projection: Projection {
                     audit: vec![line(&subject, action)],
@@ -1332,6 +1340,7 @@ mod suite {
     ) {
         town(db, 2, 1).await;
         let first = SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(item(0), vec![fake(1, 24)])],
             projection: Projection {
                 attempts: vec![attempt_row("att-1", 0, 1_000)],
@@ -1382,6 +1391,7 @@ mod suite {
         ];
         for (tag, projection) in (10..).zip(collisions) {
             let write = SyncWrite {
+                signatures: Vec::new(),
                 changes: vec![(item(1), vec![fake(tag, 24)])],
                 projection,
             };
@@ -1417,6 +1427,7 @@ mod suite {
         );
 
         let bind = |actor: &ActorId, owner: &str, tag: u32| SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(item(0), vec![fake(tag, 24)])],
             projection: Projection {
                 actors: vec![(actor.to_hex_string(), owner.to_string())],
@@ -1467,6 +1478,7 @@ mod suite {
         row.change_hash = change.0.clone();
         // Stored as before bindings existed: the write binds nothing.
         db.commit_sync(&SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(item(0), vec![change])],
             projection: Projection {
                 attempts: vec![row],
@@ -1557,6 +1569,7 @@ mod suite {
 
         town(db, 4, 1).await;
         db.commit_sync(&SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(item(0), vec![fake(1, 24)])],
             projection: Projection {
                 attempts: vec![attempt_row("att-1", 0, 1_000)],
@@ -1568,6 +1581,7 @@ mod suite {
         let groups = Histogram::new([1.0, 2.0, 4.0, 8.0]);
         let committer = GroupCommit::start(db.clone(), groups.clone());
         let honest = |n: u32| SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(item(n), vec![fake(10 + n, 24)])],
             projection: Projection {
                 attempts: vec![attempt_row(&format!("att-{n}-new"), n, 2_000)],
@@ -1576,6 +1590,7 @@ mod suite {
         };
         // Holds att-1, which item 0's record holds already.
         let colliding = SyncWrite {
+            signatures: Vec::new(),
             changes: vec![(item(3), vec![fake(99, 24)])],
             projection: Projection {
                 attempts: vec![attempt_row("att-1", 3, 2_000)],
@@ -1588,6 +1603,7 @@ mod suite {
             committer.commit(honest(2)),
             committer.commit(colliding),
             committer.commit(SyncWrite {
+                signatures: Vec::new(),
                 changes: vec![(item(0), vec![fake(13, 24)])],
                 projection: Projection::default(),
             }),

@@ -424,6 +424,7 @@ async fn push(server: &TestServer, token: &str, doc: DocId, change: Vec<u8>) -> 
         docs: vec![DocRequest {
             doc,
             body: RequestBody::Push {
+                signatures: Vec::new(),
                 changes: vec![change.into()],
                 extra_heads: Default::default(),
             },
@@ -886,6 +887,7 @@ async fn a_record_key_another_document_holds_is_refused_and_nothing_is_stored() 
                 .map(|(doc, change)| DocRequest {
                     doc,
                     body: RequestBody::Push {
+                        signatures: Vec::new(),
                         changes: vec![change.into()],
                         extra_heads: Default::default(),
                     },
@@ -992,6 +994,7 @@ async fn changes_beyond_the_schema_empty_or_with_a_message_are_refused_and_nothi
                 docs: vec![DocRequest {
                     doc: item(3),
                     body: RequestBody::Push {
+                        signatures: Vec::new(),
                         changes,
                         extra_heads: Default::default(),
                     },

@@ -272,6 +272,7 @@ async fn attempt_frame(
             body: RequestBody::Push {
                 changes: vec![change.raw_bytes().to_vec().into()],
                 extra_heads: Default::default(),
+                signatures: Vec::new(),
             },
         }],
     })

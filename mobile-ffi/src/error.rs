@@ -44,6 +44,13 @@ pub enum TourneeError {
         /// Which folder.
         reason: String,
     },
+    /// The device's key did not sign (the key store is locked, the user is not authenticated,
+    /// the key was deleted). Nothing was written; try again once the key is available.
+    #[error("key unavailable: {reason}")]
+    KeyUnavailable {
+        /// What the key store said.
+        reason: String,
+    },
     /// The phone's storage failed or a file is damaged.
     #[error("storage: {reason}")]
     Storage {
@@ -106,6 +113,9 @@ impl From<StoreError> for TourneeError {
                 reason: e.to_string(),
             },
             StoreError::Refused(_) => Self::NotAllowed {
+                reason: e.to_string(),
+            },
+            StoreError::Signing(_) => Self::KeyUnavailable {
                 reason: e.to_string(),
             },
             StoreError::Io { .. } | StoreError::Corrupt { .. } => Self::Storage {

@@ -14,6 +14,7 @@
 //! it once the attempt synced, and [`FieldStore::apply_proof_answer`] reads the answer.
 
 mod error;
+pub mod keys;
 pub mod model;
 mod observer;
 pub mod proofs;

@@ -13,6 +13,7 @@ use tournee_sync_core::sync::SyncExchange;
 use tournee_sync_core::{views, S10};
 
 use crate::error::TourneeError;
+use crate::keys::{DeviceSigner, ForeignSigner, SoftwareKey};
 use crate::observer::SyncObserver;
 use crate::screens::{
     AttemptInput, CorrectionInput, Door, PendingInteraction, RoundSummary, Stop, SyncProgress,
@@ -72,6 +73,24 @@ impl FieldStore {
             }),
             observer: RwLock::new(None),
         }))
+    }
+
+    /// Signs every interaction recorded from now on with the device's key, kept by the app's
+    /// platform (call it right after `open`, on every start; register the key's public half
+    /// with the server once, `PUT /v1/devices/signing-key`). Changes recorded without a key are
+    /// unsigned, as older apps' were; a server that requires signatures refuses them.
+    pub fn use_signer(&self, signer: Arc<dyn DeviceSigner>) -> Result<(), TourneeError> {
+        self.lock()?
+            .store
+            .set_signer(Arc::new(ForeignSigner(signer)));
+        Ok(())
+    }
+
+    /// Signs every interaction recorded from now on with a key held in memory (tests and
+    /// tools; an app uses `useSigner` with its platform's key store).
+    pub fn use_software_key(&self, key: Arc<SoftwareKey>) -> Result<(), TourneeError> {
+        self.lock()?.store.set_signer(Arc::new(key.key.clone()));
+        Ok(())
     }
 
     /// Loads a round as `GET /v1/rounds` lists it (one element of the array, as JSON). The

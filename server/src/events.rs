@@ -101,6 +101,10 @@ pub struct AttemptRecorded {
     pub notice_number: Option<String>,
     /// Where the item waits (`kind:id`).
     pub waits_at: Option<String>,
+    /// The device whose key signed the attempt, verified when it was stored; absent when the
+    /// app that recorded it did not sign.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signed_by: Option<String>,
 }
 
 /// A customer's choice for an item.
@@ -425,6 +429,7 @@ pub fn of_projection(p: &Projection, now: i64) -> Vec<NewEvent> {
             flags,
             notice_number: a.notice_number.clone(),
             waits_at: a.waits_at.clone(),
+            signed_by: a.signed_by.clone(),
         });
         events.push(NewEvent::new(
             item,

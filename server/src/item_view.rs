@@ -45,6 +45,9 @@ pub struct AttemptView {
     pub distance_m: Option<f64>,
     /// The notice left at the door.
     pub notice: Option<Notice>,
+    /// The device whose key signed the attempt, verified when the server stored it; absent
+    /// when the app that recorded it did not sign.
+    pub signed_by: Option<String>,
 }
 
 /// A GNSS fix.
@@ -250,6 +253,7 @@ impl From<&AttemptRow> for AttemptView {
             }),
             distance_m: a.distance_m,
             notice: recorded.and_then(|r| r.notice),
+            signed_by: a.signed_by.clone(),
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod import;
 pub mod import_api;
 pub mod item_view;
 pub mod json_body;
+pub mod keys_api;
 pub mod metrics;
 pub mod params;
 pub mod proofs;
@@ -34,6 +35,7 @@ pub mod review;
 pub mod routes;
 pub mod scope;
 pub mod settings;
+pub mod signing;
 pub mod sync_api;
 pub mod telemetry;
 pub mod uploads;
@@ -124,6 +126,10 @@ pub struct AppState {
     pub proof_max_bytes: usize,
     /// Days a proof file is kept (`--proof-retention-days`; 0: for ever).
     pub proof_retention_days: u32,
+    /// The server's signing key, and the keys it publishes.
+    pub signing: signing::ServerSigning,
+    /// Refuse unsigned pushes of postmen (`--require-signatures`).
+    pub require_signatures: bool,
 }
 
 /// Why the server could not start.
@@ -188,6 +194,9 @@ impl AppState {
                  next sync"
             );
         }
+        let signing = signing::ServerSigning::load(&db, clock.now_ms())
+            .await
+            .map_err(|e| StartError::Settings(format!("the server's signing key: {e}")))?;
         let metrics = Metrics::new();
         let limits = Limits {
             max_frame_bytes: settings.max_body_bytes,
@@ -221,6 +230,8 @@ impl AppState {
             proofs: proof_store,
             proof_max_bytes: settings.proofs.max_bytes,
             proof_retention_days: settings.proofs.retention_days,
+            signing,
+            require_signatures: settings.require_signatures,
         }))
     }
 }

@@ -7,6 +7,7 @@
 
 use geo::{Distance, Haversine, Point};
 use tournee_sync_core::model::{Attempt, CustomerChoice, Outcome, WaitingPlaceKind};
+use tournee_sync_core::signing::Signer;
 use tournee_sync_core::validator::{Accepted, CheckedRecord, Sender, Touched};
 use tournee_sync_core::DocId;
 
@@ -66,6 +67,7 @@ pub fn project(
                     key,
                     attempt,
                     change_hash.unwrap_or_default(),
+                    checked.and_then(|c| c.signer.as_ref()).map(signer_name),
                     pins.get(id.key()).copied(),
                     now_ms,
                     out,
@@ -160,6 +162,7 @@ fn project_attempt(
     key: &str,
     attempt: &Attempt,
     change_hash: Vec<u8>,
+    signed_by: Option<String>,
     pin: Option<(f64, f64)>,
     now_ms: i64,
     out: &mut Projection,
@@ -257,7 +260,16 @@ fn project_attempt(
         notice_number: attempt.notice.as_ref().and_then(|n| n.number.clone()),
         waits_at,
         record: json(attempt),
+        signed_by,
     });
+}
+
+/// Who signed a record, as reviewers and the feed read it: the device id, or `server`.
+fn signer_name(signer: &Signer) -> String {
+    match signer {
+        Signer::Device { device } => device.clone(),
+        Signer::Server { .. } => "server".into(),
+    }
 }
 
 fn choice_kind(choice: &CustomerChoice) -> String {

@@ -20,6 +20,7 @@ use crate::error::ErrorBody;
 use crate::feed_api::{FeedPage, FeedQuery};
 use crate::import::lines::AnyLine;
 use crate::item_view::ItemView;
+use crate::keys_api::{KeyEnrolled, KeyEnrollment, ServerKeys};
 use crate::proofs_api::ProofStored;
 use crate::public_api::{
     CardChoiceMade, CardChoiceRequest, PickupPoints, PickupPointsQuery, TrackQuery, Tracking,
@@ -27,8 +28,8 @@ use crate::public_api::{
 use crate::webhooks::{Created, Subscription, SubscriptionStatus};
 use crate::webhooks_api::SubscribeRequest;
 use crate::{
-    backoffice_api, customer_api, feed_api, import_api, proofs_api, public_api, sync_api, web,
-    webhooks_api, AppState,
+    backoffice_api, customer_api, feed_api, import_api, keys_api, proofs_api, public_api, sync_api,
+    web, webhooks_api, AppState,
 };
 
 /// Who may call a route. The access layer (`crate::access`) enforces exactly this for every
@@ -152,6 +153,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         e("GET", "/metrics", "metrics", "Prometheus metrics.", Public, Nothing, (200, Reply::Other(crate::metrics::CONTENT_TYPE, "OpenMetrics text")), &[(404, "served on the metrics address instead (--metrics-listen)")], get(crate::metrics)),
         e("GET", "/openapi.json", "openApi", "This document.", Public, Nothing, (200, Reply::Other("application/json", "OpenAPI 3.1")), &[], get(crate::openapi)),
         e("POST", "/v1/sync", "sync", "Sync a phone's documents: one request frame in, one answer frame out.", SYNCING, Frame, (200, Reply::Other(MEDIA_TYPE, "an answer frame")), &[(400, "malformed frame"), (413, "frame over the size limit")], post(sync_api::sync)),
+        e("GET", "/.well-known/tournee-signing-keys", "serverSigningKeys", "The server's public keys (ES256), which sign every change it writes on someone's behalf: whoever holds a change and its signature can check it.", Public, Nothing, (200, json_out(schema::<ServerKeys>)), &[], get(keys_api::server_keys)),
+        e("PUT", "/v1/devices/signing-key", "enrollDeviceKey", "Register the public half of the caller's device signing key (P-256), once: every change the device records is signed with it, and checked against it whoever uploads it. 201 when registered, 200 when it was already; a device with another key keeps it (the back office replaces it).", POSTMAN, json_in(schema::<KeyEnrollment>), (201, json_out(schema::<KeyEnrolled>)), &[(400, "not JSON"), (403, "the device is unknown or revoked (unknown_device)"), (409, "the device has another key (key_already_registered)"), (422, "not a P-256 public key (invalid_key)")], put(keys_api::enroll)),
         e("GET", "/v1/rounds", "listRounds", "The rounds published to the caller's device, in delivery order.", POSTMAN, Nothing, (200, json_out(schema::<Vec<RoundManifest>>)), &[], get(sync_api::rounds)),
         e("PUT", "/v1/proofs/{sha256}", "uploadProof", "Upload the file of a photo or signature that an attempt recorded by this device names by its SHA-256, after that attempt synced. The media type is read from the file's first bytes (JPEG, PNG, WebP or SVG). 201 when stored, 200 when it was already; refused with nothing stored when no attempt of this device names the hash, the bytes do not hash to it, the file is over --proof-max-bytes or not an image.", POSTMAN, Input::Bytes(&crate::proofs_api::UPLOAD_MEDIA_TYPES), (201, json_out(schema::<ProofStored>)), &[(400, "the path is not a lower-case hex SHA-256"), (410, "the file was deleted after its retention period; it is not taken again"), (413, "over --proof-max-bytes (proof_too_large)"), (415, "not a JPEG, PNG, WebP or SVG image (unsupported_proof_type), or a Content-Type other than these and application/octet-stream"), (422, "no attempt of this device names this hash (proof_not_referenced), or the bytes hash to another (proof_hash_mismatch)")], put(proofs_api::upload)),
         e("GET", "/v1/customer/items", "listMyParcels", "The customer's delivery points and items, with status, UPU events, latest attempt and where each waits.", CUSTOMER, Nothing, (200, json_out(schema::<MyParcels>)), &[], get(customer_api::my_parcels)),

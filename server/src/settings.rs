@@ -73,6 +73,11 @@ pub struct Settings {
     /// sync instead); pruned by the compaction task. 0 keeps every change.
     #[arg(long, env = "TOURNEE_CHANGE_LOG_DAYS", default_value_t = 14)]
     pub change_log_days: u32,
+    /// Refuse changes from postmen's phones that are not signed by their device's registered key
+    /// (once every phone of the fleet runs an app that signs). Without it, a push carrying no
+    /// signature at all, from an older app, is accepted as its uploader's, as before.
+    #[arg(long, env = "TOURNEE_REQUIRE_SIGNATURES")]
+    pub require_signatures: bool,
     /// The service's time zone (IANA name): what "today" is for rounds, holding periods and
     /// customers' dates.
     #[arg(long, env = "TOURNEE_TIME_ZONE", default_value = DEFAULT_TIME_ZONE)]

@@ -12,7 +12,10 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use tournee_sync_core::sync::wire::{RequestBody, SyncRequest};
-use tournee_sync_core::sync::{respond, wanted_claims, wire, DocOutcome, NewsLog, Prepared};
+use tournee_sync_core::sync::{
+    answered_with_chunks, attach_signatures, respond, wanted_claims, wire, DocOutcome, NewsLog,
+    Prepared,
+};
 use tournee_sync_core::validator::Sender;
 use tournee_sync_core::{DocId, DocKind};
 
@@ -22,6 +25,7 @@ use crate::error::ApiError;
 use crate::json_body;
 use crate::metrics::RefusalLabels;
 use crate::scope;
+use crate::signing;
 use crate::write;
 use crate::AppState;
 
@@ -85,6 +89,15 @@ pub async fn sync(
     let committed = write::commit(&app, &sender, validated, rows)
         .instrument(tracing::info_span!("sync.commit"))
         .await?;
+    // The phone keeps the signatures of the changes it receives (read after the commit, so the
+    // signatures of what this sync stored are among them).
+    let answered = answered_with_chunks(&answer.response);
+    if !answered.is_empty() {
+        let mut held = app.db.signatures_of(&answered).await?;
+        attach_signatures(&mut answer.response, |id| {
+            held.remove(id).unwrap_or_default()
+        });
+    }
 
     app.metrics.syncs.inc();
     app.metrics
@@ -159,6 +172,15 @@ async fn prepare(
             more: rows.more,
         };
     }
+    // The keys the pushed changes' signatures are checked against.
+    let keyring = signing::keyring(
+        &app.db,
+        &app.clock,
+        &app.signing,
+        request,
+        app.require_signatures,
+    )
+    .await?;
     // Read after the news: the horizon rises before any change below it is deleted, so news
     // read from a cursor below the horizon read now may lack some; the phone re-checks instead.
     let oldest_cursor = if request.since.is_some() {
@@ -173,6 +195,7 @@ async fn prepare(
         news,
         history: app.history,
         oldest_cursor,
+        keyring,
     };
     Ok((prepared, out_for_delivery))
 }

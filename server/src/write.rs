@@ -118,6 +118,12 @@ pub async fn commit(
             .projection
             .actors
             .extend(bindings_of(&accepted.bindings));
+        write.signatures.extend(
+            accepted
+                .signatures
+                .iter()
+                .map(|signature| (id.clone(), signature.clone())),
+        );
         write.changes.push((
             id.clone(),
             accepted
@@ -222,7 +228,7 @@ where
         // The stored document is at fault, not the request.
         OperationError::Schema(why) => WriteError::Internal(format!("{id}: {why}")),
     })?;
-    let Some(accepted) = validated(id, &before, after, sender)? else {
+    let Some(accepted) = validated(app, id, &before, after, sender)? else {
         return Ok(Committed::default());
     };
     let mut detail = audit.detail;
@@ -259,8 +265,10 @@ where
 
 /// Checks what the server wrote into `after` (a fork of `before`) on behalf of `sender`, as
 /// the validator checks a device's changes; `None` when it changed nothing. The changes are
-/// authored under the fork's fresh actor, bound to the server: no device may write under it.
+/// authored under the fork's fresh actor, bound to the server: no device may write under it;
+/// each is signed by the server's key, as written for `sender`.
 pub fn validated(
+    app: &AppState,
     id: &DocId,
     before: &Automerge,
     after: Automerge,
@@ -274,11 +282,19 @@ pub fn validated(
         .map_err(|refusal| WriteError::Refused(refusal.to_string()))?;
     let bindings = check_actors(&changes, &Claims::default(), SERVER_OWNER)
         .map_err(|refusal| WriteError::Internal(refusal.to_string()))?;
+    let signatures = changes
+        .iter()
+        .map(|change| {
+            app.signing
+                .sign(id, &change.hash(), sender.role, &sender.principal)
+        })
+        .collect();
     Ok(Some(Accepted {
         doc: after,
         changes,
         written,
         records,
         bindings,
+        signatures,
     }))
 }

@@ -13,6 +13,7 @@ pub mod operations;
 pub mod rules;
 pub mod s10;
 mod shape;
+pub mod signing;
 pub mod store;
 pub mod sync;
 pub mod validator;

@@ -24,6 +24,7 @@ use crate::model::{
 };
 use crate::rules::{self, Field, Violation};
 use crate::shape::{self, Shape};
+use crate::signing::{Author, ChangeSignature, Keyring, SignatureProblem, Signer};
 
 /// The owner of the actors the server writes with (back-office writes, reviews, documents it
 /// creates): no device's change may use them.
@@ -91,7 +92,10 @@ impl Claims {
 }
 
 /// The three kinds of writers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Records attempts and proposes corrections for the stops of their rounds.
     Postman,
@@ -185,6 +189,15 @@ pub enum Refusal {
         /// The actor id, hex.
         actor: String,
     },
+    /// A change's signature is missing, unknown, revoked or wrong: nothing of the batch is
+    /// accepted, whoever uploaded it.
+    #[error("change {change} is refused: {}", problem.as_str())]
+    Signature {
+        /// The offending change.
+        change: ChangeHash,
+        /// What is wrong with its signature.
+        problem: SignatureProblem,
+    },
     /// A change writes a permitted path with a value the rules refuse.
     #[error("{path}: {violation}")]
     Invalid {
@@ -212,6 +225,9 @@ pub struct Accepted {
     /// The actors of `changes` that were unbound, with the owner they are bound to now: the
     /// server stores these bindings in the transaction that stores the changes.
     pub bindings: Vec<(ActorId, String)>,
+    /// The verified signatures of `changes` (none for an unsigned push of an older phone): the
+    /// server stores them beside the changes and sends them on with them.
+    pub signatures: Vec<ChangeSignature>,
 }
 
 /// A new record that passed every rule, as read from the document.
@@ -243,6 +259,8 @@ pub struct Checked {
     pub record: CheckedRecord,
     /// The change that wrote it.
     pub change: ChangeHash,
+    /// Who signed that change, when it was signed (the record's author, whoever uploaded it).
+    pub signer: Option<Signer>,
 }
 
 /// What [`check_applied_records`] found a batch wrote.
@@ -288,6 +306,94 @@ pub fn validate_claimed(
     if !sender.scope.contains(id) {
         return Err(Refusal::OutOfScope(id.clone()));
     }
+    let (fork, new_changes) = apply_to_fork(doc, changes)?;
+    let owner = sender.owner();
+    let bindings = check_actors(&new_changes, claims, &owner)?;
+    let (written, records) = check_all(id, doc, &fork, &new_changes, sender, claims)?;
+    Ok(Accepted {
+        doc: fork,
+        changes: new_changes,
+        written,
+        records,
+        bindings,
+        signatures: Vec::new(),
+    })
+}
+
+/// Validates `changes` that `uploader` pushed with `signatures`: each new change is checked as
+/// its author, the signer its signature names once it verifies against `keyring` (a device's
+/// registered key, or the server's), whoever uploads it. A push without any signature, from a
+/// phone of an older version, is checked as the uploader's unless the keyring requires
+/// signatures of postmen. One change whose signature is missing, unknown, revoked or wrong
+/// refuses the whole batch.
+pub fn validate_signed(
+    id: &DocId,
+    doc: &Automerge,
+    changes: Vec<Change>,
+    signatures: &[ChangeSignature],
+    uploader: &Sender,
+    keyring: &Keyring,
+    claims: &Claims,
+) -> Result<Accepted, Refusal> {
+    let legacy =
+        signatures.is_empty() && !(keyring.require_signatures && uploader.role == Role::Postman);
+    if legacy {
+        return validate_claimed(id, doc, changes, uploader, claims);
+    }
+    let (fork, new_changes) = apply_to_fork(doc, changes)?;
+    // Each new change's author, from its signature; the changes grouped by author in order.
+    let by_hash: HashMap<&[u8], &ChangeSignature> =
+        signatures.iter().map(|s| (s.hash.as_slice(), s)).collect();
+    let mut groups: Vec<(Author, Vec<Change>)> = Vec::new();
+    let mut used = Vec::with_capacity(new_changes.len());
+    for change in &new_changes {
+        let hash = change.hash();
+        let refuse = |problem| Refusal::Signature {
+            change: hash,
+            problem,
+        };
+        let signature = by_hash
+            .get(hash.as_ref())
+            .ok_or_else(|| refuse(SignatureProblem::Missing))?;
+        let author = keyring.author(id, &hash, signature).map_err(refuse)?;
+        used.push((*signature).clone());
+        match groups.iter_mut().find(|(a, _)| a.owner == author.owner) {
+            Some((_, group)) => group.push(change.clone()),
+            None => groups.push((author, vec![change.clone()])),
+        }
+    }
+    let mut claims = claims.clone();
+    let mut bindings = Vec::new();
+    let mut written = BTreeSet::new();
+    let mut records = BTreeMap::new();
+    for (author, group) in &groups {
+        let bound = check_actors(group, &claims, &author.owner)?;
+        for (actor, owner) in &bound {
+            claims.actors.insert(actor.clone(), owner.clone());
+        }
+        bindings.extend(bound);
+        let (touched, checked) = check_all(id, doc, &fork, group, &author.sender, &claims)?;
+        written.extend(touched);
+        for (touch, mut checked) in checked {
+            checked.signer.clone_from(&author.signer);
+            records.insert(touch, checked);
+        }
+    }
+    Ok(Accepted {
+        doc: fork,
+        changes: new_changes,
+        written: written.into_iter().collect(),
+        records,
+        bindings,
+        signatures: used,
+    })
+}
+
+/// `doc` with `changes` applied, on a fork, and the changes that were new to it, in causal order.
+fn apply_to_fork(
+    doc: &Automerge,
+    changes: Vec<Change>,
+) -> Result<(Automerge, Vec<Change>), Refusal> {
     let before = doc.get_heads();
     let mut fork = doc.fork();
     fork.apply_changes(changes).map_err(|e| match e {
@@ -302,16 +408,7 @@ pub fn validate_claimed(
         return Err(Refusal::MissingDependencies(missing.len()));
     }
     let new_changes = fork.get_changes(&before);
-    let owner = sender.owner();
-    let bindings = check_actors(&new_changes, claims, &owner)?;
-    let (written, records) = check_all(id, doc, &fork, &new_changes, sender, claims)?;
-    Ok(Accepted {
-        doc: fork,
-        changes: new_changes,
-        written,
-        records,
-        bindings,
-    })
+    Ok((fork, new_changes))
 }
 
 /// Refuses a change under an actor bound to someone other than `owner`; the unbound actors, to
@@ -454,7 +551,14 @@ fn check_all(
                 .get(touch)
                 .copied()
                 .ok_or_else(|| Refusal::Malformed(format!("no change wrote {touch:?}")))?;
-            records.insert(touch.clone(), Checked { record, change });
+            records.insert(
+                touch.clone(),
+                Checked {
+                    record,
+                    change,
+                    signer: None,
+                },
+            );
         }
     }
     for (touch, path, action) in &shaped {

@@ -258,6 +258,7 @@ fn postman_attempt_is_accepted() -> TestResult {
         Some(&Checked {
             record: CheckedRecord::Attempt(attempt()),
             change: accepted.changes[0].hash(),
+            signer: None,
         })
     );
     assert_eq!(accepted.records.len(), 1);

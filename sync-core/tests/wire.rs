@@ -71,6 +71,7 @@ fn large_request() -> SyncRequest {
                 body: RequestBody::Push {
                     changes: changes_of(&doc),
                     extra_heads: heads_of(&doc),
+                    signatures: Vec::new(),
                 },
             },
             DocRequest {
@@ -118,6 +119,7 @@ fn large_response() -> SyncResponse {
                     heads: heads_of(&point_doc),
                     chunks: vec![ByteBuf::from(point_doc.save())],
                     complete: true,
+                    signatures: Vec::new(),
                 },
             },
             DocResponse {
@@ -126,6 +128,7 @@ fn large_response() -> SyncResponse {
                     heads: heads_of(&item_doc),
                     chunks: changes_of(&item_doc),
                     complete: false,
+                    signatures: Vec::new(),
                 },
             },
             DocResponse {
@@ -282,6 +285,7 @@ fn bodies_over_256_bytes_are_deflated_and_the_rest_are_not() {
             body: RequestBody::Push {
                 changes: vec![ByteBuf::from(vec![0x5A; size])],
                 extra_heads: Heads::default(),
+                signatures: Vec::new(),
             },
         }],
     };
@@ -590,6 +594,7 @@ fn push(changes: &[usize]) -> RequestBody {
             .map(|&len| ByteBuf::from(vec![0xA5; len]))
             .collect(),
         extra_heads: Heads::default(),
+        signatures: Vec::new(),
     }
 }
 
@@ -658,6 +663,7 @@ fn an_update_over_the_message_limit_is_refused() {
                         .map(|&len| ByteBuf::from(vec![0x3C; len]))
                         .collect(),
                     complete: true,
+                    signatures: Vec::new(),
                 },
             },
         ],
@@ -798,6 +804,7 @@ fn update_response(lens: &[usize]) -> SyncResponse {
                     .map(|&len| ByteBuf::from(vec![0x3C; len]))
                     .collect(),
                 complete: true,
+                signatures: Vec::new(),
             },
         }],
     }
@@ -1311,6 +1318,7 @@ fn push_of(changes: Vec<Vec<u8>>) -> RequestBody {
     RequestBody::Push {
         changes: changes.into_iter().map(ByteBuf::from).collect(),
         extra_heads: Heads::default(),
+        signatures: Vec::new(),
     }
 }
 
@@ -1347,6 +1355,7 @@ fn assert_full_update(host: &MemoryHost, id: &DocId, response: &DocResponse) {
         heads,
         chunks,
         complete: true,
+        ..
     } = &response.body
     else {
         panic!("{id}: {:?}", response.body);
@@ -1370,7 +1379,8 @@ fn assert_acknowledged(host: &MemoryHost, id: &DocId, response: &DocResponse) {
         ResponseBody::Update {
             heads: heads.into(),
             chunks: vec![],
-            complete: true
+            complete: true,
+            signatures: Vec::new(),
         }
     );
 }
@@ -1602,6 +1612,7 @@ fn heads_the_server_never_saw_are_answered_not_a_panic() {
             RequestBody::Push {
                 changes: vec![],
                 extra_heads: strangers,
+                signatures: Vec::new(),
             },
         ),
     ];

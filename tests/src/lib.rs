@@ -81,6 +81,7 @@ pub fn settings(database_url: &str) -> Settings {
         retention_days: 0,
         retention_check_secs: 3600,
         change_log_days: 14,
+        require_signatures: false,
         time_zone: "Europe/Paris".into(),
         // Tests drive many clients from 127.0.0.1 as fast as they can: the rate limits are off
         // but where a test turns them on (`guards.rs`).
@@ -286,6 +287,26 @@ pub async fn get_json<T: serde::de::DeserializeOwned>(base: &str, token: &str, p
         .json()
         .await
         .unwrap()
+}
+
+/// Registers a phone's signing key with the server (`PUT /v1/devices/signing-key`), as the
+/// app does once; the answer's status.
+pub async fn enroll_key(
+    server: &TestServer,
+    token: &str,
+    key: &tournee_sync_core::signing::SoftwareKey,
+) -> u16 {
+    use base64::Engine;
+    let public = base64::engine::general_purpose::STANDARD.encode(key.public_key().to_sec1());
+    reqwest::Client::new()
+        .put(format!("{}/v1/devices/signing-key", server.base))
+        .bearer_auth(token)
+        .json(&serde_json::json!({ "public_key": public }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
 }
 
 /// A phone: its store on disk and the token of its postman (or customer).

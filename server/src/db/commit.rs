@@ -5,13 +5,14 @@
 use std::collections::HashSet;
 
 use sqlx::Row;
+use tournee_sync_core::signing::ChangeSignature;
 use tournee_sync_core::DocId;
 
 use super::actors::{self, now_ms};
 use super::loads::{self, apply_loads, Load};
 use super::{
-    events, proofs, review, AuditRow, CorrectionStatus, Database, EntryStatus, EventRow,
-    Projection, ROWS_PER_INSERT,
+    events, proofs, review, signatures, AuditRow, CorrectionStatus, Database, EntryStatus,
+    EventRow, Projection, ROWS_PER_INSERT,
 };
 
 /// Stores changes on SQLite: the head of a multi-row insert of `(doc_id, hash, bytes)`; their
@@ -34,7 +35,7 @@ const INSERT_CHANGES_TAIL: &str = " ON CONFLICT (doc_id, hash) DO NOTHING RETURN
 /// Projects attempts: the head of a multi-row insert.
 const INSERT_ATTEMPTS: &str = "INSERT INTO attempts (id, item_id, change_hash, outcome, \
      recorded_at_ms, device, postman, lat, lon, accuracy_m, distance_m, notice_number, waits_at, \
-     record) ";
+     record, signed_by) ";
 /// The tail of [`INSERT_ATTEMPTS`]: returns the rows inserted, or replayed by the same change.
 const INSERT_ATTEMPTS_TAIL: &str =
     " ON CONFLICT (id) DO UPDATE SET change_hash = excluded.change_hash \
@@ -129,6 +130,8 @@ pub type StoredChange = (Vec<u8>, Vec<u8>);
 pub struct SyncWrite {
     /// Per document, the accepted changes.
     pub changes: Vec<(DocId, Vec<StoredChange>)>,
+    /// Their signatures, stored beside them.
+    pub signatures: Vec<(DocId, ChangeSignature)>,
     /// The rows they project into.
     pub projection: Projection,
 }
@@ -189,6 +192,18 @@ impl Database {
                     changed.insert(stored.try_get("doc_id")?);
                 }
             }
+            // Each change's signature beside it (the first one stored stays).
+            for chunk in write.signatures.chunks(ROWS_PER_INSERT) {
+                let mut insert = sqlx::QueryBuilder::new(signatures::INSERT_SIGNATURES);
+                insert.push_values(chunk, |mut row, (doc, signature)| {
+                    row.push_bind(doc.as_str())
+                        .push_bind(&signature.hash)
+                        .push_bind(signatures::signer_text(&signature.signer))
+                        .push_bind(&signature.signature);
+                });
+                insert.push(signatures::INSERT_SIGNATURES_TAIL);
+                insert.build().execute(&mut *tx).await?;
+            }
             // The actors the changes are written under, bound in the transaction that stores
             // them: an actor another owner bound meanwhile fails the write.
             let now = now_ms();
@@ -205,7 +220,8 @@ impl Database {
                 row.push_bind(&a.id).push_bind(&a.item_id).push_bind(&a.change_hash).push_bind(&a.outcome)
                     .push_bind(a.recorded_at_ms).push_bind(&a.device).push_bind(&a.postman).push_bind(a.lat)
                     .push_bind(a.lon).push_bind(a.accuracy_m).push_bind(a.distance_m)
-                    .push_bind(&a.notice_number).push_bind(&a.waits_at).push_bind(&a.record);
+                    .push_bind(&a.notice_number).push_bind(&a.waits_at).push_bind(&a.record)
+                    .push_bind(&a.signed_by);
             }, INSERT_ATTEMPTS_TAIL);
             // The photos and signatures they name: only their device may upload those files.
             insert_rows!(tx, proofs::INSERT_REFERENCES, proofs::references(&p.attempts), |row, r| {

@@ -106,6 +106,7 @@ mod review;
 mod rounds;
 mod rows;
 mod search;
+mod signatures;
 mod tracking;
 mod webhooks;
 
@@ -126,6 +127,7 @@ pub use rows::{
     AttemptRow, AuditRow, ChoiceRow, CorrectionRow, DecisionRow, EventRow, PreferencesRow,
     Projection, QueueEntryRow, QueueRow, ReferenceRow, SearchFilter, SearchRow,
 };
+pub use signatures::{signer_text, DeviceKeyRow, KeyRegistration, ServerKeyRow};
 pub use webhooks::{
     ClaimedDelivery, DeliveryCounts, DeliveryStatus, NewDelivery, NewSubscription, SubscriptionRow,
 };

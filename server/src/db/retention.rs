@@ -22,6 +22,8 @@ const COUNT_ITEMS_TO_ARCHIVE: &str =
 /// The change rows of the documents among `$1` (a JSON list); `{list}` is the backend's list.
 const DELETE_CHANGES: &str = "DELETE FROM changes WHERE doc_id IN {list}";
 const DELETE_DOCUMENTS: &str = "DELETE FROM documents WHERE id IN {list}";
+/// The signatures of their changes, deleted with them.
+const DELETE_SIGNATURES: &str = "DELETE FROM change_signatures WHERE doc_id IN {list}";
 /// The import lines lazily built documents are made from (`import::materialize`): without them
 /// an archived item's document would be built again on the next load.
 const DELETE_IMPORT_LINES: &str = "DELETE FROM import_records WHERE kind = $2 AND key IN {list}";
@@ -231,6 +233,7 @@ impl Database {
         let list = self.json_list(1);
         let delete_changes = DELETE_CHANGES.replace("{list}", &list);
         let delete_documents = DELETE_DOCUMENTS.replace("{list}", &list);
+        let delete_signatures = DELETE_SIGNATURES.replace("{list}", &list);
         let delete_lines = DELETE_IMPORT_LINES.replace("{list}", &list);
         let mark = MARK_ARCHIVED.replace("{list}", &list);
         let items_kind = crate::import::Kind::Items.as_str();
@@ -252,6 +255,7 @@ impl Database {
                 .unwrap_or_else(|_| "[]".into());
             let keys = serde_json::to_string(&items).unwrap_or_else(|_| "[]".into());
             let changes = sqlx::query(&delete_changes).bind(&doc_ids).execute(&mut *tx).await?.rows_affected();
+            sqlx::query(&delete_signatures).bind(&doc_ids).execute(&mut *tx).await?;
             let documents = sqlx::query(&delete_documents).bind(&doc_ids).execute(&mut *tx).await?.rows_affected();
             sqlx::query(&delete_lines).bind(&keys).bind(items_kind).execute(&mut *tx).await?;
             let archived = sqlx::query(&mark).bind(&keys).bind(now_ms).execute(&mut *tx).await?.rows_affected();

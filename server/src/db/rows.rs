@@ -35,6 +35,10 @@ pub struct AttemptRow {
     pub waits_at: Option<String>,
     /// The whole attempt as JSON.
     pub record: String,
+    /// The device whose key signed it, verified when it was stored (`None`: recorded by an
+    /// app that did not sign).
+    #[sqlx(default)]
+    pub signed_by: Option<String>,
 }
 
 /// A customer's choice as projected.

@@ -348,7 +348,9 @@ impl Plan {
                                 &l.access,
                             )
                             .map_err(|e| schema(&id, e))?;
-                            if let Some(accepted) = write::validated(&id, &before, after, sender)? {
+                            if let Some(accepted) =
+                                write::validated(app, &id, &before, after, sender)?
+                            {
                                 self.bases.insert(id.clone(), before.get_heads());
                                 self.accepted.push((id, accepted));
                             }
@@ -419,7 +421,9 @@ impl Plan {
                             let mut after = before.fork();
                             operations::set_requirements(&mut after, &l.requirements)
                                 .map_err(|e| schema(&id, e))?;
-                            if let Some(accepted) = write::validated(&id, &before, after, sender)? {
+                            if let Some(accepted) =
+                                write::validated(app, &id, &before, after, sender)?
+                            {
                                 self.bases.insert(id.clone(), before.get_heads());
                                 self.accepted.push((id, accepted));
                             }

@@ -18,9 +18,10 @@ mod atomic;
 mod proofs;
 mod record_log;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use automerge::{ActorId, Automerge, ChangeHash, ReadDoc};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -33,6 +34,7 @@ use crate::model::{Attempt, Correction, CustomerChoice, Preferences, RoundManife
 use crate::operations::{self, OperationError};
 use crate::rules::{self, Field};
 use crate::s10::S10;
+use crate::signing::{self, ChangeSignature, ChangeSigner, Signer, SigningError};
 use crate::sync::DocSyncState;
 use crate::validator::{check_applied, Refusal, Role, Scope, Sender};
 
@@ -48,6 +50,7 @@ mod kind {
     pub const INTERACTION: u8 = 5;
     pub const ACKED: u8 = 6;
     pub const ASIDE: u8 = 7;
+    pub const SIGNATURES: u8 = 8;
 }
 
 /// Why the store could not do what was asked.
@@ -93,6 +96,9 @@ pub enum StoreError {
     /// The change would be refused by the server; nothing was written.
     #[error("refused: {0}")]
     Refused(#[from] Refusal),
+    /// The device's key did not sign the change; nothing was written.
+    #[error(transparent)]
+    Signing(#[from] SigningError),
 }
 
 impl StoreError {
@@ -286,6 +292,10 @@ struct LocalRecord {
     interaction: Interaction,
     #[serde(with = "serde_bytes")]
     change: Vec<u8>,
+    /// The device's signature of the change, in the same record (absent when the store has no
+    /// signer, or in logs written before signatures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    signature: Option<ChangeSignature>,
 }
 
 #[derive(Debug)]
@@ -299,6 +309,8 @@ struct StoredDoc {
     /// Interactions set aside after a `collision` refusal, until the document is fetched
     /// again (see [`PhoneStore::set_aside`]).
     aside: Vec<SetAside>,
+    /// The signatures held of the document's changes, the device's own and those received.
+    signatures: HashMap<Vec<u8>, ChangeSignature>,
     records_since_snapshot: usize,
 }
 
@@ -327,6 +339,8 @@ pub struct PhoneStore {
     manifest: Option<RoundManifest>,
     docs: BTreeMap<DocId, StoredDoc>,
     options: StoreOptions,
+    /// The device's key, which signs every local change ([`PhoneStore::set_signer`]).
+    signer: Option<Arc<dyn ChangeSigner>>,
     /// The exclusive lock on `<root>/lock`, held as long as the store is open; the operating
     /// system releases it when the store is dropped or its process dies.
     _lock: fs::File,
@@ -409,6 +423,7 @@ impl PhoneStore {
             manifest,
             docs: BTreeMap::new(),
             options,
+            signer: None,
             _lock: lock,
         };
         let entries = fs::read_dir(root.join("docs")).map_err(|e| StoreError::io(root, e))?;
@@ -502,15 +517,20 @@ impl PhoneStore {
             kind,
             change: hash.to_string(),
         };
+        let signature = self.sign(id, &hash)?;
         let record = to_cbor(&LocalRecord {
             interaction: interaction.clone(),
             change: change.raw_bytes().to_vec(),
+            signature: signature.clone(),
         });
         let stored = self
             .docs
             .get_mut(id)
             .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
         stored.log.append(&[(kind::LOCAL, &record)])?;
+        if let Some(signature) = signature {
+            stored.signatures.insert(signature.hash.clone(), signature);
+        }
         stored.doc = Some(next);
         stored.pending.push(interaction.clone());
         stored.records_since_snapshot += 1;
@@ -630,7 +650,8 @@ impl PhoneStore {
             .docs
             .get_mut(id)
             .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
-        rewrite_log(&mut stored.log, &snapshot, &sync, &[], &aside, &[])?;
+        let held = stored.signatures.values().cloned().collect::<Vec<_>>();
+        rewrite_log(&mut stored.log, &snapshot, &sync, &[], &aside, &held, &[])?;
         let count = aside.len();
         stored.records_since_snapshot = 0;
         stored.unloaded.clear();
@@ -660,6 +681,7 @@ impl PhoneStore {
         let mut doc = self.loaded(id)?.clone();
         let snapshot = doc.save();
         let mut records = Vec::new();
+        let mut signed = Vec::new();
         let mut outcomes = Vec::with_capacity(aside.len());
         for SetAside {
             interaction,
@@ -700,9 +722,12 @@ impl PhoneStore {
                         kind: interaction.kind,
                         change: hash.to_string(),
                     };
+                    let signature = self.sign(id, &hash)?;
+                    signed.extend(signature.clone());
                     records.push(to_cbor(&LocalRecord {
                         interaction: after.clone(),
                         change: change.raw_bytes().to_vec(),
+                        signature,
                     }));
                     AgainOutcome::Recorded(after)
                 }
@@ -716,8 +741,20 @@ impl PhoneStore {
             .docs
             .get_mut(id)
             .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        let held = stored.signatures.values().cloned().collect::<Vec<_>>();
         let (sync, pending) = (&stored.sync, &stored.pending);
-        rewrite_log(&mut stored.log, &snapshot, sync, pending, &[], &records)?;
+        rewrite_log(
+            &mut stored.log,
+            &snapshot,
+            sync,
+            pending,
+            &[],
+            &held,
+            &records,
+        )?;
+        for signature in signed {
+            stored.signatures.insert(signature.hash.clone(), signature);
+        }
         stored.records_since_snapshot = records.len();
         stored.unloaded.clear();
         stored.doc = Some(doc);
@@ -752,6 +789,69 @@ impl PhoneStore {
             device: Some(self.identity.device.clone()),
             scope: Scope::All,
         }
+    }
+
+    /// Gives the store the device's key: every change recorded from now on is signed with it,
+    /// and its signature is stored with the change and sent with it (the server checks it
+    /// against the key registered for the device).
+    pub fn set_signer(&mut self, signer: Arc<dyn ChangeSigner>) {
+        self.signer = Some(signer);
+    }
+
+    /// The device's signature of its change `hash` to `id`, when it has a key.
+    fn sign(&self, id: &DocId, hash: &ChangeHash) -> Result<Option<ChangeSignature>, StoreError> {
+        let Some(signer) = &self.signer else {
+            return Ok(None);
+        };
+        let who = Signer::Device {
+            device: self.identity.device.clone(),
+        };
+        let signature = signer.sign(&signing::message(id, hash, &who))?;
+        Ok(Some(ChangeSignature {
+            hash: hash.as_ref().to_vec(),
+            signer: who,
+            signature,
+        }))
+    }
+
+    /// The signatures held of changes `hashes` of document `id`, when every one is held;
+    /// `None` when one is not (an older phone's push is unsigned as a whole).
+    pub fn signatures_of(&self, id: &DocId, hashes: &[ChangeHash]) -> Option<Vec<ChangeSignature>> {
+        let held = &self.docs.get(id)?.signatures;
+        hashes
+            .iter()
+            .map(|h| held.get(h.as_ref()).cloned())
+            .collect()
+    }
+
+    /// Keeps signatures the server sent of changes of document `id` (durable before the changes
+    /// they sign are applied: a crash in between leaves a signature without its change, which
+    /// is harmless).
+    pub fn keep_signatures(
+        &mut self,
+        id: &DocId,
+        signatures: Vec<ChangeSignature>,
+    ) -> Result<(), StoreError> {
+        let Some(stored) = self.docs.get_mut(id) else {
+            // Kept with the document's first chunks ([`PhoneStore::apply_remote`] creates it).
+            let path = self.doc_path(id);
+            let doc = open_doc(&path, self.options.fsync)?;
+            self.docs.insert(id.clone(), doc);
+            return self.keep_signatures(id, signatures);
+        };
+        let new: Vec<ChangeSignature> = signatures
+            .into_iter()
+            .filter(|s| !stored.signatures.contains_key(&s.hash))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        stored.log.append(&[(kind::SIGNATURES, &to_cbor(&new))])?;
+        stored.records_since_snapshot += 1;
+        stored
+            .signatures
+            .extend(new.into_iter().map(|s| (s.hash.clone(), s)));
+        Ok(())
     }
 
     /// The server's sync cursor for this device.
@@ -963,8 +1063,9 @@ impl PhoneStore {
             .docs
             .get_mut(id)
             .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        let held = stored.signatures.values().cloned().collect::<Vec<_>>();
         let (sync, pending, aside) = (&stored.sync, &stored.pending, &stored.aside);
-        rewrite_log(&mut stored.log, &snapshot, sync, pending, aside, &[])?;
+        rewrite_log(&mut stored.log, &snapshot, sync, pending, aside, &held, &[])?;
         stored.records_since_snapshot = 0;
         Ok(())
     }
@@ -1017,6 +1118,7 @@ fn open_doc(path: &Path, fsync: bool) -> Result<StoredDoc, StoreError> {
         sync: DocSyncState::default(),
         pending: Vec::new(),
         aside: Vec::new(),
+        signatures: HashMap::new(),
         records_since_snapshot: 0,
     };
     for record in records {
@@ -1032,6 +1134,15 @@ fn open_doc(path: &Path, fsync: bool) -> Result<StoredDoc, StoreError> {
                 let local: LocalRecord = from_cbor(&record.payload).map_err(corrupt)?;
                 doc.unloaded.push(local.change);
                 doc.pending.push(local.interaction);
+                if let Some(signature) = local.signature {
+                    doc.signatures.insert(signature.hash.clone(), signature);
+                }
+            }
+            kind::SIGNATURES => {
+                let signatures: Vec<ChangeSignature> =
+                    from_cbor(&record.payload).map_err(corrupt)?;
+                doc.signatures
+                    .extend(signatures.into_iter().map(|s| (s.hash.clone(), s)));
             }
             kind::SYNC => doc.sync = from_cbor(&record.payload).map_err(corrupt)?,
             kind::INTERACTION => doc
@@ -1049,19 +1160,23 @@ fn open_doc(path: &Path, fsync: bool) -> Result<StoredDoc, StoreError> {
 }
 
 /// Replaces a document's log, atomically, with a snapshot, its sync state, the interactions
-/// pending in the snapshot, those set aside, and new local changes on top of the snapshot.
+/// pending in the snapshot, those set aside, the signatures held, and new local changes on top
+/// of the snapshot.
 fn rewrite_log(
     log: &mut RecordLog,
     snapshot: &[u8],
     sync: &DocSyncState,
     pending: &[Interaction],
     aside: &[SetAside],
+    signatures: &[ChangeSignature],
     local: &[Vec<u8>],
 ) -> Result<(), StoreError> {
     let sync = to_cbor(sync);
     let pending: Vec<Vec<u8>> = pending.iter().map(to_cbor).collect();
     let aside = (!aside.is_empty()).then(|| to_cbor(&aside));
+    let signatures = (!signatures.is_empty()).then(|| to_cbor(&signatures));
     let mut records: Vec<(u8, &[u8])> = vec![(kind::SNAPSHOT, snapshot), (kind::SYNC, &sync)];
+    records.extend(signatures.iter().map(|s| (kind::SIGNATURES, s.as_slice())));
     records.extend(pending.iter().map(|p| (kind::INTERACTION, p.as_slice())));
     records.extend(aside.iter().map(|a| (kind::ASIDE, a.as_slice())));
     records.extend(local.iter().map(|l| (kind::LOCAL, l.as_slice())));

@@ -67,6 +67,8 @@ impl MaybeBytes for ByteBuf {
     }
 }
 
+impl MaybeBytes for crate::signing::ChangeSignature {}
+
 /// A list of document entries.
 pub fn docs<'de, D: Deserializer<'de>, T: Deserialize<'de> + MaybeBytes>(
     d: D,
@@ -85,6 +87,19 @@ pub fn changes<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<ByteBuf>, D::Error
         max: MAX_CHANGES,
         what: "changes",
         min_bytes: MIN_CHANGE_BYTES,
+        marker: PhantomData,
+    })
+}
+
+/// A list of change signatures (each a hash, a signer and a signature: dozens of bytes decoded,
+/// never zero on the wire).
+pub fn signatures<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<crate::signing::ChangeSignature>, D::Error> {
+    d.deserialize_seq(Bounded::<crate::signing::ChangeSignature> {
+        max: MAX_CHANGES,
+        what: "signatures",
+        min_bytes: 0,
         marker: PhantomData,
     })
 }

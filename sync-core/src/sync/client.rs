@@ -171,13 +171,21 @@ impl SyncExchange {
             let doc = store.document(&id)?;
             let recheck = self.rechecking.as_ref().is_some_and(|r| r.contains(&id));
             let body = request_for(doc, &state, &self.limits).or_else(|| {
-                recheck.then(|| RequestBody::Have {
-                    heads: doc.get_heads().into(),
+                recheck.then(|| {
+                    let heads = doc.get_heads().into();
+                    (RequestBody::Have { heads }, Vec::new())
                 })
             });
-            if let Some(body) = body {
-                if let RequestBody::Push { changes, .. } = &body {
+            if let Some((mut body, pushed)) = body {
+                if let RequestBody::Push {
+                    changes,
+                    signatures,
+                    ..
+                } = &mut body
+                {
                     size += changes.iter().map(|c| c.len()).sum::<usize>();
+                    // Signed as a whole or not at all (a store without a key, as before).
+                    *signatures = store.signatures_of(&id, &pushed).unwrap_or_default();
                 }
                 docs.push(DocRequest { doc: id, body });
             }
@@ -221,8 +229,12 @@ impl SyncExchange {
                     heads,
                     chunks,
                     complete,
+                    signatures,
                 } => {
                     let chunks: Vec<Vec<u8>> = chunks.into_iter().map(ByteBuf::into_vec).collect();
+                    if !signatures.is_empty() {
+                        store.keep_signatures(&id, signatures)?;
+                    }
                     let previous = store.sync_state(&id).cloned().unwrap_or_default();
                     // Changed means new to the phone: the news after a push carries the phone's
                     // own changes back (the answer's cursor is read before its write), and
@@ -322,8 +334,12 @@ impl SyncExchange {
     }
 }
 
-/// What to ask for one held document, if anything.
-fn request_for(doc: &Automerge, state: &DocSyncState, limits: &Limits) -> Option<RequestBody> {
+/// What to ask for one held document, if anything, and the changes a push carries.
+fn request_for(
+    doc: &Automerge,
+    state: &DocSyncState,
+    limits: &Limits,
+) -> Option<(RequestBody, Vec<ChangeHash>)> {
     let heads = doc.get_heads();
     match &state.need {
         // The phone checked its changes with the server's own rules before storing them, so a
@@ -352,9 +368,12 @@ fn request_for(doc: &Automerge, state: &DocSyncState, limits: &Limits) -> Option
             if heads != state.acked.0 {
                 Some(push(doc, &state.acked.0, limits))
             } else {
-                Some(RequestBody::Have {
-                    heads: heads.into(),
-                })
+                Some((
+                    RequestBody::Have {
+                        heads: heads.into(),
+                    },
+                    Vec::new(),
+                ))
             }
         }
         _ if heads != state.acked.0 => Some(push(doc, &state.acked.0, limits)),
@@ -363,17 +382,18 @@ fn request_for(doc: &Automerge, state: &DocSyncState, limits: &Limits) -> Option
 }
 
 /// Pushes the changes not under `base`, at most one message's worth: the rest goes next time.
-fn push(doc: &Automerge, base: &[ChangeHash], limits: &Limits) -> RequestBody {
+/// Also returns the hashes of the changes pushed, in order.
+fn push(doc: &Automerge, base: &[ChangeHash], limits: &Limits) -> (RequestBody, Vec<ChangeHash>) {
     let mut changes = Vec::new();
     let mut size = 0;
-    let mut pushed = HashSet::new();
+    let mut pushed = Vec::new();
     for change in doc.get_changes(base) {
         let bytes = change.raw_bytes();
         if size + bytes.len() > limits.max_message_bytes && !changes.is_empty() {
             break;
         }
         size += bytes.len();
-        pushed.insert(change.hash());
+        pushed.push(change.hash());
         changes.push(ByteBuf::from(bytes.to_vec()));
     }
     // Heads the pushed changes do not imply (concurrent heads the server already has).
@@ -388,10 +408,12 @@ fn push(doc: &Automerge, base: &[ChangeHash], limits: &Limits) -> RequestBody {
     } else {
         extra
     };
-    RequestBody::Push {
+    let body = RequestBody::Push {
         changes,
         extra_heads: Heads(extra),
-    }
+        signatures: Vec::new(),
+    };
+    (body, pushed)
 }
 
 /// The sync state after an update was applied to `doc`.

@@ -25,7 +25,10 @@ pub mod wire;
 pub use checksum::{check_chunk, parse_change};
 pub use client::{SyncError, SyncExchange, SyncReport, SyncSession};
 pub use heads::Heads;
-pub use server::{respond, wanted_claims, Answer, DocOutcome, MemoryHost, NewsLog, Prepared};
+pub use server::{
+    answered_with_chunks, attach_signatures, pushed_signatures, respond, signers, wanted_claims,
+    Answer, DocOutcome, MemoryHost, NewsLog, Prepared,
+};
 
 use serde::{Deserialize, Serialize};
 

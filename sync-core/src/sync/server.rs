@@ -20,7 +20,8 @@ use super::wire::{
 use super::Heads;
 use crate::ids::DocId;
 use crate::rules::{self, Field};
-use crate::validator::{validate_claimed, Accepted, Claims, Refusal, Sender, SERVER_OWNER};
+use crate::signing::{ChangeSignature, Keyring, PublicKey, Signer, SoftwareKey};
+use crate::validator::{validate_signed, Accepted, Claims, Refusal, Role, Sender, SERVER_OWNER};
 
 /// Everything [`respond`] reads, prepared by the server before it runs.
 #[derive(Debug, Default)]
@@ -43,6 +44,61 @@ pub struct Prepared {
     /// The oldest cursor news can be read from: the change log is pruned below it (0: nothing
     /// pruned). An older cursor is answered with [`SyncResponse::recheck`].
     pub oldest_cursor: u64,
+    /// The keys the pushed changes' signatures are checked against: the signing devices' and
+    /// the server's ([`signers`] names the devices to read).
+    pub keyring: Keyring,
+}
+
+/// The devices whose signatures a request carries: the server reads their keys, revocations and
+/// scopes into [`Prepared::keyring`].
+pub fn signers(request: &SyncRequest) -> BTreeSet<String> {
+    pushed_signatures(request)
+        .filter_map(|s| match &s.signer {
+            Signer::Device { device } => Some(device.clone()),
+            Signer::Server { .. } => None,
+        })
+        .collect()
+}
+
+/// Every signature the pushes of a request carry.
+pub fn pushed_signatures(request: &SyncRequest) -> impl Iterator<Item = &ChangeSignature> {
+    request
+        .docs
+        .iter()
+        .filter_map(|entry| match &entry.body {
+            RequestBody::Push { signatures, .. } => Some(signatures),
+            _ => None,
+        })
+        .flatten()
+}
+
+/// Adds to every document answered with chunks the signatures `held` returns for it, so the
+/// phone keeps them beside the changes (the server calls it after [`respond`], once it read the
+/// signatures of the answered documents).
+pub fn attach_signatures(
+    response: &mut SyncResponse,
+    mut held: impl FnMut(&DocId) -> Vec<ChangeSignature>,
+) {
+    for entry in &mut response.docs {
+        if let ResponseBody::Update {
+            chunks, signatures, ..
+        } = &mut entry.body
+        {
+            if !chunks.is_empty() {
+                *signatures = held(&entry.doc);
+            }
+        }
+    }
+}
+
+/// The documents of an answer that carry chunks: those whose signatures the server attaches.
+pub fn answered_with_chunks(response: &SyncResponse) -> Vec<DocId> {
+    response
+        .docs
+        .iter()
+        .filter(|d| matches!(&d.body, ResponseBody::Update { chunks, .. } if !chunks.is_empty()))
+        .map(|d| d.doc.clone())
+        .collect()
 }
 
 /// Changes a device has not seen, as the server read them: in cursor order, already limited to
@@ -141,10 +197,12 @@ pub fn respond(
         news,
         history,
         oldest_cursor,
+        keyring,
     } = prepared;
     let mut batch = Batch {
         docs,
         claims,
+        keyring,
         accepted: Vec::new(),
         latest: HashMap::new(),
         bases: HashMap::new(),
@@ -221,6 +279,7 @@ struct Batch {
     /// The prepared claims, and what the batch's accepted documents claimed so far, so a batch
     /// of documents cannot claim one key or actor twice.
     claims: Claims,
+    keyring: Keyring,
     accepted: Vec<(DocId, Accepted)>,
     /// Where each document's latest accepted state is in `accepted`: read instead of the
     /// prepared copy, which is dropped rather than cloned again.
@@ -262,7 +321,7 @@ impl Batch {
         let Some(doc) = self.document(id) else {
             return Err((RefusalCode::UnknownDocument, format!("{id} does not exist")));
         };
-        let (changes, extra_heads) = match body {
+        let (changes, extra_heads, signatures) = match body {
             RequestBody::Fetch => return Ok((update(doc, &[], limits, budget), 0)),
             // Heads the server does not hold were acknowledged by a server restored since from
             // an older backup: the phone pushes what is not under the server's heads.
@@ -280,7 +339,8 @@ impl Batch {
             RequestBody::Push {
                 changes,
                 extra_heads,
-            } => (changes, extra_heads),
+                signatures,
+            } => (changes, extra_heads, signatures),
         };
         let mut parsed = Vec::with_capacity(changes.len());
         for bytes in changes {
@@ -292,7 +352,16 @@ impl Batch {
         }
         let mut client_heads = maximal(&parsed);
         client_heads.extend(extra_heads.0);
-        let accepted = match validate_claimed(id, doc, parsed, sender, &self.claims) {
+        let validated = validate_signed(
+            id,
+            doc,
+            parsed,
+            &signatures,
+            sender,
+            &self.keyring,
+            &self.claims,
+        );
+        let accepted = match validated {
             Ok(accepted) => accepted,
             Err(Refusal::MissingDependencies(_)) => {
                 let heads = doc.get_heads().into();
@@ -313,6 +382,7 @@ impl Batch {
                     Refusal::SequenceTaken { .. } | Refusal::KeyTaken { .. } => {
                         RefusalCode::Collision
                     }
+                    Refusal::Signature { .. } => RefusalCode::Signature,
                 };
                 return Err((code, refusal.to_string()));
             }
@@ -362,6 +432,7 @@ impl Batch {
                         heads: heads.into(),
                         chunks: Vec::new(),
                         complete: true,
+                        signatures: Vec::new(),
                     },
                 });
                 answer.len() - 1
@@ -397,6 +468,7 @@ fn update(
                 heads,
                 chunks: vec![ByteBuf::from(saved)],
                 complete: true,
+                signatures: Vec::new(),
             };
         }
     }
@@ -417,6 +489,7 @@ fn update(
         heads,
         chunks,
         complete,
+        signatures: Vec::new(),
     }
 }
 
@@ -443,6 +516,12 @@ pub struct MemoryHost {
     history: u64,
     /// Log positions below this are pruned ([`MemoryHost::prune_log`]).
     oldest_cursor: u64,
+    /// The keys signatures are checked against ([`MemoryHost::register_device`]) and the
+    /// server's own key, which signs what [`MemoryHost::write_as`] writes.
+    keyring: Keyring,
+    key: Option<SoftwareKey>,
+    /// The signatures held beside the changes, per document.
+    signatures: HashMap<DocId, Vec<ChangeSignature>>,
 }
 
 impl MemoryHost {
@@ -460,6 +539,76 @@ impl MemoryHost {
         }
     }
 
+    /// Registers a device's key and whom it writes as, as the server's device import does.
+    pub fn register_device(&mut self, device: &str, author: Sender, key: Option<PublicKey>) {
+        self.keyring.devices.insert(
+            device.to_string(),
+            crate::signing::DeviceKey {
+                author,
+                key,
+                revoked: false,
+            },
+        );
+    }
+
+    /// Revokes a device: none of its changes is accepted from now on, whoever carries them.
+    pub fn revoke_device(&mut self, device: &str) {
+        if let Some(known) = self.keyring.devices.get_mut(device) {
+            known.revoked = true;
+        }
+    }
+
+    /// Refuses unsigned pushes of postmen from now on.
+    pub fn require_signatures(&mut self) {
+        self.keyring.require_signatures = true;
+    }
+
+    /// The signatures held beside a document's changes.
+    pub fn signatures(&self, id: &DocId) -> &[ChangeSignature] {
+        self.signatures
+            .get(id)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// Writes into a document on behalf of a customer or the back office, as the real server
+    /// does: under its own actor, each change signed by the server's key.
+    pub fn write_as(
+        &mut self,
+        id: &DocId,
+        role: Role,
+        principal: &str,
+        f: impl FnOnce(&mut Automerge),
+    ) {
+        let key = self.server_key();
+        let public = key.public_key();
+        let Some(doc) = self.docs.get_mut(id) else {
+            return;
+        };
+        let doc = Arc::make_mut(doc);
+        let before = doc.get_heads();
+        let mut fork = doc.fork();
+        f(&mut fork);
+        doc.merge(&mut fork).ok();
+        let changes = doc.get_changes(&before);
+        for change in changes {
+            let signer = Signer::Server {
+                key: public.id(),
+                role,
+                principal: principal.to_string(),
+            };
+            self.signatures
+                .entry(id.clone())
+                .or_default()
+                .push(key.sign_change(id, &change.hash(), signer));
+            self.claims
+                .actors
+                .entry(change.actor_id().clone())
+                .or_insert_with(|| SERVER_OWNER.to_string());
+            self.log.push((id.clone(), change.raw_bytes().to_vec()));
+        }
+    }
+
     /// Forgets the news stored so far, as the real server prunes its change log: a device whose
     /// cursor is older than now re-checks what it holds.
     pub fn prune_log(&mut self) {
@@ -469,11 +618,30 @@ impl MemoryHost {
     /// Adds a document the server created (its skeleton and reference data); its actors are
     /// the server's.
     pub fn insert(&mut self, id: DocId, doc: Automerge) {
+        let key = self.server_key();
         for change in doc.get_changes(&[]) {
             self.bind_to_server(&change);
+            let signer = Signer::Server {
+                key: key.public_key().id(),
+                role: Role::BackOffice,
+                principal: SERVER_OWNER.to_string(),
+            };
+            self.signatures
+                .entry(id.clone())
+                .or_default()
+                .push(key.sign_change(&id, &change.hash(), signer));
             self.log.push((id.clone(), change.raw_bytes().to_vec()));
         }
         self.docs.insert(id, Arc::new(doc));
+    }
+
+    /// The server's signing key, created with the host and kept in its backups (the real server
+    /// keeps it in its database or a file), published in its keyring.
+    pub fn server_key(&mut self) -> SoftwareKey {
+        let key = self.key.get_or_insert_with(SoftwareKey::generate).clone();
+        let public = key.public_key();
+        self.keyring.server.insert(public.id(), public);
+        key
     }
 
     /// Applies changes written by the server itself (e.g. on behalf of the back office).
@@ -547,15 +715,23 @@ impl MemoryHost {
             news,
             history: self.history,
             oldest_cursor: self.oldest_cursor,
+            keyring: self.keyring.clone(),
         };
-        let answer = respond(prepared, request, sender, limits);
+        let mut answer = respond(prepared, request, sender, limits);
         for (id, accepted) in &answer.accepted {
             self.claims.claim(id, accepted);
+            self.signatures
+                .entry(id.clone())
+                .or_default()
+                .extend(accepted.signatures.iter().cloned());
             for change in &accepted.changes {
                 self.log.push((id.clone(), change.raw_bytes().to_vec()));
             }
             self.docs.insert(id.clone(), Arc::new(accepted.doc.clone()));
         }
+        attach_signatures(&mut answer.response, |id| {
+            self.signatures.get(id).cloned().unwrap_or_default()
+        });
         answer
     }
 }

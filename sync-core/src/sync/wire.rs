@@ -14,6 +14,7 @@ use serde_bytes::ByteBuf;
 
 use super::{bounded, Heads};
 use crate::ids::DocId;
+use crate::signing::ChangeSignature;
 
 /// The frame magic.
 pub const MAGIC: &[u8; 4] = b"TRNE";
@@ -28,7 +29,11 @@ pub const MEDIA_TYPE: &str = "application/vnd.tournee.sync";
 ///   [`SyncResponse::history`]), so that a server restored from a backup recognises cursors it
 ///   never issued and the phones re-check what it holds. A server answers older versions without
 ///   it (such a phone is not told of a restore, as before).
-pub const VERSION: u8 = 3;
+/// - 4: adds signatures beside changes ([`RequestBody::Push::signatures`],
+///   [`ResponseBody::Update::signatures`]) and [`RefusalCode::Signature`]. A server answers older
+///   versions without signatures, and their unsigned pushes as before unless signatures are
+///   required (then refused as [`RefusalCode::Forbidden`]).
+pub const VERSION: u8 = 4;
 /// The oldest wire version this build still reads and answers.
 pub const OLDEST_VERSION: u8 = 1;
 const FLAG_DEFLATE: u8 = 1;
@@ -127,6 +132,14 @@ pub enum RequestBody {
         changes: Vec<ByteBuf>,
         /// Heads of the phone not among the pushed changes (rare: usually empty).
         extra_heads: Heads,
+        /// A signature for each pushed change: the author of a change is its signer, whoever
+        /// pushes it. Version 4 on; a push without any is an older phone's.
+        #[serde(
+            default,
+            skip_serializing_if = "Vec::is_empty",
+            deserialize_with = "bounded::signatures"
+        )]
+        signatures: Vec<ChangeSignature>,
     },
 }
 
@@ -173,6 +186,15 @@ pub enum ResponseBody {
         chunks: Vec<ByteBuf>,
         /// False when more pieces follow: ask again with `Have`.
         complete: bool,
+        /// The signatures the server holds of the changes in `chunks`, kept by the phone so it
+        /// can give them back to a server restored from a backup, or to another phone. Version
+        /// 4 on.
+        #[serde(
+            default,
+            skip_serializing_if = "Vec::is_empty",
+            deserialize_with = "bounded::signatures"
+        )]
+        signatures: Vec<ChangeSignature>,
     },
     /// The server lacks the phone's base: push everything not under these heads.
     Resync {
@@ -210,6 +232,9 @@ pub enum RefusalCode {
     /// under a fresh actor and writes them again under fresh ids (`PhoneStore::set_aside`).
     /// Version 2 on.
     Collision,
+    /// A change's signature is missing, from an unknown or revoked device, or wrong: nothing of
+    /// the entry is stored. Version 4 on (older phones read [`RefusalCode::Forbidden`]).
+    Signature,
 }
 
 impl RefusalCode {
@@ -223,6 +248,7 @@ impl RefusalCode {
             RefusalCode::Malformed => "malformed",
             RefusalCode::TooLarge => "too_large",
             RefusalCode::Collision => "collision",
+            RefusalCode::Signature => "signature",
         }
     }
 
@@ -230,6 +256,7 @@ impl RefusalCode {
     fn for_version(self, version: u8) -> Self {
         match self {
             RefusalCode::Collision if version < 2 => RefusalCode::Invalid,
+            RefusalCode::Signature if version < 4 => RefusalCode::Forbidden,
             code => code,
         }
     }
@@ -273,7 +300,10 @@ pub fn encode_response_for(response: &SyncResponse, version: u8) -> Vec<u8> {
     let version = version.clamp(OLDEST_VERSION, VERSION);
     let outdated = response.docs.iter().any(|d| {
         matches!(d.body, ResponseBody::Refused { code, .. } if code.for_version(version) != code)
-    }) || (version < 3 && (response.history.is_some() || response.recheck));
+    }) || (version < 3 && (response.history.is_some() || response.recheck))
+        || (version < 4 && response.docs.iter().any(|d| {
+            matches!(&d.body, ResponseBody::Update { signatures, .. } if !signatures.is_empty())
+        }));
     if !outdated {
         return encode(response, version);
     }
@@ -283,8 +313,10 @@ pub fn encode_response_for(response: &SyncResponse, version: u8) -> Vec<u8> {
         response.recheck = false;
     }
     for entry in &mut response.docs {
-        if let ResponseBody::Refused { code, .. } = &mut entry.body {
-            *code = code.for_version(version);
+        match &mut entry.body {
+            ResponseBody::Refused { code, .. } => *code = code.for_version(version),
+            ResponseBody::Update { signatures, .. } if version < 4 => signatures.clear(),
+            _ => {}
         }
     }
     encode(&response, version)

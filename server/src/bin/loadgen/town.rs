@@ -243,6 +243,7 @@ impl Phone {
                 body: RequestBody::Push {
                     changes: vec![change.raw_bytes().to_vec().into()],
                     extra_heads: Default::default(),
+                    signatures: Vec::new(),
                 },
             });
             phone.changes.push(change);
