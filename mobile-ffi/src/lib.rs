@@ -39,6 +39,7 @@
 //!   implements (`with_foreign` traits) return `Result<_, TourneeError>` so an app failure
 //!   cannot panic in Rust.
 
+pub mod calendar;
 mod error;
 pub mod model;
 mod observer;
@@ -46,13 +47,15 @@ pub mod proofs;
 pub mod screens;
 mod store;
 
+pub use calendar::CalendarDate;
 pub use error::TourneeError;
 pub use observer::SyncObserver;
 pub use store::FieldStore;
 
 uniffi::setup_scaffolding!();
 
-/// The media type of the sync request and answer bodies, for the app's HTTP client.
+/// The media type of the sync request and answer bodies: the `Content-Type` of every
+/// `POST /v1/sync` the app sends.
 #[uniffi::export]
 pub fn sync_media_type() -> String {
     tournee_sync_core::sync::wire::MEDIA_TYPE.to_string()
