@@ -29,11 +29,37 @@ case "$(uname -s)" in
 esac
 bindgen="$target_dir/debug/uniffi-bindgen"
 
+swift_module=TourneeField # [bindings.swift] module_name in mobile-ffi/uniffi.toml
+
 rm -rf "$out/kotlin" "$out/swift" "$out/python"
 mkdir -p "$out/kotlin" "$out/swift" "$out/python"
 for language in kotlin swift python; do
   "$bindgen" generate --library "$library" --language "$language" --out-dir "$out/$language" \
     --no-format
 done
+
+# uniffi 0.32 writes the cases of Swift error enums in UpperCamelCase (mozilla/uniffi-rs#2262,
+# no option for it yet) while every other Swift enum's cases are lowerCamelCase. Rename them,
+# declarations and uses, so Swift code reads `catch TourneeError.invalidInput(let field, ...)`;
+# a case that becomes a Swift keyword (`protocol`) is declared in backquotes. perl, not sed -i,
+# so the same command runs on macOS and Linux. tests/sdk_bindings.rs checks the result.
+perl -0pi -e '
+  my %keyword = map { $_ => 1 } qw(associatedtype as break case catch class continue default
+    defer deinit do else enum extension fallthrough false fileprivate for func guard if import
+    in init inout internal is let nil open operator private protocol public repeat rethrows
+    return self static struct subscript super switch throw throws true try typealias var where
+    while);
+  my @cases;
+  while (/^public\s+(?:indirect\s+)?enum\s+\w+:\s*Swift\.Error\b[^{]*\{(.*?)^\}/msg) {
+    push @cases, ($1 =~ /^\s*case\s+([A-Z]\w*)/mg);
+  }
+  for my $case (@cases) {
+    my $lower = lcfirst $case;
+    my $declared = $keyword{$lower} ? "`$lower`" : $lower;
+    s/^(\s*case\s+)$case\b/$1$declared/mg;
+    s/\.$case\b/.$declared/g;
+  }
+' "$out/swift/$swift_module.swift"
+
 cp "$library" "$out/python/"
 echo "bindings written to $out (kotlin/, swift/, python/)"

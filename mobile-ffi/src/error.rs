@@ -7,16 +7,18 @@ use tournee_sync_core::store::StoreError;
 use tournee_sync_core::sync::wire::WireError;
 use tournee_sync_core::sync::SyncError;
 
-/// Why a call failed; each variant carries a message fit for a log or, for `InvalidInput`, for
-/// the postman.
+/// Why a call failed (Kotlin `TourneeException`, Swift and Python `TourneeError`). Each case
+/// says what the app should do, and carries a message fit for a log or, for `InvalidInput`,
+/// for the person using the app.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum TourneeError {
     /// An argument broke a rule; `field` names it as the documents spell it. Nothing was written.
     #[error("invalid {field}: {reason}")]
     InvalidInput {
-        /// The offending field, e.g. `outcome` or `recorded_at_ms`.
+        /// The offending field as the server's documents spell it, e.g. `outcome`,
+        /// `notice.waits_at.until`, or `recorded_at_ms` for an attempt's `recordedAt`.
         field: String,
-        /// Why it is refused.
+        /// Why it is refused, in words.
         reason: String,
     },
     /// The rules forbid this now (e.g. a choice for a delivered item). Nothing was written.
@@ -31,14 +33,16 @@ pub enum TourneeError {
         /// What is missing.
         reason: String,
     },
-    /// The store at this path belongs to another device or person; open another path.
+    /// The store at this path belongs to another device or person; open another path, or sign
+    /// in as its owner.
     #[error("wrong owner: {reason}")]
     WrongOwner {
         /// Who owns it.
         reason: String,
     },
     /// Another `FieldStore` (in this process or another) has this folder open. Use that one,
-    /// or close it (drop every reference) before opening the folder again.
+    /// or close it (Kotlin `close()`, Swift: release every reference) before opening the folder
+    /// again.
     #[error("in use: {reason}")]
     InUse {
         /// Which folder.

@@ -12,7 +12,34 @@
 //! answer's bytes. Photos and signatures go the same way: [`FieldStore::queue_proof`] keeps one
 //! on disk for the attempt to name, [`FieldStore::proof_upload`] gives the request that uploads
 //! it once the attempt synced, and [`FieldStore::apply_proof_answer`] reads the answer.
+//!
+//! # Conventions for exported API
+//!
+//! Everything exported here is read by Kotlin and Swift developers through the generated code, so:
+//! - **Documentation**: every exported type, function, method, field, enum case and error case
+//!   has a `///` comment, written for a Kotlin or Swift reader: "null (nil in Swift)", "list",
+//!   "absent", never `Option`, `Vec`, `None`, `Result`, `Arc` or intra-doc links (`[`…`]`), which
+//!   the generated code copies verbatim. Name arguments in the text as the app spells them
+//!   (`recordedAt`). `tests/sdk_bindings.rs` fails on any undocumented Kotlin or Swift
+//!   declaration.
+//! - **Times** are `std::time::SystemTime` (Kotlin `java.time.Instant`, Swift `Date`, Python
+//!   `datetime`), named for the moment (`recorded_at`, never `_ms`). **Calendar days** are
+//!   `CalendarDate` (`calendar.rs`) (Kotlin `java.time.LocalDate`, Swift `DateComponents`, Python
+//!   `datetime.date`). No raw milliseconds or date strings cross the boundary.
+//! - **Closed sets are enums**, never strings (e.g. an outcome kind, not `"delivered_to_…"`).
+//! - **Errors**: every fallible call returns `Result<_, TourneeError>`; add a case to
+//!   [`TourneeError`] only when the app must act differently on it. Nothing panics.
+//!   Swift sees error cases in lowerCamelCase like every other enum (`generate-bindings.sh`
+//!   renames them: uniffi 0.32 has no option for it).
+//! - **Names**: methods are verbs or the thing they return (`record_attempt`, `stops`); an async
+//!   variant of a blocking call has the same name plus `_async` (Kotlin `suspend fun
+//!   recordAttemptAsync`, Swift `recordAttemptAsync() async`), with the same arguments and doc
+//!   text plus one line saying it does not block the caller's thread.
+//! - **Objects** are shared (`Arc<Self>`) and safe to call from any thread; callbacks the app
+//!   implements (`with_foreign` traits) return `Result<_, TourneeError>` so an app failure
+//!   cannot panic in Rust.
 
+pub mod calendar;
 mod error;
 pub mod keys;
 pub mod model;
@@ -21,13 +48,15 @@ pub mod proofs;
 pub mod screens;
 mod store;
 
+pub use calendar::CalendarDate;
 pub use error::TourneeError;
 pub use observer::SyncObserver;
 pub use store::FieldStore;
 
 uniffi::setup_scaffolding!();
 
-/// The media type of the sync request and answer bodies, for the app's HTTP client.
+/// The media type of the sync request and answer bodies: the `Content-Type` of every
+/// `POST /v1/sync` the app sends.
 #[uniffi::export]
 pub fn sync_media_type() -> String {
     tournee_sync_core::sync::wire::MEDIA_TYPE.to_string()

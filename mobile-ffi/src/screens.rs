@@ -1,21 +1,28 @@
 //! What the app's screens show and send, in the words of the screens: the round, its stops, the
 //! door, the inputs of an attempt or a correction, and the interactions waiting for the server.
 
+use std::time::SystemTime;
+
 use tournee_sync_core::model::{
-    AccessNotes, Attempt, CustomerChoice, Notice, Outcome, Position, Preferences, Proof,
-    ProposedCorrection, ReferenceAddress, Requirements, RoundManifest,
+    AccessNotes, Outcome, Position, Preferences, Proof, ProposedCorrection, ReferenceAddress,
+    Requirements, RoundManifest,
 };
 use tournee_sync_core::store::{self, Interaction, InteractionKind};
+use tournee_sync_core::sync::wire::RefusalCode;
 use tournee_sync_core::sync::SyncReport;
 use tournee_sync_core::views::{DoorView, StopView};
+
+use crate::calendar::CalendarDate;
+use crate::error::TourneeError;
+use crate::model::{Attempt, CustomerChoice, Notice, OutcomeKind};
 
 /// The round loaded on the phone, for the header of the stop list.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct RoundSummary {
     /// The round's id.
     pub round_id: String,
-    /// The day, `YYYY-MM-DD`.
-    pub date: String,
+    /// The day it is planned for.
+    pub date: CalendarDate,
     /// The postman it is assigned to.
     pub postman: String,
     /// How many stops it has.
@@ -26,7 +33,7 @@ impl From<&RoundManifest> for RoundSummary {
     fn from(m: &RoundManifest) -> Self {
         Self {
             round_id: m.round_id.clone(),
-            date: m.date.clone(),
+            date: CalendarDate(m.date.clone()),
             postman: m.postman.clone(),
             stop_count: u32::try_from(m.stops.len()).unwrap_or(u32::MAX),
         }
@@ -44,7 +51,8 @@ pub struct Stop {
     pub address: Option<ReferenceAddress>,
     /// Door code, floor, mailbox, once the delivery point is synced.
     pub access: Option<AccessNotes>,
-    /// The S10 numbers of the items to present there.
+    /// The S10 numbers (e.g. `RR123456785FR`) of the items to present there, for
+    /// `FieldStore.door`.
     pub items: Vec<String>,
     /// Items whose document is not on the phone yet: sync before leaving the office.
     pub missing_items: Vec<String>,
@@ -70,7 +78,7 @@ impl From<StopView> for Stop {
 /// One attempt already recorded on an item, with its id.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct RecordedAttempt {
-    /// The attempt id.
+    /// The attempt's id, as `PendingInteraction.id` gave it when it was recorded.
     pub id: String,
     /// The attempt.
     pub attempt: Attempt,
@@ -79,21 +87,24 @@ pub struct RecordedAttempt {
 /// The door screen for one item: what the customer asked and what the requirements forbid.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct Door {
-    /// The S10 number.
+    /// The item's S10 number.
     pub item: String,
     /// The delivery point it is addressed to.
     pub delivery_point: String,
     /// What the sender paid for.
     pub requirements: Requirements,
-    /// The customer's current choice for this item.
+    /// The customer's current choice for this item; null (nil in Swift) when none.
     pub customer_choice: Option<CustomerChoice>,
-    /// Why that choice cannot be honoured, if it cannot.
+    /// Why that choice cannot be honoured, in words for the postman; null (nil in Swift)
+    /// when it can or there is none.
     pub choice_not_applicable: Option<String>,
-    /// The customer's standing preferences for the delivery point.
+    /// The customer's standing preferences for the delivery point; null (nil in Swift) until
+    /// the delivery point is synced.
     pub preferences: Option<Preferences>,
-    /// Outcome codes the requirements forbid (`delivered_to_neighbour`, …): grey them out.
-    pub forbidden_outcomes: Vec<String>,
-    /// Why, to show beside them.
+    /// The outcomes the requirements forbid (e.g. handing a signed-for item to a neighbour):
+    /// grey them out.
+    pub forbidden_outcomes: Vec<OutcomeKind>,
+    /// Why, in words to show beside them; null (nil in Swift) when nothing is forbidden.
     pub forbidden_reason: Option<String>,
     /// Whether an attempt already delivered the item.
     pub delivered: bool,
@@ -101,24 +112,35 @@ pub struct Door {
     pub attempts: Vec<RecordedAttempt>,
 }
 
-impl From<DoorView> for Door {
-    fn from(v: DoorView) -> Self {
-        Self {
+impl TryFrom<DoorView> for Door {
+    type Error = TourneeError;
+
+    fn try_from(v: DoorView) -> Result<Self, TourneeError> {
+        Ok(Self {
             item: v.item,
             delivery_point: v.delivery_point,
             requirements: v.requirements,
-            customer_choice: v.choice,
+            customer_choice: v.choice.map(CustomerChoice::try_from).transpose()?,
             choice_not_applicable: v.choice_not_applicable,
             preferences: v.preferences,
-            forbidden_outcomes: v.forbidden_outcomes.into_iter().map(String::from).collect(),
+            forbidden_outcomes: v
+                .forbidden_outcomes
+                .into_iter()
+                .map(OutcomeKind::from_code)
+                .collect::<Result<_, _>>()?,
             forbidden_reason: v.forbidden_reason,
             delivered: v.delivered,
             attempts: v
                 .attempts
                 .into_iter()
-                .map(|(id, attempt)| RecordedAttempt { id, attempt })
-                .collect(),
-        }
+                .map(|(id, attempt)| {
+                    Ok(RecordedAttempt {
+                        id,
+                        attempt: attempt.try_into()?,
+                    })
+                })
+                .collect::<Result<_, TourneeError>>()?,
+        })
     }
 }
 
@@ -127,13 +149,14 @@ impl From<DoorView> for Door {
 pub struct AttemptInput {
     /// What happened.
     pub outcome: Outcome,
-    /// The device's clock at the door, Unix milliseconds.
-    pub recorded_at_ms: i64,
-    /// The GNSS fix, if any.
+    /// When, by the phone's clock at the door (Kotlin `Instant.now()`, Swift `Date()`).
+    pub recorded_at: SystemTime,
+    /// The GNSS fix; null (nil in Swift) without one.
     pub position: Option<Position>,
-    /// The notice left, if any.
+    /// The notice card left, if any.
     pub notice: Option<Notice>,
-    /// Hashes of the signature and photos taken.
+    /// The signature and photos taken, as `FieldStore.queueProof` returned them; an empty
+    /// list when none.
     pub proofs: Vec<Proof>,
 }
 
@@ -142,15 +165,20 @@ pub struct AttemptInput {
 pub struct CorrectionInput {
     /// The fields to change.
     pub proposed: ProposedCorrection,
-    /// The device's clock, Unix milliseconds.
-    pub proposed_at_ms: i64,
+    /// When, by the phone's clock.
+    pub proposed_at: SystemTime,
 }
 
+/// What an interaction recorded on this phone was.
 #[uniffi::remote(Enum)]
 pub enum InteractionKind {
+    /// A delivery attempt.
     Attempt,
+    /// A proposed address correction.
     Correction,
+    /// A customer's choice for an item.
     Choice,
+    /// A change of a customer's standing preferences.
     Preferences,
 }
 
@@ -175,13 +203,37 @@ impl From<Interaction> for PendingInteraction {
     }
 }
 
+/// Why the server refused a document's changes. Nothing of the document's entry was stored.
+#[uniffi::remote(Enum)]
+pub enum RefusalCode {
+    /// The phone's role may not write what the changes write.
+    Forbidden,
+    /// The changes write values the rules refuse.
+    Invalid,
+    /// The document is not in this phone's round or account.
+    OutOfScope,
+    /// The server has no such document.
+    UnknownDocument,
+    /// The changes could not be read.
+    Malformed,
+    /// An entry or a change is over the server's size limit.
+    TooLarge,
+    /// A change collides with a different one the server stored (e.g. a phone restored from an
+    /// old copy of its store): the phone writes its pending interactions again (see
+    /// `SyncProgress.recordedAgain`).
+    Collision,
+    /// A change's signature is missing, from an unknown or revoked device, or wrong: register
+    /// this device's key (`PUT /v1/devices/signing-key`) and sign with it (`useSigner`).
+    Signature,
+}
+
 /// A document the server refused, with its reason.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct RefusedDocument {
-    /// The document.
+    /// The document, e.g. `item:RR123456785FR`.
     pub document: String,
-    /// The refusal code, e.g. `forbidden_change`.
-    pub code: String,
+    /// Why, as a code to act on.
+    pub code: RefusalCode,
     /// The server's explanation.
     pub message: String,
 }
@@ -241,7 +293,7 @@ impl From<SyncReport> for SyncProgress {
                 .into_iter()
                 .map(|(doc, code, message)| RefusedDocument {
                     document: doc.to_string(),
-                    code: code.as_str().to_string(),
+                    code,
                     message,
                 })
                 .collect(),

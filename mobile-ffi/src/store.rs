@@ -3,25 +3,31 @@
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::SystemTime;
 
 use tournee_sync_core::model::RoundManifest;
-use tournee_sync_core::model::{Attempt, Choice, Correction, CustomerChoice, Preferences};
+use tournee_sync_core::model::{Attempt, Correction, CustomerChoice, Preferences};
 use tournee_sync_core::rules::{Field, Violation};
 use tournee_sync_core::store::{DeviceIdentity, PhoneStore, StoreOptions, StoreRole};
 use tournee_sync_core::sync::wire::{self, Limits};
 use tournee_sync_core::sync::SyncExchange;
 use tournee_sync_core::{views, S10};
 
+use crate::calendar;
 use crate::error::TourneeError;
 use crate::keys::{DeviceSigner, ForeignSigner, SoftwareKey};
+use crate::model::Choice;
 use crate::observer::SyncObserver;
 use crate::screens::{
     AttemptInput, CorrectionInput, Door, PendingInteraction, RoundSummary, Stop, SyncProgress,
 };
 
+/// Whose phone a store is on: it decides what the store may record.
 #[uniffi::remote(Enum)]
 pub enum StoreRole {
+    /// A postman's phone: rounds, doors, attempts and corrections.
     Postman,
+    /// A customer's app: choices for their items and preferences for their addresses.
     Customer,
 }
 
@@ -33,7 +39,10 @@ pub(crate) struct Inner {
 }
 
 /// One device's documents on disk: the round, the doors, what was recorded there, and the sync
-/// with the server. Every call is durable when it returns.
+/// with the server. Open one per device and share it: it is safe to call from any thread (the
+/// UI and a background sync worker). Every call is durable when it returns, and blocks while it
+/// reads or writes the disk: call it off the main thread. Every failure throws a
+/// `TourneeException` (Kotlin) / `TourneeError` (Swift) whose case says what to do.
 #[derive(uniffi::Object)]
 pub struct FieldStore {
     inner: Mutex<Inner>,
@@ -48,8 +57,10 @@ impl std::fmt::Debug for FieldStore {
 
 #[uniffi::export]
 impl FieldStore {
-    /// Opens the store in the directory `path`, creating it on first use. The store remembers
-    /// its device and person and refuses to open for anyone else.
+    /// Opens the store in the directory `path` (e.g. under the app's private files), creating
+    /// it on first use. The store remembers its `device` and `principal` (the postman's or
+    /// customer's id, as in their token) and refuses to open for anyone else (`WrongOwner`);
+    /// a folder another store has open is `InUse`.
     #[uniffi::constructor]
     pub fn open(
         path: String,
@@ -93,8 +104,8 @@ impl FieldStore {
         Ok(())
     }
 
-    /// Loads a round as `GET /v1/rounds` lists it (one element of the array, as JSON). The
-    /// next sync downloads its documents.
+    /// Loads a round as `GET /v1/rounds` lists it (`manifestJson`: one element of the array,
+    /// as JSON text) and returns its summary. The next sync downloads its documents.
     pub fn load_round(&self, manifest_json: String) -> Result<RoundSummary, TourneeError> {
         let manifest: RoundManifest =
             serde_json::from_str(&manifest_json).map_err(|e| TourneeError::InvalidInput {
@@ -117,12 +128,12 @@ impl FieldStore {
         Ok(summary)
     }
 
-    /// The round loaded on the phone, if any.
+    /// The round loaded on the phone; null (nil in Swift) before `loadRound`.
     pub fn round(&self) -> Result<Option<RoundSummary>, TourneeError> {
         Ok(self.lock()?.store.manifest().map(RoundSummary::from))
     }
 
-    /// The round's stops in delivery order.
+    /// The round's stops in delivery order; an empty list before `loadRound`.
     pub fn stops(&self) -> Result<Vec<Stop>, TourneeError> {
         let mut inner = self.lock()?;
         Ok(views::stops(&mut inner.store)?
@@ -131,14 +142,18 @@ impl FieldStore {
             .collect())
     }
 
-    /// The door screen for an item (its S10 number).
+    /// The door screen for an item, by its S10 number (e.g. `RR123456785FR`). `NotFound`
+    /// until the item's document is synced.
     pub fn door(&self, item: String) -> Result<Door, TourneeError> {
         let item = S10::parse(&item)?;
         let mut inner = self.lock()?;
-        Ok(views::at_door(&mut inner.store, &item)?.into())
+        views::at_door(&mut inner.store, &item)?.try_into()
     }
 
-    /// Records a delivery attempt, checked against the item's requirements.
+    /// Records a delivery attempt on an item (its S10 number), checked against the item's
+    /// requirements: an outcome the door forbids is `InvalidInput` naming `outcome`, an item
+    /// already delivered `NotAllowed`. Returns the interaction to follow until the server
+    /// acknowledges it.
     pub fn record_attempt(
         &self,
         item: String,
@@ -149,17 +164,18 @@ impl FieldStore {
         let identity = inner.store.identity().clone();
         let attempt = Attempt {
             outcome: attempt.outcome,
-            recorded_at_ms: attempt.recorded_at_ms,
+            recorded_at_ms: calendar::unix_ms(attempt.recorded_at, "recorded_at_ms")?,
             device: identity.device,
             postman: identity.principal,
             position: attempt.position,
-            notice: attempt.notice,
+            notice: attempt.notice.map(Into::into),
             proofs: attempt.proofs,
         };
         Ok(inner.store.record_attempt(&item, &attempt)?.into())
     }
 
-    /// Proposes an address correction for a delivery point, for the back office to review.
+    /// Proposes an address correction for a delivery point (its id, as `Stop.deliveryPoint`
+    /// gives it), for the back office to review.
     pub fn propose_correction(
         &self,
         delivery_point: String,
@@ -171,7 +187,7 @@ impl FieldStore {
             proposed: correction.proposed,
             proposed_by: identity.principal,
             device: identity.device,
-            proposed_at_ms: correction.proposed_at_ms,
+            proposed_at_ms: calendar::unix_ms(correction.proposed_at, "proposed_at_ms")?,
         };
         Ok(inner
             .store
@@ -179,25 +195,28 @@ impl FieldStore {
             .into())
     }
 
-    /// A customer's choice for one of their items (customer stores only).
+    /// Records a customer's choice for one of their items (customer stores only), made at
+    /// `madeAt` by the device's clock. A choice the item's requirements forbid is
+    /// `InvalidInput`; one for an item already delivered `NotAllowed`.
     pub fn choose_for_item(
         &self,
         item: String,
         choice: Choice,
-        made_at_ms: i64,
+        made_at: SystemTime,
     ) -> Result<PendingInteraction, TourneeError> {
         let item = S10::parse(&item)?;
+        let made_at_ms = calendar::unix_ms(made_at, "made_at_ms")?;
         let mut inner = self.lock()?;
         let choice = CustomerChoice {
-            choice,
+            choice: choice.into(),
             made_at_ms,
             made_by: inner.store.identity().principal.clone(),
         };
         Ok(inner.store.choose_for_item(&item, &choice)?.into())
     }
 
-    /// A customer's standing preferences for a delivery point (customer stores only); `None`
-    /// when nothing changed.
+    /// Sets a customer's standing preferences for a delivery point (customer stores only).
+    /// Returns the interaction to follow, or null (nil in Swift) when nothing changed.
     pub fn set_preferences(
         &self,
         delivery_point: String,
@@ -210,7 +229,8 @@ impl FieldStore {
             .map(Into::into))
     }
 
-    /// Everything recorded here that the server has not acknowledged yet.
+    /// Everything recorded on this phone that the server has not acknowledged yet, for the
+    /// "not yet sent" list.
     pub fn pending_interactions(&self) -> Result<Vec<PendingInteraction>, TourneeError> {
         Ok(self
             .lock()?
@@ -221,8 +241,10 @@ impl FieldStore {
             .collect())
     }
 
-    /// The body of the next `POST /v1/sync`, or `None` when the sync is complete. Starts a sync
-    /// if none is in progress.
+    /// The body of the next `POST /v1/sync` (content type `syncMediaType()`, the device's bearer
+    /// token), or null (nil in Swift) when the sync is complete. Starts a sync if none is in
+    /// progress. Give the answer's body to `applySyncAnswer`, or call `abandonSync` if the
+    /// request failed.
     pub fn sync_request(&self) -> Result<Option<Vec<u8>>, TourneeError> {
         let mut guard = self.lock()?;
         let inner = &mut *guard;
@@ -249,9 +271,9 @@ impl FieldStore {
         }
     }
 
-    /// Applies the body of the server's answer to the last [`FieldStore::sync_request`], then
-    /// tells the observer what changed. On an error the sync is abandoned; what was applied
-    /// before stays.
+    /// Applies the body of the server's answer to the last `syncRequest`, then tells the
+    /// observer what changed, and returns what this answer did. On an error the sync is
+    /// abandoned; what was applied before stays.
     pub fn apply_sync_answer(&self, answer: Vec<u8>) -> Result<SyncProgress, TourneeError> {
         let progress = {
             let mut guard = self.lock()?;
@@ -293,13 +315,14 @@ impl FieldStore {
     }
 
     /// Forgets the sync in progress (e.g. the HTTP request failed). Nothing applied is lost; the
-    /// next [`FieldStore::sync_request`] starts over.
+    /// next `syncRequest` starts over.
     pub fn abandon_sync(&self) -> Result<(), TourneeError> {
         self.lock()?.exchange = None;
         Ok(())
     }
 
-    /// Sets (or with `None`, removes) the observer told about each applied sync answer.
+    /// Sets the observer told about each applied sync answer, or removes it with null (nil in
+    /// Swift). The store keeps a strong reference to it.
     pub fn set_observer(
         &self,
         observer: Option<Arc<dyn SyncObserver>>,

@@ -35,8 +35,8 @@ RESULTS = os.environ["TOURNEE_RESULTS"]
 RECORDED = {"attempts": [], "corrections": [], "choices": []}
 
 
-def now_ms():
-    return int(time.time() * 1000)
+def now():
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def http(method, path, token, body=None, content_type=None):
@@ -73,7 +73,7 @@ def postman_store(path=None):
 def absent(position=None):
     return tf.AttemptInput(
         outcome=tf.Outcome.ADDRESSEE_ABSENT(),
-        recorded_at_ms=now_ms(),
+        recorded_at=now(),
         position=position,
         notice=tf.Notice(
             number="AV2026001",
@@ -145,8 +145,9 @@ class WorkARound(unittest.TestCase):
 
         door = store.door(signed[0])
         self.assertEqual(
-            sorted(door.forbidden_outcomes),
-            ["delivered_to_mailbox", "delivered_to_neighbour", "delivered_to_safe_place"],
+            set(door.forbidden_outcomes),
+            {tf.OutcomeKind.DELIVERED_TO_MAILBOX, tf.OutcomeKind.DELIVERED_TO_NEIGHBOUR,
+             tf.OutcomeKind.DELIVERED_TO_SAFE_PLACE},
         )
         self.assertIn("signature", door.forbidden_reason)
         with self.assertRaises(tf.TourneeError.InvalidInput) as raised:
@@ -154,7 +155,7 @@ class WorkARound(unittest.TestCase):
                 signed[0],
                 tf.AttemptInput(
                     outcome=tf.Outcome.DELIVERED_TO_MAILBOX(),
-                    recorded_at_ms=now_ms(),
+                    recorded_at=now(),
                     position=None,
                     notice=None,
                     proofs=[],
@@ -187,7 +188,7 @@ class WorkARound(unittest.TestCase):
                     floor=None, door_code="4512B", mailbox_position=None, pin=None,
                     note="new door code since Monday",
                 ),
-                proposed_at_ms=now_ms(),
+                proposed_at=now(),
             ),
         )
         self.assertEqual(correction.kind, tf.InteractionKind.CORRECTION)
@@ -227,8 +228,8 @@ class WorkARound(unittest.TestCase):
             "stops": [{"order": 1, "delivery_point": stop.delivery_point, "items": [item]}],
         }))
         sync(customer, CUSTOMER_TOKEN)
-        tomorrow = (datetime.date.today() + datetime.timedelta(days=1)).isoformat()
-        choice = customer.choose_for_item(item, tf.Choice.REDELIVER_ON(date=tomorrow), now_ms())
+        tomorrow = datetime.date.today() + datetime.timedelta(days=1)
+        choice = customer.choose_for_item(item, tf.Choice.REDELIVER_ON(date=tomorrow), now())
         self.assertEqual(choice.kind, tf.InteractionKind.CHOICE)
         with self.assertRaises(tf.TourneeError.NotAllowed):
             customer.record_attempt(item, absent())
@@ -277,7 +278,7 @@ class InvalidInput(unittest.TestCase):
         attempt.outcome = tf.Outcome.OTHER(text="")
         self.assert_invalid("outcome.text", self.store.record_attempt, self.item, attempt)
         attempt = absent()
-        attempt.recorded_at_ms = -5
+        attempt.recorded_at = datetime.datetime(2019, 12, 31, tzinfo=datetime.timezone.utc)
         self.assert_invalid("recorded_at_ms", self.store.record_attempt, self.item, attempt)
         attempt = absent(tf.Position(lat=123.0, lon=2.0, accuracy_m=5.0))
         self.assert_invalid("position", self.store.record_attempt, self.item, attempt)
@@ -287,7 +288,7 @@ class InvalidInput(unittest.TestCase):
                 house_number=None, suffix=None, street=None, building=None, floor=None,
                 door_code=None, mailbox_position=None, pin=None, note=None,
             ),
-            proposed_at_ms=now_ms(),
+            proposed_at=now(),
         )
         stop = first_stop_with_address(self.store)
         self.assert_invalid("correction", self.store.propose_correction, stop.delivery_point, empty)

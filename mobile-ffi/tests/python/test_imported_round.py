@@ -57,8 +57,8 @@ def feed():
             return events
 
 
-def now_ms():
-    return int(time.time() * 1000)
+def now():
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 class ImportedRound(unittest.TestCase):
@@ -94,10 +94,10 @@ class ImportedRound(unittest.TestCase):
         pin = stop.address.pin
         position = tf.Position(lat=pin.lat, lon=pin.lon, accuracy_m=6.0)
         delivered = store.record_attempt(free[0], tf.AttemptInput(
-            outcome=tf.Outcome.DELIVERED_TO_MAILBOX(), recorded_at_ms=now_ms(),
+            outcome=tf.Outcome.DELIVERED_TO_MAILBOX(), recorded_at=now(),
             position=position, notice=None, proofs=[]))
         absent = store.record_attempt(signed[0], tf.AttemptInput(
-            outcome=tf.Outcome.ADDRESSEE_ABSENT(), recorded_at_ms=now_ms(), position=position,
+            outcome=tf.Outcome.ADDRESSEE_ABSENT(), recorded_at=now(), position=position,
             notice=tf.Notice(number="AVFLOW001", waits_at=tf.WaitingPlace(
                 kind=tf.WaitingPlaceKind.POST_OFFICE, place_id="po-flow", until=None)),
             proofs=[]))

@@ -13,10 +13,10 @@ signature and one that does. The customer holding each card makes a choice with 
 number and the postcode, by plain HTTP and with no token, as the public page does.
 """
 
+import datetime
 import json
 import os
 import tempfile
-import time
 import unittest
 import urllib.error
 import urllib.request
@@ -37,8 +37,8 @@ CARD_OF_SIGNED_ITEM = "AVCARD0002"
 RECORDED = {"pickup_point": None, "hold": None}
 
 
-def now_ms():
-    return int(time.time() * 1000)
+def now():
+    return datetime.datetime.now(datetime.timezone.utc)
 
 
 def sync(store):
@@ -89,7 +89,7 @@ def choose_with_card(notice, postcode, choice):
 def absent_with_card(notice):
     return tf.AttemptInput(
         outcome=tf.Outcome.ADDRESSEE_ABSENT(),
-        recorded_at_ms=now_ms(),
+        recorded_at=now(),
         position=None,
         notice=tf.Notice(
             number=notice,

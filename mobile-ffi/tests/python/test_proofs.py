@@ -91,7 +91,7 @@ class ProofsOfDelivery(unittest.TestCase):
         # The app's first process: round, photos and signature, the attempt naming them; then it
         # dies without closing anything.
         child = f"""
-import json, os, sys
+import datetime, json, os, sys
 sys.path.insert(0, {os.path.dirname(tf.__file__)!r})
 sys.path.insert(0, {os.path.dirname(__file__)!r})
 import tournee_mobile_ffi as tf
@@ -107,7 +107,7 @@ oversized = store.queue_proof(tf.ProofKind.PHOTO, t.jpeg(2, t.MAX_BYTES + 10))
 unnamed = store.queue_proof(tf.ProofKind.PHOTO, t.jpeg(3, 2000))
 attempt = tf.AttemptInput(
     outcome=tf.Outcome.ADDRESSEE_ABSENT(),
-    recorded_at_ms=1764000000000,
+    recorded_at=datetime.datetime(2025, 11, 24, 16, tzinfo=datetime.timezone.utc),
     position=None,
     notice=tf.Notice(number="AV2026099", waits_at=tf.WaitingPlace(
         kind=tf.WaitingPlaceKind.POST_OFFICE, place_id="po-centre", until=None)),
