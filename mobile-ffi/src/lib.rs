@@ -12,14 +12,22 @@
 //! answer's bytes. Photos and signatures go the same way: [`FieldStore::queue_proof`] keeps one
 //! on disk for the attempt to name, [`FieldStore::proof_upload`] gives the request that uploads
 //! it once the attempt synced, and [`FieldStore::apply_proof_answer`] reads the answer.
+//!
+//! The calls that touch the disk or take long are also `suspend`/`async` on [`AsyncFieldStore`]
+//! ([`asynchronous`]), and [`FieldStore::sync_with`] runs the whole sync and the proof uploads
+//! in one call over the app's HTTP callback, with retries ([`background`]).
 
+mod asynchronous;
+pub mod background;
 mod error;
 pub mod model;
 mod observer;
 pub mod proofs;
+mod retry;
 pub mod screens;
 mod store;
 
+pub use asynchronous::AsyncFieldStore;
 pub use error::TourneeError;
 pub use observer::SyncObserver;
 pub use store::FieldStore;
