@@ -18,7 +18,7 @@ use tournee_sync_core::sync::SyncExchange;
 
 use crate::asynchronous::off_the_callers_thread;
 use crate::error::TourneeError;
-pub use crate::retry::RetryPolicy;
+pub use crate::retry::{default_retry_policy, RetryPolicy};
 use crate::retry::{retry_after, Verdict};
 use crate::screens::SyncProgress;
 use crate::store::FieldStore;
