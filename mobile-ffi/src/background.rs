@@ -72,9 +72,10 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for TransportError {
 
 /// Implemented by the app with its own HTTP stack (OkHttp, Ktor, URLSession…): sends one
 /// request to the server's base URL with the device's bearer token and returns the answer,
-/// whatever its status. Throw (any exception) only when no answer came. Called from a
-/// background thread of the library, one request at a time; cancelled (the coroutine or task
-/// running it) when the sync stops.
+/// whatever its status. Throw (any exception) only when no answer came. Called one request at
+/// a time; in Kotlin it runs in a coroutine of its own (do blocking I/O in
+/// `withContext(Dispatchers.IO)`), in Swift in a task of its own. That coroutine or task is
+/// cancelled when the sync stops (cancelled by the app, or its deadline passed).
 #[uniffi::export(with_foreign)]
 #[async_trait::async_trait]
 pub trait SyncTransport: Send + Sync {
