@@ -166,7 +166,7 @@ impl Run {
     async fn sync(&mut self) -> Result<SyncProgress, TourneeError> {
         let mut exchange = SyncExchange::new(Limits::default());
         loop {
-            self.before_the_deadline(async {}).await?;
+            self.before_the_deadline_passed()?;
             let (back, next) = off_the_callers_thread(&self.store, move |store| {
                 let next = store
                     .lock()
@@ -208,7 +208,7 @@ impl Run {
             .filter(|q| q.state == ProofState::Ready)
             .map(|q| q.proof.sha256)
         {
-            self.before_the_deadline(async {}).await?;
+            self.before_the_deadline_passed()?;
             let upload = off_the_callers_thread(&self.store, {
                 let sha256 = sha256.clone();
                 move |store| store.proof_upload(sha256)
@@ -278,6 +278,17 @@ impl Run {
             self.retries = self.retries.saturating_add(1);
             tracing::info!(path = %request.path, %reason, ?wait, "background sync: trying again");
             futures_timer::Delay::new(wait).await;
+        }
+    }
+
+    /// Stops the sync between two steps once the policy's deadline passed.
+    fn before_the_deadline_passed(&self) -> Result<(), TourneeError> {
+        match self.policy.time_left() {
+            Some(left) if left.is_zero() => Err(TourneeError::Unavailable {
+                reason: "the deadline passed before the sync was complete".into(),
+                retry_at: None,
+            }),
+            _ => Ok(()),
         }
     }
 

@@ -350,6 +350,17 @@ fn failures_that_outlast_the_tries_or_the_deadline_are_unavailable() {
         "{error:?}"
     );
 
+    // A deadline already past: nothing is sent.
+    let sent = server.sent().len();
+    let mut late = quick(5);
+    late.deadline = Some(SystemTime::now() - Duration::from_secs(1));
+    let error = sync(&store, &server, late).unwrap_err();
+    assert!(
+        matches!(&error, TourneeError::Unavailable { reason, .. } if reason.contains("deadline passed before")),
+        "{error:?}"
+    );
+    assert_eq!(server.sent().len(), sent);
+
     let summary = sync(&store, &server, quick(5)).unwrap();
     assert_eq!(summary.progress.changed_documents.len(), 6);
 }
