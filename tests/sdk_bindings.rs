@@ -287,6 +287,20 @@ fn qualified_members<'a>(code: &'a str, types: &[&str]) -> Vec<(&'a str, &'a str
     found
 }
 
+/// The types a sample declares itself (the app's own transport or worker, say).
+fn declared_in(code: &str) -> Vec<String> {
+    let words: Vec<&str> = code.split_whitespace().collect();
+    words
+        .windows(2)
+        .filter(|w| ["class", "struct", "object", "enum", "protocol", "actor"].contains(&w[0]))
+        .map(|w| {
+            w[1].chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect()
+}
+
 /// Identifiers written with a capital first letter (types, and Kotlin's enum entries).
 fn capitalized(code: &str) -> Vec<String> {
     code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
@@ -308,6 +322,10 @@ const KOTLIN_PLATFORM: &[&str] = &[
     "Int",
     "ByteArray",
     "WorkManager",
+    "OkHttpClient",
+    "Dispatchers",
+    "Context",
+    "WorkerParameters",
     "CoroutineWorker",
     "Result",
 ];
@@ -324,6 +342,9 @@ const SWIFT_PLATFORM: &[&str] = &[
     "String",
     "Int",
     "Int64",
+    "UInt16",
+    "BGTaskScheduler",
+    "Task",
     "Calendar",
     "URL",
 ];
@@ -361,6 +382,7 @@ fn the_readme_kotlin_samples_use_only_what_the_bindings_declare() {
         for name in capitalized(&code) {
             let known = types.contains(&name.as_str())
                 || KOTLIN_PLATFORM.contains(&name.as_str())
+                || declared_in(&code).contains(&name)
                 || name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
                 || types.iter().any(|t| api.has_member(t, &name));
             if !known {
@@ -420,7 +442,10 @@ fn the_readme_swift_samples_use_only_what_the_bindings_declare() {
     for sample in &samples {
         let code = code_only(sample);
         for name in capitalized(&code) {
-            if !types.contains(&name.as_str()) && !SWIFT_PLATFORM.contains(&name.as_str()) {
+            if !types.contains(&name.as_str())
+                && !SWIFT_PLATFORM.contains(&name.as_str())
+                && !declared_in(&code).contains(&name)
+            {
                 problems.push(format!("{name}: no such type in the bindings"));
             }
         }

@@ -67,6 +67,35 @@ pub enum TourneeError {
         /// What was wrong with it.
         reason: String,
     },
+    /// The server did not accept the device's credentials (HTTP 401 or 403): renew the device's
+    /// token or sign the postman in again, then sync. The background sync stops at once, since
+    /// sending the same again cannot succeed.
+    #[error("not authorized (HTTP {status}): {reason}")]
+    NotAuthorized {
+        /// The HTTP status, 401 or 403.
+        status: u16,
+        /// What the server said.
+        reason: String,
+    },
+    /// The server refused a request for good (an HTTP 4xx other than 401, 403, 408 and 429,
+    /// e.g. an app too old for the server): sending the same again cannot succeed.
+    #[error("refused by the server (HTTP {status}): {reason}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// What the server said.
+        reason: String,
+    },
+    /// The server could not be reached, or stayed unavailable (no network, HTTP 5xx, 408,
+    /// 429), through every try the retry policy allowed, or its deadline came first. Nothing
+    /// is lost: sync again later, not before `retry_at` when the server said when.
+    #[error("server unavailable: {reason}")]
+    Unavailable {
+        /// What the last try met.
+        reason: String,
+        /// When the server asked to be tried again (its Retry-After), if it said.
+        retry_at: Option<std::time::SystemTime>,
+    },
     /// A defect in this library or in the app's observer; report it.
     #[error("internal: {reason}")]
     Internal {

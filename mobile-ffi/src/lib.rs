@@ -13,6 +13,10 @@
 //! on disk for the attempt to name, [`FieldStore::proof_upload`] gives the request that uploads
 //! it once the attempt synced, and [`FieldStore::apply_proof_answer`] reads the answer.
 //!
+//! The calls that touch the disk or take long are also `suspend`/`async` on [`AsyncFieldStore`]
+//! ([`asynchronous`]), and [`FieldStore::sync_with`] runs the whole sync and the proof uploads
+//! in one call over the app's HTTP callback, with retries ([`background`]).
+//!
 //! # Conventions for exported API
 //!
 //! Everything exported here is read by Kotlin and Swift developers through the generated code, so:
@@ -31,23 +35,27 @@
 //!   [`TourneeError`] only when the app must act differently on it. Nothing panics.
 //!   Swift sees error cases in lowerCamelCase like every other enum (`generate-bindings.sh`
 //!   renames them: uniffi 0.32 has no option for it).
-//! - **Names**: methods are verbs or the thing they return (`record_attempt`, `stops`); an async
-//!   variant of a blocking call has the same name plus `_async` (Kotlin `suspend fun
-//!   recordAttemptAsync`, Swift `recordAttemptAsync() async`), with the same arguments and doc
-//!   text plus one line saying it does not block the caller's thread.
+//! - **Names**: methods are verbs or the thing they return (`record_attempt`, `stops`); the
+//!   async variant of a blocking call is on `AsyncFieldStore` under the same name and arguments
+//!   (Kotlin `suspend fun recordAttempt`, Swift `recordAttempt() async`), its doc text saying it
+//!   does not block the caller's thread.
 //! - **Objects** are shared (`Arc<Self>`) and safe to call from any thread; callbacks the app
 //!   implements (`with_foreign` traits) return `Result<_, TourneeError>` so an app failure
 //!   cannot panic in Rust.
 
+mod asynchronous;
+pub mod background;
 pub mod calendar;
 mod error;
 pub mod keys;
 pub mod model;
 mod observer;
 pub mod proofs;
+mod retry;
 pub mod screens;
 mod store;
 
+pub use asynchronous::AsyncFieldStore;
 pub use calendar::CalendarDate;
 pub use error::TourneeError;
 pub use observer::SyncObserver;

@@ -248,27 +248,23 @@ impl FieldStore {
     pub fn sync_request(&self) -> Result<Option<Vec<u8>>, TourneeError> {
         let mut guard = self.lock()?;
         let inner = &mut *guard;
-        let exchange = inner
+        let mut exchange = inner
             .exchange
-            .get_or_insert_with(|| SyncExchange::new(Limits::default()));
+            .take()
+            .unwrap_or_else(|| SyncExchange::new(Limits::default()));
         if exchange.awaiting_answer() {
+            inner.exchange = Some(exchange);
             return Err(TourneeError::Protocol {
                 reason: "the previous sync request is still waiting for its answer; apply it \
                          or call abandon_sync"
                     .into(),
             });
         }
-        match exchange.next_request(&mut inner.store) {
-            Ok(Some(request)) => Ok(Some(wire::encode_request(&request))),
-            Ok(None) => {
-                inner.exchange = None;
-                Ok(None)
-            }
-            Err(e) => {
-                inner.exchange = None;
-                Err(e.into())
-            }
+        let next = inner.next_request(&mut exchange);
+        if matches!(next, Ok(Some(_))) {
+            inner.exchange = Some(exchange);
         }
+        next
     }
 
     /// Applies the body of the server's answer to the last `syncRequest`, then tells the
@@ -278,37 +274,14 @@ impl FieldStore {
         let progress = {
             let mut guard = self.lock()?;
             let inner = &mut *guard;
-            let Some(exchange) = inner.exchange.as_mut().filter(|e| e.awaiting_answer()) else {
+            let Some(mut exchange) = inner.exchange.take().filter(|e| e.awaiting_answer()) else {
                 return Err(TourneeError::Protocol {
                     reason: "no sync request is waiting for an answer".into(),
                 });
             };
-            let (changed, acked, refused, again) = {
-                let r = exchange.report();
-                (
-                    r.changed_documents.len(),
-                    r.acknowledged.len(),
-                    r.refused.len(),
-                    r.recorded_again.len(),
-                )
-            };
-            let applied = wire::decode_response(&answer, exchange.limits())
-                .map_err(TourneeError::from)
-                .and_then(|response| {
-                    exchange
-                        .apply_response(&mut inner.store, response)
-                        .map_err(TourneeError::from)
-                });
-            if let Err(e) = applied {
-                inner.exchange = None;
-                return Err(e);
-            }
-            let mut report = exchange.report().clone();
-            report.changed_documents.drain(..changed);
-            report.acknowledged.drain(..acked);
-            report.refused.drain(..refused);
-            report.recorded_again.drain(..again);
-            SyncProgress::from(report)
+            let progress = inner.apply_answer(&mut exchange, &answer)?;
+            inner.exchange = Some(exchange);
+            progress
         };
         self.notify(&progress);
         Ok(progress)
@@ -333,12 +306,52 @@ impl FieldStore {
     }
 }
 
+impl Inner {
+    /// The next request of `exchange`, encoded, or `None` when that sync is complete. The
+    /// exchange may be the store's own (the app's loop) or the background helper's.
+    pub(crate) fn next_request(
+        &mut self,
+        exchange: &mut SyncExchange,
+    ) -> Result<Option<Vec<u8>>, TourneeError> {
+        Ok(exchange
+            .next_request(&mut self.store)?
+            .map(|request| wire::encode_request(&request)))
+    }
+
+    /// Applies the answer to the last request of `exchange`; returns what this answer alone
+    /// changed. On an error the exchange must be dropped; what was applied before stays.
+    pub(crate) fn apply_answer(
+        &mut self,
+        exchange: &mut SyncExchange,
+        answer: &[u8],
+    ) -> Result<SyncProgress, TourneeError> {
+        let (changed, acked, refused, again) = {
+            let r = exchange.report();
+            (
+                r.changed_documents.len(),
+                r.acknowledged.len(),
+                r.refused.len(),
+                r.recorded_again.len(),
+            )
+        };
+        let response = wire::decode_response(answer, exchange.limits())?;
+        exchange.apply_response(&mut self.store, response)?;
+        let mut report = exchange.report().clone();
+        report.changed_documents.drain(..changed);
+        report.acknowledged.drain(..acked);
+        report.refused.drain(..refused);
+        report.recorded_again.drain(..again);
+        Ok(SyncProgress::from(report))
+    }
+}
+
 impl FieldStore {
     pub(crate) fn lock(&self) -> Result<MutexGuard<'_, Inner>, TourneeError> {
         self.inner.lock().map_err(|_| poisoned())
     }
 
-    fn notify(&self, progress: &SyncProgress) {
+    /// Tells the observer, if any, what one applied answer changed.
+    pub(crate) fn notify(&self, progress: &SyncProgress) {
         let observer = match self.observer.read() {
             Ok(slot) => slot.clone(),
             Err(_) => None,

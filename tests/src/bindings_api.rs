@@ -174,7 +174,12 @@ fn documented(lines: &[&str], index: usize) -> bool {
     // uniffi writes `*/override fun …` on one line for methods that throw nothing.
     let closes_here = lines[index].trim_start().starts_with("*/");
     let mut i = index;
-    while !closes_here && i > 0 && lines[i - 1].trim().is_empty() {
+    // Blank lines and annotations (`@Throws`, `@Suppress`) may stand between a doc and its
+    // declaration.
+    while !closes_here
+        && i > 0
+        && (lines[i - 1].trim().is_empty() || lines[i - 1].trim_start().starts_with('@'))
+    {
         i -= 1;
     }
     if closes_here {
@@ -332,7 +337,8 @@ pub fn swift(text: &str) -> Api {
             && !line.is_empty()
             && !line.starts_with(['}', '{', ')', '/', '*'])
             && !line.starts_with("open func ")
-            && !line.starts_with("public static func ");
+            && !line.starts_with("public static func ")
+            && !line.starts_with("public convenience init");
         // uniffi writes `public` alone on the line before an error enum's `enum`.
         let joined = if line == "public" {
             continue;
