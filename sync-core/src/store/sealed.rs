@@ -3,8 +3,8 @@
 //! Android Keystore or the iOS Keychain.
 //!
 //! A sealed file begins with a **header**: a magic, the store's random id, and a key check (the
-//! first 16 bytes of a SHA-256 of the key under a label of its own; it tells nothing of the key
-//! but tells a wrong key from damage). Each record is `nonce (24 random bytes) · ciphertext ·
+//! tag of an empty message under the all-zero nonce, which random nonces never are: it tells
+//! nothing of the key but tells a wrong key from damage). Each record is `nonce (24 random bytes) · ciphertext ·
 //! tag`, and its associated data binds it to:
 //! - the header, hence the **store id**: a record or a log copied from another device's store
 //!   does not open, even under the same key;
@@ -26,7 +26,6 @@ use std::path::Path;
 
 use chacha20poly1305::aead::{Aead, Generate, Payload};
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use super::StoreError;
@@ -61,17 +60,6 @@ impl StoreKey {
         }
         key.copy_from_slice(bytes);
         Ok(Self(key))
-    }
-
-    /// What a sealed header carries to tell this key from another without revealing it.
-    fn check(&self) -> [u8; KEY_CHECK_LEN] {
-        let digest = Sha256::new()
-            .chain_update(b"tournee phone store key check v1\0")
-            .chain_update(self.0.as_slice())
-            .finalize();
-        let mut check = [0u8; KEY_CHECK_LEN];
-        check.copy_from_slice(&digest[..KEY_CHECK_LEN]);
-        check
     }
 }
 
@@ -141,10 +129,16 @@ impl Sealer {
             Header::Sealed {
                 store_id,
                 key_check,
-            } if key_check == key.check() => Ok(Self::new(key, store_id)),
-            Header::Sealed { .. } => Err(StoreError::WrongKey {
-                path: path.to_owned(),
-            }),
+            } => {
+                let sealer = Self::new(key, store_id);
+                if key_check == sealer.key_check() {
+                    Ok(sealer)
+                } else {
+                    Err(StoreError::WrongKey {
+                        path: path.to_owned(),
+                    })
+                }
+            }
             Header::Plain | Header::Short => Err(StoreError::Corrupt {
                 path: path.to_owned(),
                 reason: "not a sealed file".into(),
@@ -153,14 +147,28 @@ impl Sealer {
     }
 
     fn new(key: &StoreKey, store_id: [u8; STORE_ID_LEN]) -> Self {
+        let cipher = XChaCha20Poly1305::new((&*key.0).into());
+        // The tag of nothing under the all-zero nonce (a random nonce is never all zeros).
+        let check = cipher
+            .encrypt(
+                &XNonce::default(),
+                Payload {
+                    msg: b"",
+                    aad: b"tournee store key check",
+                },
+            )
+            .unwrap_or_default();
         let mut header = [0u8; HEADER_LEN];
         header[..MAGIC.len()].copy_from_slice(&MAGIC);
         header[MAGIC.len()..MAGIC.len() + STORE_ID_LEN].copy_from_slice(&store_id);
-        header[MAGIC.len() + STORE_ID_LEN..].copy_from_slice(&key.check());
-        Self {
-            cipher: XChaCha20Poly1305::new((&*key.0).into()),
-            header,
+        for (at, byte) in header[MAGIC.len() + STORE_ID_LEN..].iter_mut().zip(check) {
+            *at = byte;
         }
+        Self { cipher, header }
+    }
+
+    fn key_check(&self) -> &[u8] {
+        &self.header[HEADER_LEN - KEY_CHECK_LEN..]
     }
 
     fn store_id(&self) -> &[u8] {
@@ -181,9 +189,7 @@ impl Sealer {
                     reason: "it was sealed by another store (copied from another device?)".into(),
                 })
             }
-            Header::Sealed { key_check, .. }
-                if key_check != &self.header[HEADER_LEN - KEY_CHECK_LEN..] =>
-            {
+            Header::Sealed { key_check, .. } if key_check != self.key_check() => {
                 Err(StoreError::WrongKey {
                     path: path.to_owned(),
                 })
