@@ -66,6 +66,7 @@ fn fresh_store(dir: &std::path::Path, manifest: &RoundManifest) -> Arc<FieldStor
         "dev-1".into(),
         "pm-1".into(),
         StoreRole::Postman,
+        None,
     )
     .unwrap();
     store

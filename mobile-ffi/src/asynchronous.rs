@@ -53,17 +53,18 @@ pub struct AsyncFieldStore {
 
 #[uniffi::export]
 impl AsyncFieldStore {
-    /// Opens the store in the directory `path`, as `FieldStore.open` does, without blocking
-    /// the caller while it reads the store from disk.
-    #[uniffi::constructor]
+    /// Opens the store in the directory `path`, as `FieldStore.open` does (with the store's
+    /// encryption `key`), without blocking the caller while it reads the store from disk.
+    #[uniffi::constructor(default(key = None))]
     pub async fn open(
         path: String,
         device: String,
         principal: String,
         role: StoreRole,
+        key: Option<Vec<u8>>,
     ) -> Result<Arc<Self>, TourneeError> {
         let store =
-            blocking::unblock(move || FieldStore::open(path, device, principal, role)).await?;
+            blocking::unblock(move || FieldStore::open(path, device, principal, role, key)).await?;
         Ok(Self::new(store))
     }
 

@@ -40,6 +40,14 @@ pub enum TourneeError {
         /// Who owns it.
         reason: String,
     },
+    /// The store is encrypted and the key given (or the absence of one) does not open it.
+    /// Nothing was read or changed: the store is intact. Open it with the key it was created
+    /// with; never delete it because of this error.
+    #[error("wrong key: {reason}")]
+    WrongKey {
+        /// Which file the key does not open.
+        reason: String,
+    },
     /// Another `FieldStore` (in this process or another) has this folder open. Use that one,
     /// or close it (Kotlin `close()`, Swift: release every reference) before opening the folder
     /// again.
@@ -145,15 +153,24 @@ impl From<StoreError> for TourneeError {
             StoreError::InUse { .. } => Self::InUse {
                 reason: e.to_string(),
             },
+            StoreError::WrongKey { .. } | StoreError::KeyRequired { .. } => Self::WrongKey {
+                reason: e.to_string(),
+            },
+            StoreError::KeyLength { .. } => Self::InvalidInput {
+                field: "key".into(),
+                reason: e.to_string(),
+            },
             StoreError::Refused(_) => Self::NotAllowed {
                 reason: e.to_string(),
             },
             StoreError::Signing(_) => Self::KeyUnavailable {
                 reason: e.to_string(),
             },
-            StoreError::Io { .. } | StoreError::Corrupt { .. } => Self::Storage {
-                reason: e.to_string(),
-            },
+            StoreError::Io { .. } | StoreError::Corrupt { .. } | StoreError::Foreign { .. } => {
+                Self::Storage {
+                    reason: e.to_string(),
+                }
+            }
         }
     }
 }

@@ -8,10 +8,12 @@ use std::time::SystemTime;
 use tournee_sync_core::model::RoundManifest;
 use tournee_sync_core::model::{Attempt, Correction, CustomerChoice, Preferences};
 use tournee_sync_core::rules::{Field, Violation};
-use tournee_sync_core::store::{DeviceIdentity, PhoneStore, StoreOptions, StoreRole};
+use tournee_sync_core::store::{DeviceIdentity, PhoneStore, StoreKey, StoreOptions, StoreRole};
 use tournee_sync_core::sync::wire::{self, Limits};
 use tournee_sync_core::sync::SyncExchange;
 use tournee_sync_core::{views, S10};
+
+use zeroize::Zeroizing;
 
 use crate::calendar;
 use crate::error::TourneeError;
@@ -61,12 +63,20 @@ impl FieldStore {
     /// it on first use. The store remembers its `device` and `principal` (the postman's or
     /// customer's id, as in their token) and refuses to open for anyone else (`WrongOwner`);
     /// a folder another store has open is `InUse`.
-    #[uniffi::constructor]
+    ///
+    /// `key` encrypts everything the store writes (32 bytes, kept in the Android Keystore or the
+    /// iOS Keychain: generate it once, on first launch). A production app always gives it;
+    /// without it the store is written in plain files (tests only). A store created with a key
+    /// opens only with that key: another key, or none, fails with `WrongKey` and changes
+    /// nothing (never wipe the store then: find the right key). A store created without a key
+    /// and opened with one is encrypted in place.
+    #[uniffi::constructor(default(key = None))]
     pub fn open(
         path: String,
         device: String,
         principal: String,
         role: StoreRole,
+        key: Option<Vec<u8>>,
     ) -> Result<Arc<Self>, TourneeError> {
         if path.is_empty() {
             return Err(invalid(Field::Path, "the store needs a directory"));
@@ -76,7 +86,11 @@ impl FieldStore {
             principal,
             role,
         };
-        let store = PhoneStore::open(Path::new(&path), identity, StoreOptions::default())?;
+        let key = key
+            .map(|bytes| StoreKey::from_bytes(&Zeroizing::new(bytes)))
+            .transpose()?;
+        let store =
+            PhoneStore::open_with_key(Path::new(&path), identity, key, StoreOptions::default())?;
         Ok(Arc::new(Self {
             inner: Mutex::new(Inner {
                 store,

@@ -176,6 +176,7 @@ fn round(dir: &std::path::Path, points: u32) -> (Arc<AsyncFieldStore>, Arc<Flaky
         "dev-1".into(),
         "pm-1".into(),
         StoreRole::Postman,
+        Some(vec![7; 32]),
     ))
     .unwrap();
     future::block_on(store.load_round(serde_json::to_string(&manifest).unwrap())).unwrap();

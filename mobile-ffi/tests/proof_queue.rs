@@ -1,7 +1,8 @@
 //! The phone's queue of proof files survives the app's restarts: what was queued is there when
 //! the store opens again, with the same bytes to upload, until the server's answer says it holds
 //! it; an answer that says "later" keeps it, a refusal sets it aside, and a crash while queuing
-//! leaves nothing half written.
+//! leaves nothing half written. The store is encrypted, as an app's is: sizes and bytes are the
+//! proofs', not the sealed files'.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -11,12 +12,14 @@ use tournee_mobile_ffi::FieldStore;
 use tournee_sync_core::model::ProofKind;
 use tournee_sync_core::store::{ProofAnswer, ProofState, StoreRole};
 
+/// Opens the store encrypted, as an app does: each queued file is sealed on disk.
 fn open(dir: &std::path::Path) -> Arc<FieldStore> {
     FieldStore::open(
         dir.display().to_string(),
         "dev-1".into(),
         "pm-1".into(),
         StoreRole::Postman,
+        Some(vec![7; 32]),
     )
     .unwrap()
 }

@@ -1,6 +1,8 @@
 //! The figures of a postman's round on the phone side: recording an interaction, opening the
 //! store, the end-of-round sync and the first download. Run with
 //! `cargo bench -p tournee-sync-core --bench round`; byte figures are printed before the timings.
+//! Recording and opening are measured for each [`Protection`] of the store, side by side:
+//! `cargo bench -p tournee-sync-core --bench round -- 'record_attempt|open'`.
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -12,7 +14,7 @@ use tournee_sync_core::fixtures;
 use tournee_sync_core::model::RoundManifest;
 use tournee_sync_core::operations::{self, new_entry_id};
 use tournee_sync_core::store::{
-    DeviceIdentity, InteractionKind, PhoneStore, StoreOptions, StoreRole,
+    DeviceIdentity, InteractionKind, PhoneStore, StoreKey, StoreOptions, StoreRole,
 };
 use tournee_sync_core::sync::wire::{self, Limits};
 use tournee_sync_core::sync::{MemoryHost, SyncSession};
@@ -38,13 +40,44 @@ fn sender(manifest: &RoundManifest) -> Sender {
     }
 }
 
+/// How the store protects what it records. Each is measured beside the others.
+#[derive(Debug, Clone, Copy)]
+enum Protection {
+    /// Plain files (tests and tools only).
+    Plain,
+    /// Every record and file sealed with the app's key (XChaCha20-Poly1305).
+    Encrypted,
+}
+
+const PROTECTIONS: [Protection; 2] = [Protection::Plain, Protection::Encrypted];
+
+impl Protection {
+    fn key(self) -> Option<StoreKey> {
+        match self {
+            Protection::Plain => None,
+            Protection::Encrypted => Some(StoreKey::from_bytes(&[0x5a; StoreKey::LEN]).unwrap()),
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Protection::Plain => "plain",
+            Protection::Encrypted => "encrypted",
+        }
+    }
+}
+
 fn open(dir: &Path, fsync: bool) -> PhoneStore {
+    open_protected(dir, fsync, Protection::Plain)
+}
+
+fn open_protected(dir: &Path, fsync: bool, protection: Protection) -> PhoneStore {
     let identity = DeviceIdentity {
         device: "dev-1".into(),
         principal: "pm-1".into(),
         role: StoreRole::Postman,
     };
-    PhoneStore::open(dir, identity, StoreOptions { fsync }).unwrap()
+    PhoneStore::open_with_key(dir, identity, protection.key(), StoreOptions { fsync }).unwrap()
 }
 
 /// Runs a session; returns (requests, bytes up, bytes down).
@@ -83,7 +116,16 @@ fn record(store: &mut PhoneStore, n: u32) {
 
 /// A phone with the round downloaded, on disk in `dir`.
 fn downloaded(dir: &Path, host: &mut MemoryHost, manifest: &RoundManifest) -> PhoneStore {
-    let mut store = open(dir, true);
+    downloaded_protected(dir, host, manifest, Protection::Plain)
+}
+
+fn downloaded_protected(
+    dir: &Path,
+    host: &mut MemoryHost,
+    manifest: &RoundManifest,
+    protection: Protection,
+) -> PhoneStore {
+    let mut store = open_protected(dir, true, protection);
     store.set_manifest(manifest.clone()).unwrap();
     sync(&mut store, host, &sender(manifest));
     store
@@ -124,30 +166,35 @@ fn benches(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(5));
     // A downloaded round, copied afresh every 300 recordings so each attempt lands on an item
     // as it is on a real round (no earlier attempt), not on one grown by thousands of runs.
-    let template = tempfile::tempdir().unwrap();
-    drop(downloaded(
-        template.path(),
-        &mut host_clone(&host, &manifest),
-        &manifest,
-    ));
-    for fsync in [false, true] {
-        let name = if fsync {
-            "record_attempt (fsync)"
-        } else {
-            "record_attempt (no fsync)"
-        };
+    // One template per protection, downloaded once: copying it is cheap enough that criterion,
+    // which sizes its samples on wall time, gives each sample many recordings.
+    let templates = PROTECTIONS.map(|protection| {
+        let template = tempfile::tempdir().unwrap();
+        drop(downloaded_protected(
+            template.path(),
+            &mut host_clone(&host, &manifest),
+            &manifest,
+            protection,
+        ));
+        (protection, template)
+    });
+    let protected = [false, true]
+        .into_iter()
+        .flat_map(|fsync| templates.iter().map(move |(p, t)| (fsync, *p, t.path())));
+    for (fsync, protection, template) in protected {
+        let name = format!(
+            "record_attempt ({}, {})",
+            if fsync { "fsync" } else { "no fsync" },
+            protection.label()
+        );
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
                 let mut done = 0;
                 while done < iters {
                     let dir = tempfile::tempdir().unwrap();
-                    drop(downloaded(
-                        dir.path(),
-                        &mut host_clone(&host, &manifest),
-                        &manifest,
-                    ));
-                    let mut store = open(dir.path(), fsync);
+                    copy_store(template, dir.path());
+                    let mut store = open_protected(dir.path(), fsync, protection);
                     for n in 0..(POINTS * ITEMS_PER_POINT).min((iters - done) as u32) {
                         let start = std::time::Instant::now();
                         record(&mut store, n);
@@ -160,25 +207,36 @@ fn benches(c: &mut Criterion) {
         });
     }
 
-    let dir = tempfile::tempdir().unwrap();
-    {
-        let mut store = downloaded(dir.path(), &mut host_clone(&host, &manifest), &manifest);
-        for n in 0..ATTEMPTS {
-            record(&mut store, n * 2);
-        }
-    }
-    group.bench_function("open 450-document store", |b| {
-        b.iter(|| open(dir.path(), true))
-    });
-    group.bench_function("open 450-document store and load every document", |b| {
-        b.iter(|| {
-            let mut store = open(dir.path(), true);
-            let ids: Vec<DocId> = store.document_ids().cloned().collect();
-            for id in &ids {
-                store.document(id).unwrap();
+    for protection in PROTECTIONS {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = downloaded_protected(
+                dir.path(),
+                &mut host_clone(&host, &manifest),
+                &manifest,
+                protection,
+            );
+            for n in 0..ATTEMPTS {
+                record(&mut store, n * 2);
             }
-        })
-    });
+        }
+        let label = protection.label();
+        group.bench_function(format!("open 450-document store ({label})"), |b| {
+            b.iter(|| open_protected(dir.path(), true, protection))
+        });
+        group.bench_function(
+            format!("open 450-document store and load every document ({label})"),
+            |b| {
+                b.iter(|| {
+                    let mut store = open_protected(dir.path(), true, protection);
+                    let ids: Vec<DocId> = store.document_ids().cloned().collect();
+                    for id in &ids {
+                        store.document(id).unwrap();
+                    }
+                })
+            },
+        );
+    }
     group.finish();
 
     let mut group = c.benchmark_group("sync");
@@ -210,6 +268,19 @@ fn benches(c: &mut Criterion) {
         )
     });
     group.finish();
+}
+
+/// Copies a store's files (its folder and `docs/`) into an empty folder.
+fn copy_store(from: &Path, to: &Path) {
+    for folder in [Path::new(""), Path::new("docs")] {
+        std::fs::create_dir_all(to.join(folder)).unwrap();
+        for entry in std::fs::read_dir(from.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                std::fs::copy(&path, to.join(folder).join(path.file_name().unwrap())).unwrap();
+            }
+        }
+    }
 }
 
 /// A fresh server with the same documents (MemoryHost is not Clone on purpose: one owner).

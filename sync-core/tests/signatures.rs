@@ -373,3 +373,74 @@ fn an_older_phone_without_a_key_is_answered_as_before_until_signatures_are_requi
         "accepted as the uploader's, as before"
     );
 }
+
+#[test]
+fn signatures_survive_compaction_and_reopening_an_encrypted_store() {
+    use tournee_sync_core::store::{DeviceIdentity, StoreKey, StoreOptions, StoreRole};
+    let (mut host, manifest) = common::town(2, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let identity = DeviceIdentity {
+        device: "dev-1".into(),
+        principal: "pm-1".into(),
+        role: StoreRole::Postman,
+    };
+    let open = || {
+        let key = StoreKey::from_bytes(&[9; 32]).unwrap();
+        PhoneStore::open_with_key(
+            dir.path(),
+            identity.clone(),
+            Some(key),
+            StoreOptions { fsync: false },
+        )
+        .unwrap()
+    };
+    let key = SoftwareKey::generate();
+    let sender = common::postman_sender("dev-1", "pm-1", &manifest);
+    host.register_device("dev-1", sender.clone(), Some(key.public_key()));
+    let recorded = {
+        let mut phone = open();
+        phone.set_manifest(manifest.clone()).unwrap();
+        phone.set_signer(Arc::new(key));
+        common::sync(&mut phone, &mut host, &sender);
+        let recorded = phone
+            .record_attempt(
+                &fixtures::s10(1),
+                &fixtures::absent_attempt("dev-1", "pm-1", 1),
+            )
+            .unwrap();
+        phone.compact_all().unwrap();
+        recorded
+    };
+    // Reopened without its signer: what was signed before is still signed, from the disk.
+    let mut phone = open();
+    let hash: tournee_sync_core::automerge::ChangeHash = recorded.change.parse().unwrap();
+    let held = phone
+        .signatures_of(&item(1), &[hash])
+        .expect("kept through compaction");
+    assert_eq!(
+        held[0].signer,
+        Signer::Device {
+            device: "dev-1".into()
+        }
+    );
+    // The server's signatures of what it sent are kept too: every change of the document is
+    // signed on the phone, ready to give back to a restored server.
+    let all: Vec<_> = phone
+        .document(&item(1))
+        .unwrap()
+        .get_changes(&[])
+        .iter()
+        .map(|c| c.hash())
+        .collect();
+    assert!(all.len() > 1);
+    assert!(
+        phone.signatures_of(&item(1), &all).is_some(),
+        "every change signed"
+    );
+    let (report, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(
+        phone.pending_interactions().is_empty(),
+        "the signed push was accepted"
+    );
+}

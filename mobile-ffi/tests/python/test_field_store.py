@@ -380,6 +380,41 @@ os._exit(0)  # no clean shutdown: everything must already be on disk
         self.assertEqual(store.pending_interactions(), [])
 
 
+class EncryptedStore(unittest.TestCase):
+    def test_a_store_opens_only_with_its_key_and_keeps_nothing_readable(self):
+        path = tempfile.mkdtemp()
+        key = os.urandom(32)  # the app keeps it in the Keystore / Keychain
+        store = tf.FieldStore.open(path, "dev-1", "pm-1", tf.StoreRole.POSTMAN, key)
+        rounds = json.loads(http("GET", "/v1/rounds", POSTMAN_TOKEN))
+        store.load_round(json.dumps(rounds[0]))
+        sync(store, POSTMAN_TOKEN)
+        item = first_stop_with_address(store).items[0]
+        attempt = store.record_attempt(item, absent())
+        del store
+
+        on_disk = b""
+        for folder, _, files in os.walk(path):
+            for name in files:
+                with open(os.path.join(folder, name), "rb") as f:
+                    on_disk += f.read()
+        for plain in [b"dev-1", b"pm-1", item.encode(), b"AV2026001", attempt.id.encode()]:
+            self.assertNotIn(plain, on_disk)
+
+        with self.assertRaises(tf.TourneeError.WrongKey):
+            tf.FieldStore.open(path, "dev-1", "pm-1", tf.StoreRole.POSTMAN, os.urandom(32))
+        with self.assertRaises(tf.TourneeError.WrongKey):
+            tf.FieldStore.open(path, "dev-1", "pm-1", tf.StoreRole.POSTMAN)
+        with self.assertRaises(tf.TourneeError.InvalidInput) as raised:
+            tf.FieldStore.open(path, "dev-1", "pm-1", tf.StoreRole.POSTMAN, key[:16])
+        self.assertEqual(raised.exception.field, "key")
+
+        # Nothing was lost to the refused opens: with its key, the store has the attempt.
+        store = tf.FieldStore.open(path, "dev-1", "pm-1", tf.StoreRole.POSTMAN, key)
+        self.assertEqual([p.id for p in store.pending_interactions()], [attempt.id])
+        sync(store, POSTMAN_TOKEN)
+        self.assertEqual(store.pending_interactions(), [])
+
+
 class Threads(unittest.TestCase):
     def test_several_threads_record_and_sync_at_once(self):
         store = postman_store()

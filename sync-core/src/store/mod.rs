@@ -11,12 +11,19 @@
 //!   acknowledgements. Compaction rewrites a log as one snapshot atomically;
 //! - `proofs/<sha256>.<kind>`: photos and signatures waiting to be uploaded (`proofs.rs`).
 //!
+//! Opened with the app's key ([`PhoneStore::open_with_key`]), every one of those files is
+//! sealed (`sealed.rs`): each log record, `store.cbor`, `manifest.cbor` and each proof. A plain
+//! store opened with a key is sealed in place, file by file, each atomically: `store.cbor` first
+//! (sealed, marked "sealing plain files"), then every other file, then the mark is cleared; a
+//! crash in between is finished at the next open.
+//!
 //! Documents are read from disk when the store opens but only turned into Automerge documents
 //! when first used, so opening a full round is cheap.
 
 mod atomic;
 mod proofs;
 mod record_log;
+mod sealed;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
@@ -28,6 +35,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use proofs::{proof_hash, ProofAnswer, ProofState, ProofUpload, QueuedProof};
 pub use record_log::{Record, RecordLog};
+pub use sealed::StoreKey;
+use sealed::{Header, Sealer};
 
 use crate::ids::DocId;
 use crate::model::{Attempt, Correction, CustomerChoice, Preferences, RoundManifest};
@@ -70,6 +79,35 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
         /// What is wrong.
+        reason: String,
+    },
+    /// The store is encrypted with another key than the one given: nothing was read or
+    /// changed. The data is intact; open it with the key it was created with.
+    #[error("{path} is encrypted with another key than the one given: the store is intact, open it with its own key")]
+    WrongKey {
+        /// The first file whose key check differs (normally `store.cbor`).
+        path: PathBuf,
+    },
+    /// The store is encrypted and no key was given: nothing was read or changed.
+    #[error("{path} is encrypted: the store needs its key to open")]
+    KeyRequired {
+        /// The first encrypted file met.
+        path: PathBuf,
+    },
+    /// A key of the wrong length was given.
+    #[error("a store key is {} bytes long, not {found}", StoreKey::LEN)]
+    KeyLength {
+        /// The length given.
+        found: usize,
+    },
+    /// A file that this store did not write sits among its files: one sealed by another
+    /// store (copied from another device, even under the same key), or a plain file in an
+    /// encrypted store. Nothing was read from it or changed.
+    #[error("{path} does not belong to this store: {reason}")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+        /// Why it does not belong.
         reason: String,
     },
     /// The store belongs to another device or postman.
@@ -285,6 +323,10 @@ struct StoreMeta {
     /// re-checked with it, until [`PhoneStore::finish_recheck`].
     #[serde(default)]
     recheck: bool,
+    /// A plain store is being sealed in place: its other files may still be plain, and are
+    /// sealed at the next open.
+    #[serde(default)]
+    sealing_plain_files: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -341,16 +383,38 @@ pub struct PhoneStore {
     options: StoreOptions,
     /// The device's key, which signs every local change ([`PhoneStore::set_signer`]).
     signer: Option<Arc<dyn ChangeSigner>>,
+    /// The sealing of every file, when the store is encrypted.
+    sealer: Option<Arc<Sealer>>,
     /// The exclusive lock on `<root>/lock`, held as long as the store is open; the operating
     /// system releases it when the store is dropped or its process dies.
     _lock: fs::File,
 }
 
 impl PhoneStore {
-    /// Opens the store at `root`, creating it for `identity` if it does not exist.
+    /// Opens the plain (unencrypted) store at `root`, creating it for `identity` if it does not
+    /// exist. For tests and tools: an app opens its store with a key
+    /// ([`PhoneStore::open_with_key`]). An encrypted store refuses to open this way
+    /// ([`StoreError::KeyRequired`]).
     pub fn open(
         root: &Path,
         identity: DeviceIdentity,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        Self::open_with_key(root, identity, None, options)
+    }
+
+    /// Opens the store at `root`, creating it for `identity` if it does not exist, encrypted
+    /// with `key` (`None`: plain, for tests and tools only; a production app always gives the
+    /// key it keeps in the Android Keystore or the iOS Keychain).
+    ///
+    /// An encrypted store opened with another key fails with [`StoreError::WrongKey`], and
+    /// without one with [`StoreError::KeyRequired`]; nothing is read or changed then. A plain
+    /// store opened with a key is encrypted in place (crash-safe, file by file). A file sealed
+    /// by another store is refused ([`StoreError::Foreign`]).
+    pub fn open_with_key(
+        root: &Path,
+        identity: DeviceIdentity,
+        key: Option<StoreKey>,
         options: StoreOptions,
     ) -> Result<Self, StoreError> {
         rules::identifier(Field::Device, &identity.device).map_err(OperationError::from)?;
@@ -380,36 +444,16 @@ impl PhoneStore {
         remove_temp_files(root)?;
         remove_temp_files(&root.join("docs"))?;
         let meta_path = root.join("store.cbor");
-        let meta = if meta_path.exists() {
-            let meta: StoreMeta = read_cbor(&meta_path)?;
-            if meta.format != STORE_FORMAT {
-                return Err(StoreError::Corrupt {
-                    path: meta_path,
-                    reason: format!("store format {} is not {STORE_FORMAT}", meta.format),
-                });
-            }
-            if meta.identity != identity {
-                return Err(StoreError::WrongDevice {
-                    expected: format!("{} ({})", identity.device, identity.principal),
-                    found: format!("{} ({})", meta.identity.device, meta.identity.principal),
-                });
-            }
-            meta
-        } else {
-            let meta = StoreMeta {
-                format: STORE_FORMAT,
-                identity,
-                actor: ActorId::random().to_bytes().to_vec(),
-                cursor: None,
-                history: None,
-                recheck: false,
-            };
-            write_cbor(&meta_path, &meta, options.fsync)?;
-            meta
-        };
+        let (mut meta, sealer) = open_meta(&meta_path, identity, key.as_ref(), options.fsync)?;
+        let sealer = sealer.map(Arc::new);
+        if let (true, Some(sealer)) = (meta.sealing_plain_files, &sealer) {
+            seal_plain_files(root, sealer, options.fsync)?;
+            meta.sealing_plain_files = false;
+            write_cbor(&meta_path, &meta, Some(sealer), options.fsync)?;
+        }
         let manifest_path = root.join("manifest.cbor");
         let manifest = if manifest_path.exists() {
-            Some(read_cbor(&manifest_path)?)
+            Some(read_cbor(&manifest_path, sealer.as_deref())?)
         } else {
             None
         };
@@ -424,6 +468,7 @@ impl PhoneStore {
             docs: BTreeMap::new(),
             options,
             signer: None,
+            sealer,
             _lock: lock,
         };
         let entries = fs::read_dir(root.join("docs")).map_err(|e| StoreError::io(root, e))?;
@@ -432,10 +477,15 @@ impl PhoneStore {
             let Some(id) = doc_id_from_file(&path) else {
                 continue;
             };
-            let doc = open_doc(&path, options.fsync)?;
+            let doc = open_doc(&path, store.sealer.clone(), options.fsync)?;
             store.docs.insert(id, doc);
         }
         Ok(store)
+    }
+
+    /// Whether the store's files are encrypted.
+    pub fn is_encrypted(&self) -> bool {
+        self.sealer.is_some()
     }
 
     /// The device this store belongs to.
@@ -466,11 +516,7 @@ impl PhoneStore {
     /// Replaces the round manifest (after the server published a new one).
     pub fn set_manifest(&mut self, manifest: RoundManifest) -> Result<(), StoreError> {
         manifest.validate().map_err(OperationError::from)?;
-        write_cbor(
-            &self.root.join("manifest.cbor"),
-            &manifest,
-            self.options.fsync,
-        )?;
+        self.write_file("manifest.cbor", &manifest)?;
         self.manifest = Some(manifest);
         Ok(())
     }
@@ -773,7 +819,7 @@ impl PhoneStore {
             actor: actor.to_bytes().to_vec(),
             ..self.meta()
         };
-        write_cbor(&self.root.join("store.cbor"), &meta, self.options.fsync)?;
+        self.write_file("store.cbor", &meta)?;
         for doc in self.docs.values_mut().filter_map(|d| d.doc.as_mut()) {
             doc.set_actor(actor.clone());
         }
@@ -835,7 +881,7 @@ impl PhoneStore {
         let Some(stored) = self.docs.get_mut(id) else {
             // Kept with the document's first chunks ([`PhoneStore::apply_remote`] creates it).
             let path = self.doc_path(id);
-            let doc = open_doc(&path, self.options.fsync)?;
+            let doc = open_doc(&path, self.sealer.clone(), self.options.fsync)?;
             self.docs.insert(id.clone(), doc);
             return self.keep_signatures(id, signatures);
         };
@@ -887,7 +933,7 @@ impl PhoneStore {
             recheck,
             ..self.meta()
         };
-        write_cbor(&self.root.join("store.cbor"), &meta, self.options.fsync)?;
+        self.write_file("store.cbor", &meta)?;
         (self.cursor, self.history, self.recheck) = (Some(cursor), history, recheck);
         Ok(())
     }
@@ -907,9 +953,15 @@ impl PhoneStore {
             recheck: false,
             ..self.meta()
         };
-        write_cbor(&self.root.join("store.cbor"), &meta, self.options.fsync)?;
+        self.write_file("store.cbor", &meta)?;
         self.recheck = false;
         Ok(())
+    }
+
+    /// Replaces `store.cbor` or `manifest.cbor` atomically, sealed if the store is.
+    fn write_file<T: Serialize>(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        let path = self.root.join(name);
+        write_cbor(&path, value, self.sealer.as_deref(), self.options.fsync)
     }
 
     /// What `store.cbor` holds now.
@@ -921,6 +973,7 @@ impl PhoneStore {
             cursor: self.cursor,
             history: self.history,
             recheck: self.recheck,
+            sealing_plain_files: false,
         }
     }
 
@@ -943,7 +996,7 @@ impl PhoneStore {
     {
         if !self.docs.contains_key(id) {
             let path = self.doc_path(id);
-            let doc = open_doc(&path, self.options.fsync)?;
+            let doc = open_doc(&path, self.sealer.clone(), self.options.fsync)?;
             self.docs.insert(id.clone(), doc);
         }
         let actor = self.actor.clone();
@@ -1105,8 +1158,12 @@ fn doc_id_from_file(path: &Path) -> Option<DocId> {
     DocId::parse(&name.replacen('_', ":", 1)).ok()
 }
 
-fn open_doc(path: &Path, fsync: bool) -> Result<StoredDoc, StoreError> {
-    let (log, records) = RecordLog::open(path, fsync)?;
+fn open_doc(
+    path: &Path,
+    sealer: Option<Arc<Sealer>>,
+    fsync: bool,
+) -> Result<StoredDoc, StoreError> {
+    let (log, records) = RecordLog::open(path, sealer, fsync)?;
     let corrupt = |reason: String| StoreError::Corrupt {
         path: path.to_owned(),
         reason,
@@ -1207,14 +1264,95 @@ fn from_cbor<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     ciborium::from_reader(bytes).map_err(|e| format!("unreadable record: {e}"))
 }
 
-fn read_cbor<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
+/// Opens `store.cbor` (creating it if it does not exist) with the key given, and returns it
+/// with the store's sealing. A plain store opened with a key gets a sealed `store.cbor`, marked
+/// [`StoreMeta::sealing_plain_files`], before anything else is sealed.
+fn open_meta(
+    path: &Path,
+    identity: DeviceIdentity,
+    key: Option<&StoreKey>,
+    fsync: bool,
+) -> Result<(StoreMeta, Option<Sealer>), StoreError> {
+    if !path.exists() {
+        let sealer = key.map(|key| Sealer::create(key, path)).transpose()?;
+        let meta = StoreMeta {
+            format: STORE_FORMAT,
+            identity,
+            actor: ActorId::random().to_bytes().to_vec(),
+            cursor: None,
+            history: None,
+            recheck: false,
+            sealing_plain_files: false,
+        };
+        write_cbor(path, &meta, sealer.as_ref(), fsync)?;
+        return Ok((meta, sealer));
+    }
     let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    let plain = matches!(Header::read(&bytes), Header::Plain);
+    let sealer = match key {
+        Some(key) if plain => Some(Sealer::create(key, path)?),
+        Some(key) => Some(Sealer::for_store(key, path, &bytes)?),
+        None => None,
+    };
+    let reading = if plain { None } else { sealer.as_ref() };
+    let mut meta: StoreMeta = decode_cbor(path, sealed::open_file(reading, path, bytes)?)?;
+    if meta.format != STORE_FORMAT {
+        return Err(StoreError::Corrupt {
+            path: path.to_owned(),
+            reason: format!("store format {} is not {STORE_FORMAT}", meta.format),
+        });
+    }
+    if meta.identity != identity {
+        return Err(StoreError::WrongDevice {
+            expected: format!("{} ({})", identity.device, identity.principal),
+            found: format!("{} ({})", meta.identity.device, meta.identity.principal),
+        });
+    }
+    if let (true, Some(sealer)) = (plain, &sealer) {
+        meta.sealing_plain_files = true;
+        write_cbor(path, &meta, Some(sealer), fsync)?;
+    }
+    Ok((meta, sealer))
+}
+
+/// Seals every file of a plain store but `store.cbor` (sealed first), each atomically; files
+/// already sealed (by a run a crash interrupted) are left as they are.
+fn seal_plain_files(root: &Path, sealer: &Arc<Sealer>, fsync: bool) -> Result<(), StoreError> {
+    let manifest = root.join("manifest.cbor");
+    if manifest.exists() {
+        sealed::seal_file_in_place(&manifest, sealer, fsync)?;
+    }
+    let docs = root.join("docs");
+    for entry in fs::read_dir(&docs).map_err(|e| StoreError::io(&docs, e))? {
+        let path = entry.map_err(|e| StoreError::io(&docs, e))?.path();
+        if doc_id_from_file(&path).is_some() {
+            RecordLog::seal_in_place(&path, sealer.clone(), fsync)?;
+        }
+    }
+    proofs::seal_plain_proofs(root, sealer, fsync)
+}
+
+fn decode_cbor<T: DeserializeOwned>(path: &Path, bytes: Vec<u8>) -> Result<T, StoreError> {
     from_cbor(&bytes).map_err(|reason| StoreError::Corrupt {
         path: path.to_owned(),
         reason,
     })
 }
 
-fn write_cbor<T: Serialize>(path: &Path, value: &T, fsync: bool) -> Result<(), StoreError> {
-    atomic::write(path, &to_cbor(value), fsync)
+fn read_cbor<T: DeserializeOwned>(path: &Path, sealer: Option<&Sealer>) -> Result<T, StoreError> {
+    let bytes = fs::read(path).map_err(|e| StoreError::io(path, e))?;
+    decode_cbor(path, sealed::open_file(sealer, path, bytes)?)
+}
+
+fn write_cbor<T: Serialize>(
+    path: &Path,
+    value: &T,
+    sealer: Option<&Sealer>,
+    fsync: bool,
+) -> Result<(), StoreError> {
+    atomic::write(
+        path,
+        &sealed::seal_file(sealer, path, &to_cbor(value))?,
+        fsync,
+    )
 }

@@ -6,17 +6,20 @@
 //! server refused for good moves to `proofs/refused/`, where the app may still show or export it
 //! but it is never offered again. A proof is uploaded only after the attempt that names it is
 //! acknowledged by the server, which accepts a file only from the device whose attempt names
-//! it: [`PhoneStore::queued_proofs`] says which are ready.
+//! it: [`PhoneStore::queued_proofs`] says which are ready. In an encrypted store each file is
+//! sealed whole (`sealed.rs`), bound to its name, which it keeps when it moves to `refused/`; its
+//! name (the hash of the photo) stays readable, its bytes do not.
 //!
 //! No HTTP here either: [`ProofUpload`] is the request the app sends with its own stack, and
 //! [`ProofAnswer::read`] what the server's answer means for the queue.
 
 use std::collections::HashSet;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::sealed::{self, Sealer};
 use super::{atomic, InteractionKind, PhoneStore, StoreError};
 use crate::ids::DocKind;
 use crate::model::{Proof, ProofKind};
@@ -176,7 +179,8 @@ impl PhoneStore {
         };
         let path = dir.join(format!("{}.{}", proof.sha256, kind_name(kind)));
         if !path.exists() {
-            atomic::write(&path, bytes, self.options.fsync)?;
+            let file = sealed::seal_file(self.sealer.as_deref(), &path, bytes)?;
+            atomic::write(&path, &file, self.options.fsync)?;
         }
         Ok(proof)
     }
@@ -201,10 +205,14 @@ impl PhoneStore {
             let Some(proof) = parse_name(&name) else {
                 continue;
             };
-            let size = entry
+            let file_size = entry
                 .metadata()
                 .map_err(|e| StoreError::io(&path, e))?
                 .len();
+            let size = match self.sealer {
+                Some(_) => file_size.saturating_sub(sealed::FILE_OVERHEAD as u64),
+                None => file_size,
+            };
             queued.push((proof, size));
         }
         queued.sort_by(|a, b| a.0.sha256.cmp(&b.0.sha256));
@@ -230,7 +238,8 @@ impl PhoneStore {
     /// The request that uploads a queued proof.
     pub fn proof_upload(&self, sha256: &str) -> Result<ProofUpload, StoreError> {
         let path = self.queued_path(sha256)?;
-        let body = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+        let file = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
+        let body = sealed::open_file(self.sealer.as_deref(), &path, file)?;
         Ok(ProofUpload {
             sha256: sha256.to_string(),
             method: "PUT".into(),
@@ -324,4 +333,32 @@ impl PhoneStore {
         }
         Ok((named, pending))
     }
+}
+
+/// Seals every plain proof file of a store being sealed in place (queued and refused ones),
+/// each atomically; those sealed already are left as they are.
+pub(super) fn seal_plain_proofs(
+    root: &Path,
+    sealer: &Sealer,
+    fsync: bool,
+) -> Result<(), StoreError> {
+    let queue = root.join(DIR);
+    for dir in [queue.join(REFUSED), queue] {
+        if !dir.exists() {
+            continue;
+        }
+        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
+            let path = entry.map_err(|e| StoreError::io(&dir, e))?.path();
+            let named = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(parse_name)
+                .is_some();
+            if !named {
+                continue;
+            }
+            sealed::seal_file_in_place(&path, sealer, fsync)?;
+        }
+    }
+    Ok(())
 }
