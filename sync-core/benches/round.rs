@@ -13,6 +13,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use tournee_sync_core::fixtures;
 use tournee_sync_core::model::RoundManifest;
 use tournee_sync_core::operations::{self, new_entry_id};
+use tournee_sync_core::signing::{ChangeSignature, Keyring, SoftwareKey};
 use tournee_sync_core::store::{
     DeviceIdentity, InteractionKind, PhoneStore, StoreKey, StoreOptions, StoreRole,
 };
@@ -41,21 +42,29 @@ fn sender(manifest: &RoundManifest) -> Sender {
 }
 
 /// How the store protects what it records. Each is measured beside the others.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Protection {
     /// Plain files (tests and tools only).
     Plain,
     /// Every record and file sealed with the app's key (XChaCha20-Poly1305).
     Encrypted,
+    /// Sealed, and every change signed by the device's key (ECDSA P-256, a software key).
+    EncryptedSigned,
 }
 
-const PROTECTIONS: [Protection; 2] = [Protection::Plain, Protection::Encrypted];
+const PROTECTIONS: [Protection; 3] = [
+    Protection::Plain,
+    Protection::Encrypted,
+    Protection::EncryptedSigned,
+];
 
 impl Protection {
     fn key(self) -> Option<StoreKey> {
         match self {
             Protection::Plain => None,
-            Protection::Encrypted => Some(StoreKey::from_bytes(&[0x5a; StoreKey::LEN]).unwrap()),
+            Protection::Encrypted | Protection::EncryptedSigned => {
+                Some(StoreKey::from_bytes(&[0x5a; StoreKey::LEN]).unwrap())
+            }
         }
     }
 
@@ -63,6 +72,7 @@ impl Protection {
         match self {
             Protection::Plain => "plain",
             Protection::Encrypted => "encrypted",
+            Protection::EncryptedSigned => "encrypted+signed",
         }
     }
 }
@@ -77,7 +87,12 @@ fn open_protected(dir: &Path, fsync: bool, protection: Protection) -> PhoneStore
         principal: "pm-1".into(),
         role: StoreRole::Postman,
     };
-    PhoneStore::open_with_key(dir, identity, protection.key(), StoreOptions { fsync }).unwrap()
+    let mut store =
+        PhoneStore::open_with_key(dir, identity, protection.key(), StoreOptions { fsync }).unwrap();
+    if protection == Protection::EncryptedSigned {
+        store.set_signer(std::sync::Arc::new(SoftwareKey::generate()));
+    }
+    store
 }
 
 /// Runs a session; returns (requests, bytes up, bytes down).
@@ -288,5 +303,38 @@ fn host_clone(_host: &MemoryHost, _manifest: &RoundManifest) -> MemoryHost {
     town().0
 }
 
-criterion_group!(round, benches);
+/// Signing one change (the phone, with a software key) and checking one signature (the
+/// server's validator, per pushed change): `cargo bench -p tournee-sync-core --bench round --
+/// 'signature'`.
+fn signatures(c: &mut Criterion) {
+    let key = SoftwareKey::generate();
+    let doc = tournee_sync_core::DocId::item(&fixtures::s10(1));
+    let hash = tournee_sync_core::automerge::ChangeHash([7; 32]);
+    let signer = tournee_sync_core::signing::Signer::Device {
+        device: "dev-1".into(),
+    };
+    c.bench_function("signature: sign one change", |b| {
+        b.iter(|| key.sign_change(&doc, &hash, signer.clone()))
+    });
+    let signature: ChangeSignature = key.sign_change(&doc, &hash, signer.clone());
+    let mut keyring = Keyring::default();
+    keyring.devices.insert(
+        "dev-1".into(),
+        tournee_sync_core::signing::DeviceKey {
+            author: Sender {
+                role: tournee_sync_core::validator::Role::Postman,
+                principal: "pm-1".into(),
+                device: Some("dev-1".into()),
+                scope: tournee_sync_core::validator::Scope::All,
+            },
+            key: Some(key.public_key()),
+            revoked: false,
+        },
+    );
+    c.bench_function("signature: verify one change (server)", |b| {
+        b.iter(|| keyring.author(&doc, &hash, &signature).unwrap())
+    });
+}
+
+criterion_group!(round, benches, signatures);
 criterion_main!(round);

@@ -89,6 +89,11 @@ struct Args {
     /// Growth: syncs per second, open loop, while a day's phones sync.
     #[arg(long, default_value_t = 50.0)]
     rate: f64,
+    /// Every device registers a signing key and signs each change it pushes (wire version 4),
+    /// so the server verifies one signature per change: run with and without to measure what
+    /// verification costs.
+    #[arg(long)]
+    signed: bool,
 }
 
 fn main() {
@@ -158,7 +163,10 @@ async fn download_all(
     let downloading = town::progress(u64::from(args.devices), "download + record");
     let mut phones = Vec::new();
     for d in 0..args.devices {
-        phones.push(town::Phone::download_and_record(client, base, &keys, d, date, attempt).await);
+        phones.push(
+            town::Phone::download_and_record(client, base, &keys, d, date, attempt, args.signed)
+                .await,
+        );
         downloading.inc(1);
     }
     downloading.finish();
@@ -178,6 +186,7 @@ impl Args {
         town::Town {
             devices: self.devices,
             items: self.items,
+            signed: self.signed,
         }
     }
 

@@ -9,6 +9,7 @@ use tournee_sync_core::automerge::{Automerge, Change, ReadDoc};
 use tournee_sync_core::fixtures;
 use tournee_sync_core::model::{Attempt, RoundManifest, Stop};
 use tournee_sync_core::operations;
+use tournee_sync_core::signing::{Signer, SoftwareKey};
 use tournee_sync_core::sync::wire::{
     self, DocRequest, Limits, RequestBody, ResponseBody, SyncRequest,
 };
@@ -23,6 +24,8 @@ pub const ITEMS_PER_POINT: u32 = 3;
 pub struct Town {
     pub devices: u32,
     pub items: u32,
+    /// Devices register signing keys and sign their changes.
+    pub signed: bool,
 }
 
 impl Town {
@@ -38,6 +41,11 @@ impl Town {
             db.register_device(&device_id(d), &postman_id(d))
                 .await
                 .unwrap();
+            if self.signed {
+                db.register_device_key(&device_id(d), &device_key(d).public_key(), 0)
+                    .await
+                    .unwrap();
+            }
             for k in 0..self.points_per_device() {
                 let p = d * self.points_per_device() + k;
                 let reference = fixtures::reference_address(p);
@@ -114,6 +122,13 @@ pub fn postman_id(d: u32) -> String {
     format!("pm-{d}")
 }
 
+/// Device `d`'s signing key: derived from its id, so seeding and the phones agree without
+/// sharing state.
+pub fn device_key(d: u32) -> SoftwareKey {
+    use sha2::Digest;
+    SoftwareKey::from_secret(&sha2::Sha256::digest(device_id(d).as_bytes())).unwrap()
+}
+
 /// The server's tokens, minted with the development secret the server runs with.
 pub fn development_keys() -> Keys {
     Keys::from_settings(&AuthSettings {
@@ -163,6 +178,7 @@ impl Phone {
         d: u32,
         date: &str,
         attempt: impl Fn(u32, u32) -> Attempt,
+        signed: bool,
     ) -> Phone {
         let token = keys
             .mint(
@@ -238,12 +254,20 @@ impl Phone {
             .unwrap()
             .unwrap();
             let change = recorded.get_change_by_hash(&hash).unwrap();
+            let signatures = if signed {
+                let signer = Signer::Device {
+                    device: device_id(d),
+                };
+                vec![device_key(d).sign_change(&entry.doc, &hash, signer)]
+            } else {
+                Vec::new()
+            };
             phone.pushes.push(DocRequest {
                 doc: entry.doc,
                 body: RequestBody::Push {
                     changes: vec![change.raw_bytes().to_vec().into()],
                     extra_heads: Default::default(),
-                    signatures: Vec::new(),
+                    signatures,
                 },
             });
             phone.changes.push(change);
