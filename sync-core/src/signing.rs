@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::fmt;
 
 use automerge::ChangeHash;
-use p256::ecdsa::signature::{Signer as _, Verifier as _};
-use p256::ecdsa::{DerSignature, Signature, SigningKey, VerifyingKey};
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{DerSignature, SigningKey, VerifyingKey};
 use p256::pkcs8::{DecodePrivateKey, DecodePublicKey};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -176,7 +176,7 @@ impl SoftwareKey {
 
     /// The public half.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(*self.key.verifying_key())
+        PublicKey::from(self.key.verifying_key())
     }
 
     /// Signs change `hash` of `doc` as `signer`.
@@ -197,9 +197,10 @@ impl ChangeSigner for SoftwareKey {
     }
 }
 
-/// A P-256 public key: a device's, registered with the server, or one of the server's.
+/// A P-256 public key: a device's, registered with the server, or one of the server's. Kept as
+/// its uncompressed SEC1 point, which `ring` verifies with (p256 parses and checks it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PublicKey(VerifyingKey);
+pub struct PublicKey([u8; 65]);
 
 impl PublicKey {
     /// Reads a key as the platforms export it: SEC1 (`04‖x‖y`, or compressed; iOS
@@ -208,7 +209,7 @@ impl PublicKey {
     pub fn parse(bytes: &[u8]) -> Result<Self, KeyError> {
         VerifyingKey::from_sec1_bytes(bytes)
             .or_else(|_| VerifyingKey::from_public_key_der(bytes))
-            .map(Self)
+            .map(|key| Self::from(&key))
             .map_err(|_| {
                 KeyError(format!(
                     "{} bytes are neither a SEC1 point nor a SubjectPublicKeyInfo",
@@ -219,7 +220,7 @@ impl PublicKey {
 
     /// The key as an uncompressed SEC1 point (65 bytes), as stored and published.
     pub fn to_sec1(&self) -> Vec<u8> {
-        self.0.to_encoded_point(false).as_bytes().to_vec()
+        self.0.to_vec()
     }
 
     /// A short stable id: the first 8 bytes of the SHA-256 of [`PublicKey::to_sec1`], in hex.
@@ -230,8 +231,23 @@ impl PublicKey {
 
     /// Whether `signature` (DER or r‖s) signs `message` with this key.
     pub fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        let parsed = Signature::from_der(signature).or_else(|_| Signature::from_slice(signature));
-        parsed.is_ok_and(|signature| self.0.verify(message, &signature).is_ok())
+        use ring::signature::{UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED};
+        let algorithm = if signature.len() == 64 {
+            &ECDSA_P256_SHA256_FIXED
+        } else {
+            &ECDSA_P256_SHA256_ASN1
+        };
+        UnparsedPublicKey::new(algorithm, &self.0[..])
+            .verify(message, signature)
+            .is_ok()
+    }
+}
+
+impl From<&VerifyingKey> for PublicKey {
+    fn from(key: &VerifyingKey) -> Self {
+        let mut sec1 = [0u8; 65];
+        sec1.copy_from_slice(key.to_encoded_point(false).as_bytes());
+        Self(sec1)
     }
 }
 
