@@ -444,3 +444,95 @@ fn signatures_survive_compaction_and_reopening_an_encrypted_store() {
         "the signed push was accepted"
     );
 }
+
+/// A key store that cannot sign now (locked, user not authenticated).
+#[derive(Debug)]
+struct LockedKeyStore;
+
+impl tournee_sync_core::signing::ChangeSigner for LockedKeyStore {
+    fn sign(&self, _: &[u8]) -> Result<Vec<u8>, tournee_sync_core::signing::SigningError> {
+        Err(tournee_sync_core::signing::SigningError {
+            reason: "the key store is locked".into(),
+        })
+    }
+}
+
+#[test]
+fn a_key_that_cannot_sign_records_nothing_and_says_why() {
+    let (mut host, manifest) = common::town(2, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let sender = common::postman_sender("dev-1", "pm-1", &manifest);
+    {
+        let mut phone = common::phone(dir.path(), "dev-1", "pm-1", &manifest);
+        common::sync(&mut phone, &mut host, &sender);
+        phone.set_signer(Arc::new(LockedKeyStore));
+        let before = phone.document(&item(1)).unwrap().get_heads();
+        let refused = phone
+            .record_attempt(
+                &fixtures::s10(1),
+                &fixtures::absent_attempt("dev-1", "pm-1", 1),
+            )
+            .unwrap_err();
+        assert!(
+            matches!(refused, tournee_sync_core::store::StoreError::Signing(_)),
+            "{refused}"
+        );
+        assert!(refused.to_string().contains("locked"), "{refused}");
+        assert!(phone.pending_interactions().is_empty());
+        assert_eq!(phone.document(&item(1)).unwrap().get_heads(), before);
+    }
+    // Nothing of it reached the disk either.
+    let mut phone = common::phone(dir.path(), "dev-1", "pm-1", &manifest);
+    assert!(phone.pending_interactions().is_empty());
+    let (report, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(report.acknowledged.is_empty());
+}
+
+#[test]
+fn a_customers_app_does_not_sign_and_is_answered_as_its_token() {
+    let (mut host, _) = common::town(2, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = tournee_sync_core::model::RoundManifest {
+        round_id: "customer-view".into(),
+        date: "2030-01-01".into(),
+        postman: "cust-1".into(),
+        device: "cust-1-app".into(),
+        stops: vec![tournee_sync_core::model::Stop {
+            order: 1,
+            delivery_point: fixtures::delivery_point_id(0),
+            items: vec![fixtures::s10(0).to_string()],
+        }],
+    };
+    let identity = tournee_sync_core::store::DeviceIdentity {
+        device: "cust-1-app".into(),
+        principal: "cust-1".into(),
+        role: tournee_sync_core::store::StoreRole::Customer,
+    };
+    let mut app = PhoneStore::open(
+        dir.path(),
+        identity,
+        tournee_sync_core::store::StoreOptions { fsync: false },
+    )
+    .unwrap();
+    app.set_manifest(manifest.clone()).unwrap();
+    app.set_signer(Arc::new(SoftwareKey::generate()));
+    let sender = Sender {
+        role: Role::Customer,
+        principal: "cust-1".into(),
+        device: None,
+        scope: tournee_sync_core::validator::Scope::Documents(
+            manifest.documents().unwrap().into_iter().collect(),
+        ),
+    };
+    common::sync(&mut app, &mut host, &sender);
+    app.choose_for_item(
+        &fixtures::s10(0),
+        &fixtures::redeliver_choice("cust-1", "2030-01-02"),
+    )
+    .unwrap();
+    let mut request = next_request(&mut app);
+    assert!(pushed(&mut request, &item(0)).1.is_empty(), "not signed");
+    let (report, _, _) = common::sync(&mut app, &mut host, &sender);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(app.pending_interactions().is_empty());
+}

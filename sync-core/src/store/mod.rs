@@ -839,14 +839,20 @@ impl PhoneStore {
 
     /// Gives the store the device's key: every change recorded from now on is signed with it,
     /// and its signature is stored with the change and sent with it (the server checks it
-    /// against the key registered for the device).
+    /// against the key registered for the device). Only a postman's store signs: a customer's
+    /// app has no registered device key, and its changes stay its token's.
     pub fn set_signer(&mut self, signer: Arc<dyn ChangeSigner>) {
         self.signer = Some(signer);
     }
 
     /// The device's signature of its change `hash` to `id`, when it has a key.
     fn sign(&self, id: &DocId, hash: &ChangeHash) -> Result<Option<ChangeSignature>, StoreError> {
-        let Some(signer) = &self.signer else {
+        // Postmen's devices sign; a customer's app has no registered device key.
+        let Some(signer) = self
+            .signer
+            .as_ref()
+            .filter(|_| self.identity.role == StoreRole::Postman)
+        else {
             return Ok(None);
         };
         let who = Signer::Device {
