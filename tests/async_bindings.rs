@@ -4,22 +4,14 @@
 //! as networks do, against a real server on each backend; this side then finds every attempt
 //! and photo the helper uploaded exactly once in the server's database.
 
-use tournee_e2e::{backends, generate_python_bindings, run_python_suite, Backend, TestServer};
+use tournee_e2e::{backends, python_bindings_in, run_python_suite, TestServer};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_background_sync_uploads_everything_once_through_failures() {
     let out = tempfile::tempdir().unwrap();
-    let bindings = tokio::task::spawn_blocking({
-        let out = out.path().to_owned();
-        move || generate_python_bindings(&out)
-    })
-    .await
-    .unwrap();
+    let bindings = python_bindings_in(out.path()).await;
     for backend in backends() {
-        let name = match &backend {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        };
+        let name = backend.name();
         let server = TestServer::start(&backend).await;
         let results = out.path().join(format!("background-{name}.json"));
         let uploaded =

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use tournee_e2e::{backends, generate_python_bindings, run_python_suite, TestServer};
+use tournee_e2e::{backends, python_bindings_in, run_python_suite, TestServer};
 
 /// The `[item, choice id]` the suite recorded under `key`.
 fn recorded_choice<'a>(recorded: &'a serde_json::Value, key: &str) -> (&'a str, &'a str) {
@@ -21,12 +21,7 @@ fn recorded_choice<'a>(recorded: &'a serde_json::Value, key: &str) -> (&'a str, 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_choice_from_the_notice_card_reaches_the_phone_through_the_python_bindings() {
     let out = tempfile::tempdir().unwrap();
-    let bindings = tokio::task::spawn_blocking({
-        let out = out.path().to_owned();
-        move || generate_python_bindings(&out)
-    })
-    .await
-    .unwrap();
+    let bindings = python_bindings_in(out.path()).await;
     for backend in backends() {
         let server = TestServer::start(&backend).await;
         let results = out.path().join("notice-card.json");

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use tournee_e2e::{
-    backends, generate_python_bindings, keep_proofs_in, proof_stores, run_python_suite, Backend,
-    ObjectStoreServer, Receiver, TestServer,
+    backends, generate_python_bindings, keep_proofs_in, proof_stores, python_bindings_in,
+    run_python_suite, ObjectStoreServer, Receiver, TestServer,
 };
 use tournee_server::auth::TokenRole;
 
@@ -47,10 +47,7 @@ async fn the_python_bindings_work_a_round_against_a_real_server() {
     .await
     .unwrap();
     for backend in backends() {
-        let name = match &backend {
-            Backend::Sqlite => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        };
+        let name = backend.name();
         let server = TestServer::start(&backend).await;
         let results = out.path().join(format!("results-{name}.json"));
         let customer = server.token(TokenRole::Customer, "cust-1", None);
@@ -227,5 +224,65 @@ async fn proofs_go_through_the_python_bindings_to_both_stores() {
             }
             server.stop().await;
         }
+    }
+}
+
+/// A relief postman's hand-over through the bindings (`mobile-ffi/tests/python/test_handover.py`)
+/// on each database: pm-1's phone records two attempts and goes flat; its round goes to pm-2's
+/// phone in one file, checked and taken over; pm-2's phone syncs them with its own token and
+/// records one of its own; pm-1's phone syncs later. Each attempt is stored once, authored and
+/// signed by the device that recorded it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_round_handed_over_through_the_python_bindings_is_stored_once_authored_by_its_recorder() {
+    let out = tempfile::tempdir().unwrap();
+    let bindings = python_bindings_in(out.path()).await;
+    for backend in backends() {
+        let server = TestServer::start(&backend).await;
+        let db = &server.state.db;
+        // The back office hands pm-1's round over to pm-2's device too.
+        let today = server.state.clock.today().to_string();
+        let mut round = db
+            .rounds_for_device("dev-1", &today, &today)
+            .await
+            .unwrap()
+            .into_iter()
+            .next()
+            .unwrap();
+        round.round_id = format!("{}-handover", round.round_id);
+        round.postman = "pm-2".into();
+        round.device = "dev-2".into();
+        db.insert_round(&round).await.unwrap();
+        let name = backend.name();
+        let results = out.path().join(format!("handover-{name}.json"));
+        let env = [
+            (
+                "TOURNEE_RELIEF_TOKEN",
+                server.token(TokenRole::Postman, "pm-2", Some("dev-2")),
+            ),
+            (
+                "TOURNEE_CUSTOMER_TOKEN",
+                server.token(TokenRole::Customer, "cust-1", None),
+            ),
+        ];
+        let seen = run_python_suite(&bindings, "test_handover", &server, &results, &env).await;
+        let handed = seen["handed_over"].as_array().unwrap();
+        assert_eq!(handed.len(), 2);
+        for (pair, device) in handed
+            .iter()
+            .map(|p| (p, "dev-1"))
+            .chain(std::iter::once((&seen["relief"], "dev-2")))
+        {
+            let (item, id) = (pair[0].as_str().unwrap(), pair[1].as_str().unwrap());
+            let rows = db.attempts_for_item(item).await.unwrap();
+            let mine: Vec<_> = rows.iter().filter(|r| r.id == id).collect();
+            assert_eq!(
+                mine.len(),
+                1,
+                "{backend:?}: attempt {id} stored once: {rows:?}"
+            );
+            assert_eq!(mine[0].device, device, "{backend:?}");
+            assert_eq!(mine[0].signed_by.as_deref(), Some(device), "{backend:?}");
+        }
+        server.stop().await;
     }
 }

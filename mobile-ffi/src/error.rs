@@ -166,6 +166,10 @@ impl From<StoreError> for TourneeError {
             StoreError::Signing(_) => Self::KeyUnavailable {
                 reason: e.to_string(),
             },
+            StoreError::Relay { .. } => Self::InvalidInput {
+                field: "relay_file".into(),
+                reason: e.to_string(),
+            },
             StoreError::Io { .. } | StoreError::Corrupt { .. } | StoreError::Foreign { .. } => {
                 Self::Storage {
                     reason: e.to_string(),

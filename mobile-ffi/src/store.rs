@@ -243,6 +243,23 @@ impl FieldStore {
             .map(Into::into))
     }
 
+    /// Hands this phone's round over to another postman's phone: one file (move it offline:
+    /// QR codes, Bluetooth, USB) holding the round's documents and the interactions not synced
+    /// yet, each signed by this device. `deviceKey` is this device's public key, as registered
+    /// with the server.
+    pub fn export_round(&self, device_key: Vec<u8>) -> Result<Vec<u8>, TourneeError> {
+        Ok(self.lock()?.store.export_round(&device_key)?)
+    }
+
+    /// Takes over another phone's round from its `exportRound` file: every interaction that
+    /// phone had not synced must carry its signature and pass the rules, or nothing is taken
+    /// (`InvalidInput` on `relay_file`). They become pending here, still authored by the phone
+    /// that recorded them, and this phone's next sync uploads them. Returns them.
+    pub fn import_round(&self, file: Vec<u8>) -> Result<Vec<PendingInteraction>, TourneeError> {
+        let import = self.lock()?.store.import_round(&file)?;
+        Ok(import.interactions.into_iter().map(Into::into).collect())
+    }
+
     /// Everything recorded on this phone that the server has not acknowledged yet, for the
     /// "not yet sent" list.
     pub fn pending_interactions(&self) -> Result<Vec<PendingInteraction>, TourneeError> {

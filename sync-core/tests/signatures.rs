@@ -536,3 +536,75 @@ fn a_customers_app_does_not_sign_and_is_answered_as_its_token() {
     assert!(report.refused.is_empty(), "{:?}", report.refused);
     assert!(app.pending_interactions().is_empty());
 }
+
+#[test]
+fn a_round_handed_over_by_file_is_synced_by_the_relief_phone_and_stored_once() {
+    let (mut host, manifest, _dir, mut phone, key, sender) = synced_town();
+    let relief_dir = tempfile::tempdir().unwrap();
+    let (mut relief, _, relief_sender) =
+        signed_phone(relief_dir.path(), "dev-2", "pm-2", &manifest, &mut host);
+    let first = phone
+        .record_attempt(
+            &fixtures::s10(1),
+            &fixtures::absent_attempt("dev-1", "pm-1", 1),
+        )
+        .unwrap();
+    let second = phone
+        .record_attempt(
+            &fixtures::s10(2),
+            &fixtures::delivered_attempt("dev-1", "pm-1", 2),
+        )
+        .unwrap();
+
+    // A file signed as another key's is refused whole, and the relief phone is unchanged.
+    let forged = phone
+        .export_round(&SoftwareKey::generate().public_key().to_sec1())
+        .unwrap();
+    let refused = relief.import_round(&forged).unwrap_err();
+    assert!(
+        refused.to_string().contains("not signed by dev-1"),
+        "{refused}"
+    );
+    assert_eq!(relief.document_ids().count(), 0);
+    assert!(relief.pending_interactions().is_empty());
+    assert!(relief.import_round(b"not a relay file").is_err());
+
+    // The honest file: dev-1's interactions are pending on the relief phone, which works on.
+    let file = phone.export_round(&key.public_key().to_sec1()).unwrap();
+    let import = relief.import_round(&file).unwrap();
+    assert_eq!(import.interactions.len(), 2);
+    assert!(import.documents > 2);
+    let own = relief
+        .record_attempt(
+            &fixtures::s10(3),
+            &fixtures::absent_attempt("dev-2", "pm-2", 3),
+        )
+        .unwrap();
+    let (report, _, _) = common::sync(&mut relief, &mut host, &relief_sender);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(relief.pending_interactions().is_empty(), "all acknowledged");
+    for (n, recorded) in [(1, &first), (2, &second)] {
+        assert_eq!(attempts_on_server(&host, n), vec![recorded.id.clone()]);
+        let hash: tournee_sync_core::automerge::ChangeHash = recorded.change.parse().unwrap();
+        let signer = host
+            .signatures(&item(n))
+            .iter()
+            .find(|s| s.hash == hash.as_ref())
+            .map(|s| s.signer.clone());
+        assert_eq!(
+            signer,
+            Some(Signer::Device {
+                device: "dev-1".into()
+            }),
+            "authored by dev-1"
+        );
+    }
+    assert_eq!(attempts_on_server(&host, 3), vec![own.id]);
+
+    // The recording phone syncs later: nothing refused, nothing stored twice.
+    let (report, _, _) = common::sync(&mut phone, &mut host, &sender);
+    assert!(report.refused.is_empty(), "{:?}", report.refused);
+    assert!(phone.pending_interactions().is_empty());
+    assert_eq!(attempts_on_server(&host, 1).len(), 1);
+    assert_eq!(attempts_on_server(&host, 2).len(), 1);
+}

@@ -31,6 +31,16 @@ pub enum Backend {
     Postgres(String),
 }
 
+impl Backend {
+    /// `sqlite` or `postgres`, for file names and messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        }
+    }
+}
+
 /// SQLite always; PostgreSQL too when `TEST_DATABASE_URL` is set.
 pub fn backends() -> Vec<Backend> {
     let mut all = vec![Backend::Sqlite];
@@ -742,6 +752,14 @@ pub fn install_browser() {
         status.success(),
         "tests/browser/install.sh failed: the browser test cannot run"
     );
+}
+
+/// [`generate_python_bindings`] on a blocking thread, for async tests.
+pub async fn python_bindings_in(out: &std::path::Path) -> std::path::PathBuf {
+    let out = out.to_owned();
+    tokio::task::spawn_blocking(move || generate_python_bindings(&out))
+        .await
+        .unwrap()
 }
 
 /// Generates the mobile bindings into `out` with the documented command

@@ -23,6 +23,7 @@
 mod atomic;
 mod proofs;
 mod record_log;
+mod relay;
 mod sealed;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -35,6 +36,7 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 pub use proofs::{proof_hash, ProofAnswer, ProofState, ProofUpload, QueuedProof};
 pub use record_log::{Record, RecordLog};
+pub use relay::RelayImport;
 pub use sealed::StoreKey;
 use sealed::{Header, Sealer};
 
@@ -137,6 +139,13 @@ pub enum StoreError {
     /// The device's key did not sign the change; nothing was written.
     #[error(transparent)]
     Signing(#[from] SigningError),
+    /// A relay file from another phone was not taken: not one, or a change in it is unsigned,
+    /// signed by another device, or breaks a rule. Nothing of it was written.
+    #[error("relay file refused: {reason}")]
+    Relay {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl StoreError {
@@ -874,6 +883,27 @@ impl PhoneStore {
             .iter()
             .map(|h| held.get(h.as_ref()).cloned())
             .collect()
+    }
+
+    /// Makes `interactions` pending on document `id` (another phone's, carried by this one),
+    /// durably.
+    fn keep_pending(&mut self, id: &DocId, interactions: &[Interaction]) -> Result<(), StoreError> {
+        if interactions.is_empty() {
+            return Ok(());
+        }
+        let stored = self
+            .docs
+            .get_mut(id)
+            .ok_or_else(|| StoreError::UnknownDocument(id.clone()))?;
+        let records: Vec<Vec<u8>> = interactions.iter().map(to_cbor).collect();
+        let records: Vec<(u8, &[u8])> = records
+            .iter()
+            .map(|r| (kind::INTERACTION, r.as_slice()))
+            .collect();
+        stored.log.append(&records)?;
+        stored.records_since_snapshot += records.len();
+        stored.pending.extend(interactions.iter().cloned());
+        Ok(())
     }
 
     /// Keeps signatures the server sent of changes of document `id` (durable before the changes
