@@ -278,7 +278,7 @@ pub struct Keyring {
 /// Why a change's signature was not accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureProblem {
-    /// The change carries no signature, while others of its push do (or signatures are required).
+    /// The change carries no signature, and the server requires them.
     Missing,
     /// Signed by a device the server does not know, or one with no registered key.
     UnknownSigner,

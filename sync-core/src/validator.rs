@@ -322,10 +322,10 @@ pub fn validate_claimed(
 
 /// Validates `changes` that `uploader` pushed with `signatures`: each new change is checked as
 /// its author, the signer its signature names once it verifies against `keyring` (a device's
-/// registered key, or the server's), whoever uploads it. A push without any signature, from a
-/// phone of an older version, is checked as the uploader's unless the keyring requires
-/// signatures of postmen. One change whose signature is missing, unknown, revoked or wrong
-/// refuses the whole batch.
+/// registered key, or the server's), whoever uploads it. A change without a signature (from a
+/// phone of an older version, or recorded before the phone had a key) is checked as the
+/// uploader's unless the keyring requires signatures of postmen. One change whose signature is
+/// unknown, revoked or wrong (or missing, when required) refuses the whole batch.
 pub fn validate_signed(
     id: &DocId,
     doc: &Automerge,
@@ -352,11 +352,22 @@ pub fn validate_signed(
             change: hash,
             problem,
         };
-        let signature = by_hash
-            .get(hash.as_ref())
-            .ok_or_else(|| refuse(SignatureProblem::Missing))?;
-        let author = keyring.author(id, &hash, signature).map_err(refuse)?;
-        used.push((*signature).clone());
+        let author = match by_hash.get(hash.as_ref()) {
+            Some(signature) => {
+                let author = keyring.author(id, &hash, signature).map_err(refuse)?;
+                used.push((*signature).clone());
+                author
+            }
+            // Until signatures are required, an unsigned change is the uploader's own, as
+            // before signatures (its actor must be the uploader's): an app that signs may still
+            // push a change it recorded before it had a key.
+            None if !(keyring.require_signatures && uploader.role == Role::Postman) => Author {
+                sender: uploader.clone(),
+                owner: uploader.owner(),
+                signer: None,
+            },
+            None => return Err(refuse(SignatureProblem::Missing)),
+        };
         match groups.iter_mut().find(|(a, _)| a.owner == author.owner) {
             Some((_, group)) => group.push(change.clone()),
             None => groups.push((author, vec![change.clone()])),

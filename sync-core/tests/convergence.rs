@@ -15,6 +15,7 @@ use tournee_sync_core::model::{
     AccessNotes, Preferences, Review, ReviewDecision, RoundManifest, Stop,
 };
 use tournee_sync_core::operations::{self, new_entry_id};
+use tournee_sync_core::signing::SoftwareKey;
 use tournee_sync_core::store::{
     DeviceIdentity, InteractionKind, PhoneStore, StoreOptions, StoreRole,
 };
@@ -52,6 +53,8 @@ enum Step {
     Review { approve: bool },
     /// A replica syncs through a faulty network.
     Sync { replica: usize, fault: Fault },
+    /// A phone hands its round over to another by file (`export_round` / `import_round`).
+    Relay { from: usize, to: usize },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -87,6 +90,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0..POINTS, any::<u16>()).prop_map(|(point, code)| Step::Publish { point, code }),
         1 => any::<bool>().prop_map(|approve| Step::Review { approve }),
         5 => (0..=PHONES, fault).prop_map(|(replica, fault)| Step::Sync { replica, fault }),
+        1 => (0..PHONES, 0..PHONES).prop_map(|(from, to)| Step::Relay { from, to }),
     ]
 }
 
@@ -94,6 +98,8 @@ struct World {
     host: MemoryHost,
     replicas: Vec<PhoneStore>,
     senders: Vec<Sender>,
+    /// Each phone's signing key.
+    keys: Vec<SoftwareKey>,
     delayed: Vec<Vec<SyncResponse>>,
     /// (document, map, entry id) of every interaction a replica committed.
     committed: Vec<(DocId, &'static str, String)>,
@@ -109,14 +115,24 @@ fn customer_docs() -> Vec<DocId> {
 
 fn world() -> World {
     let (host, manifest) = common::town(POINTS, ITEMS_PER_POINT);
+
     let mut replicas = Vec::new();
     let mut senders = Vec::new();
     let mut dirs = Vec::new();
+    let mut host = host;
+    let mut keys = Vec::new();
     for p in 0..PHONES {
         let dir = tempfile::tempdir().unwrap();
         let (device, postman) = (format!("dev-{p}"), format!("pm-{p}"));
-        replicas.push(common::phone(dir.path(), &device, &postman, &manifest));
-        senders.push(common::postman_sender(&device, &postman, &manifest));
+        // Every phone signs; its key is registered with the server.
+        let key = SoftwareKey::generate();
+        let mut phone = common::phone(dir.path(), &device, &postman, &manifest);
+        phone.set_signer(std::sync::Arc::new(key.clone()));
+        replicas.push(phone);
+        let sender = common::postman_sender(&device, &postman, &manifest);
+        host.register_device(&device, sender.clone(), Some(key.public_key()));
+        senders.push(sender);
+        keys.push(key);
         dirs.push(dir);
     }
     let dir = tempfile::tempdir().unwrap();
@@ -154,6 +170,7 @@ fn world() -> World {
         host,
         replicas,
         senders,
+        keys,
         delayed: vec![Vec::new(); PHONES + 1],
         committed: Vec::new(),
         _dirs: dirs,
@@ -299,6 +316,18 @@ impl World {
                 }
             }
             Step::Sync { replica, fault } => self.exchange(replica, fault),
+            Step::Relay { from, to } => {
+                if from == to {
+                    return;
+                }
+                let key = self.keys[from].public_key().to_sec1();
+                let file = self.replicas[from].export_round(&key).unwrap();
+                // Whatever the exporter holds (its own changes, those it carries for others,
+                // the server's), an honest hand-over is taken.
+                if let Err(refused) = self.replicas[to].import_round(&file) {
+                    panic!("an honest hand-over was refused: {refused}");
+                }
+            }
         }
     }
 

@@ -218,18 +218,28 @@ fn forged_borrowed_revoked_and_stripped_signatures_refuse_the_entry_and_store_no
         "nothing stored"
     );
 
-    // One of the two signatures stripped.
+    // One of the two signatures stripped, and the push carried by another device: the unsigned
+    // change is taken as the carrier's own, and the rules refuse dev-1's attempt under it.
     let mut stripped = honest.clone();
     pushed(&mut stripped, &doc).1.truncate(1);
-    let message = refuse(&mut host, stripped, "stripped");
-    assert!(message.contains("no signature"), "{message}");
-
-    // Every signature stripped, from a phone that signs: accepted only as the uploader's own
-    // (an older phone's push) — and refused once the fleet must sign.
-    let mut unsigned = honest.clone();
-    pushed(&mut unsigned, &doc).1.clear();
+    let carrier = common::postman_sender("dev-2", "pm-2", &manifest);
+    let before = host.get(&doc).unwrap().get_heads();
+    let answer = host.respond(stripped.clone(), &carrier, &limits);
+    let (code, message) = refusal_of(&answer, &doc);
+    assert_ne!(code, RefusalCode::Signature, "{message}");
+    assert!(answer.accepted.is_empty());
+    assert_eq!(
+        host.get(&doc).unwrap().get_heads(),
+        before,
+        "stripped: nothing stored"
+    );
+    // Once the fleet must sign, a stripped signature refuses the entry, whoever uploads it.
     let mut strict = host.clone();
     strict.require_signatures();
+    let message = refuse(&mut strict, stripped, "stripped while required");
+    assert!(message.contains("no signature"), "{message}");
+    let mut unsigned = honest.clone();
+    pushed(&mut unsigned, &doc).1.clear();
     refuse(
         &mut strict,
         unsigned,

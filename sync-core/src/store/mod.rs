@@ -876,12 +876,25 @@ impl PhoneStore {
     }
 
     /// The signatures held of changes `hashes` of document `id`, when every one is held;
-    /// `None` when one is not (an older phone's push is unsigned as a whole).
+    /// `None` when one is not.
     pub fn signatures_of(&self, id: &DocId, hashes: &[ChangeHash]) -> Option<Vec<ChangeSignature>> {
         let held = &self.docs.get(id)?.signatures;
         hashes
             .iter()
             .map(|h| held.get(h.as_ref()).cloned())
+            .collect()
+    }
+
+    /// The signatures held of those of changes `hashes` of document `id` that are signed, for a
+    /// push (the server takes an unsigned change as the uploader's own). A store without a key
+    /// pushes none, as older phones did.
+    pub fn push_signatures(&self, id: &DocId, hashes: &[ChangeHash]) -> Vec<ChangeSignature> {
+        let Some(stored) = self.docs.get(id).filter(|_| self.signer.is_some()) else {
+            return Vec::new();
+        };
+        hashes
+            .iter()
+            .filter_map(|h| stored.signatures.get(h.as_ref()).cloned())
             .collect()
     }
 

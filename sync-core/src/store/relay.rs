@@ -5,9 +5,11 @@
 //! on, and syncs: the server stores each interaction once, authored by the phone that recorded
 //! it (the signature says so), whoever uploads it.
 //!
-//! One hop: the pending changes a file carries must be signed by the exporting device (the file
-//! carries that device's public key; the server checks it against the key registered for the
-//! device, so a forged file is refused there even if it passes here).
+//! The exporting device's own unsynced changes must be signed by it (the file carries that
+//! device's public key; the server checks it against the key registered for the device, so a
+//! forged file is refused there even if it passes here); what else the file holds beyond the
+//! acknowledged heads (the server's changes, another phone's the exporter carries, with their
+//! signatures) is checked by the server when it is pushed.
 
 use std::io::{Read, Write};
 
@@ -155,8 +157,26 @@ impl PhoneStore {
             let base = incoming
                 .fork_at(&relayed.acked.0)
                 .map_err(|e| refused(format!("{id}: its acknowledged heads are not in it: {e}")))?;
-            let unsynced = incoming.get_changes(&relayed.acked.0);
-            for change in &unsynced {
+            // The exporting phone's own changes (signed in its name, or named by a pending
+            // interaction and signed by nobody) must carry its verified signature and pass the
+            // rules as its.
+            // The rest of what it holds beyond the acknowledged heads came from the server, or
+            // from a phone it carries, and the server checks those again when they are pushed.
+            let named: Vec<&str> = relayed.pending.iter().map(|i| i.change.as_str()).collect();
+            let own: Vec<_> = incoming
+                .get_changes(&relayed.acked.0)
+                .into_iter()
+                .filter(|change| {
+                    let hash = change.hash();
+                    match relayed.signatures.iter().find(|s| s.hash == hash.as_ref()) {
+                        Some(signature) => signature.signer == signer,
+                        // A pending interaction's change without a signature: the file claims it
+                        // as the exporter's own, so it must be signed (and is refused below).
+                        None => named.contains(&hash.to_string().as_str()),
+                    }
+                })
+                .collect();
+            for change in &own {
                 let hash = change.hash();
                 let signature = relayed
                     .signatures
@@ -171,7 +191,7 @@ impl PhoneStore {
                     )));
                 }
             }
-            check_applied(&id, &base, &incoming, &unsynced, &author)?;
+            check_applied(&id, &base, &incoming, &own, &author)?;
             checked.push(relayed);
         }
         let mut import = RelayImport::default();

@@ -184,8 +184,9 @@ impl SyncExchange {
                 } = &mut body
                 {
                     size += changes.iter().map(|c| c.len()).sum::<usize>();
-                    // Signed as a whole or not at all (a store without a key, as before).
-                    *signatures = store.signatures_of(&id, &pushed).unwrap_or_default();
+                    // Each change with the signature the store holds of it (its own, the
+                    // server's, another phone's it carries); a store without a key sends none.
+                    *signatures = store.push_signatures(&id, &pushed);
                 }
                 docs.push(DocRequest { doc: id, body });
             }
