@@ -166,6 +166,26 @@ async fn a_relief_postman_carries_another_phones_signed_attempts_which_are_store
             attempt["signed_by"], "dev-1",
             "{backend:?}: and signed by it"
         );
+        // The feed says so too.
+        let feed: Value = get_json(
+            &server.base,
+            &server.token(TokenRole::Integration, "planning", None),
+            "/v1/feed?limit=500",
+        )
+        .await;
+        let recorded_event = feed["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["type"] == "attempt.recorded"
+                    && e["payload"]["attempt_id"] == recorded.id.as_str()
+            })
+            .unwrap_or_else(|| panic!("{backend:?}: no event for the attempt: {feed}"));
+        assert_eq!(
+            recorded_event["payload"]["signed_by"], "dev-1",
+            "{backend:?}"
+        );
 
         // pm-1's phone syncs later: acknowledged, stored once, nothing refused.
         let report = phone.sync(&server).await;

@@ -144,6 +144,8 @@ try {
   assert.ok(attemptDistance > 150, `a flagged attempt is far from the pin: ${attemptDistance} m`);
   await page.locator("#timeline li[data-code=attempt]").first().waitFor();
   assert.match(await page.textContent("#detail"), /handed to the addressee/);
+  // Who signed it: this test's phone does not sign, and the page says so in words.
+  assert.match(await page.textContent("#detail"), /Signaturenot signed \(an app of an earlier version\)/);
   await readable(page, "attempt, en, 1280");
   await shot(page, "backoffice-en-1280-attempt.png");
 
@@ -202,6 +204,7 @@ try {
   await phone.locator("#timeline li[data-code=attempt]").first().waitFor();
   const detail = await phone.textContent("#detail");
   assert.match(detail, /remis au destinataire/);
+  assert.match(detail, /Signaturenon signée \(application d'une version antérieure\)/);
   assert.match(detail, /Livré/);
   // One date format: French words in French (a month written in French, never in English).
   assert.match(detail, /\d{1,2} (janv|févr|mars|avr|mai|juin|juil|août|sept|oct|nov|déc)\.? \d{4}/);

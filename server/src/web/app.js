@@ -74,6 +74,10 @@ const LABELS = {
     correctionTitle: "Correction proposée",
     proposedBy: "Proposée par",
     device: "appareil",
+    signature: "Signature",
+    signedBy: (device) => `signée par l'appareil ${device}, vérifiée à la réception`,
+    unsigned: "non signée (application d'une version antérieure)",
+    signedByServer: "signée par le serveur, qui l'a écrite",
     when: "Quand",
     sameProposal: "Même proposition",
     proposals: (n, by) => `${n} ${n === 1 ? "proposition" : "propositions"}, par ${by}`,
@@ -182,6 +186,10 @@ const LABELS = {
     correctionTitle: "Proposed correction",
     proposedBy: "Proposed by",
     device: "device",
+    signature: "Signature",
+    signedBy: (device) => `signed by device ${device}, verified on receipt`,
+    unsigned: "not signed (an app of an earlier version)",
+    signedByServer: "signed by the server, which wrote it",
     when: "When",
     sameProposal: "Same proposal",
     proposals: (n, by) => `${n} ${n === 1 ? "proposal" : "proposals"} by ${by}`,
@@ -642,6 +650,13 @@ function correctionView(correction) {
   );
 }
 
+/** Who signed an attempt: its device, the server (written on someone's behalf), or nobody. */
+function signatureOf(attempt) {
+  if (!attempt.signed_by) return t("unsigned");
+  if (attempt.signed_by === "server") return t("signedByServer");
+  return t("signedBy")(attempt.signed_by);
+}
+
 function attemptView(attempt) {
   const notice = attempt.notice || {};
   const waits = notice.waits_at;
@@ -656,6 +671,7 @@ function attemptView(attempt) {
       [t("outcome"), word("outcomes", attempt.outcome)],
       [t("atTheDoor"), when(attempt.recorded_at_ms)],
       [t("postman"), `${attempt.postman} (${t("device")} ${attempt.device})`],
+      [t("signature"), signatureOf(attempt)],
       [t("positionRecorded"), attempt.position ? `${show(attempt.position)}${attempt.position.accuracy_m ? ` ± ${Math.round(attempt.position.accuracy_m)} m` : ""}` : t("notRecorded")],
       [t("distance"), attempt.distance_m === null || attempt.distance_m === undefined ? t("unknown") : `${Math.round(attempt.distance_m)} m`],
       [t("noticeNumber"), notice.number],
