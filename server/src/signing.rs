@@ -12,7 +12,7 @@ use tournee_sync_core::signing::{
     ChangeSignature, DeviceKey, Keyring, PublicKey, Signer, SoftwareKey,
 };
 use tournee_sync_core::sync::{pushed_signatures, signers, wire::SyncRequest};
-use tournee_sync_core::validator::Role;
+use tournee_sync_core::validator::{Role, Sender};
 use tournee_sync_core::DocId;
 
 use crate::clock::Clock;
@@ -124,6 +124,7 @@ pub async fn keyring(
     clock: &Clock,
     signing: &ServerSigning,
     request: &SyncRequest,
+    uploader: &Sender,
     require_signatures: bool,
 ) -> Result<Keyring, ApiError> {
     let devices = signers(request);
@@ -133,7 +134,13 @@ pub async fn keyring(
         ..Keyring::default()
     };
     for row in db.device_keys(&ids).await? {
-        let author = scope::postman(db, clock, &row.postman, &row.id).await?;
+        // The uploader's own device (the usual signer) was scoped already, from its token.
+        let author = match uploader.device.as_deref() {
+            Some(device) if device == row.id && uploader.principal == row.postman => {
+                uploader.clone()
+            }
+            _ => scope::postman(db, clock, &row.postman, &row.id).await?,
+        };
         let key = row
             .signing_key
             .as_deref()

@@ -178,6 +178,7 @@ async fn prepare(
         &app.clock,
         &app.signing,
         request,
+        sender,
         app.require_signatures,
     )
     .await?;

@@ -25,9 +25,6 @@ const DEVICE_KEY: &str = "SELECT signing_key, revoked_at FROM devices WHERE id =
 /// Signatures of the changes of the documents among `$1` (a JSON list; `{list}`).
 const SIGNATURES_OF: &str =
     "SELECT doc_id, hash, signer, signature FROM change_signatures WHERE doc_id IN {list}";
-/// The signature of one change.
-const SIGNATURE_OF_CHANGE: &str =
-    "SELECT signer FROM change_signatures WHERE doc_id = $1 AND hash = $2";
 /// Stores signatures: the head of a multi-row insert.
 pub(super) const INSERT_SIGNATURES: &str =
     "INSERT INTO change_signatures (doc_id, hash, signer, signature) ";
@@ -159,15 +156,5 @@ impl Database {
             });
         }
         Ok(held)
-    }
-
-    /// Who signed change `hash` of `doc`, if it was signed.
-    pub async fn signer_of(&self, doc: &DocId, hash: &[u8]) -> Result<Option<Signer>, sqlx::Error> {
-        let text: Option<String> = with_pool!(self, pool => {
-            sqlx::query_scalar(SIGNATURE_OF_CHANGE)
-                .bind(doc.as_str()).bind(hash)
-                .fetch_optional(pool).await?
-        });
-        Ok(text.and_then(|t| serde_json::from_str(&t).ok()))
     }
 }
