@@ -9,12 +9,13 @@
 //! server it must come from an actor bound to its sender, and create no record under a key
 //! another document uses already ([`Claims`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{hash_map::Entry, BTreeMap, BTreeSet, HashMap, HashSet};
 
 use automerge::{
     hydrate,
-    legacy::{Key, ObjectId, OpType},
-    ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, Value, ROOT,
+    legacy::{self, ElementId, Key, ObjectId, OpId, OpType},
+    ActorId, Automerge, Change, ChangeHash, ObjId, ObjType, Prop, ReadDoc, ScalarValue, Value,
+    ROOT,
 };
 
 use crate::ids::{DocId, DocKind};
@@ -309,7 +310,7 @@ pub fn validate_claimed(
     let (fork, new_changes) = apply_to_fork(doc, changes)?;
     let owner = sender.owner();
     let bindings = check_actors(&new_changes, claims, &owner)?;
-    let (written, records) = check_all(id, doc, &fork, &new_changes, sender, claims)?;
+    let (written, records) = check_all(id, doc, &fork, &new_changes, sender, claims, true)?;
     Ok(Accepted {
         doc: fork,
         changes: new_changes,
@@ -383,7 +384,11 @@ pub fn validate_signed(
             claims.actors.insert(actor.clone(), owner.clone());
         }
         bindings.extend(bound);
-        let (touched, checked) = check_all(id, doc, &fork, group, &author.sender, &claims)?;
+        // One author's changes are the whole batch when there is one author (the usual case):
+        // then its new records are read from their own operations. With several, another
+        // author's change could write into one of them, so they are read from the fork.
+        let whole = groups.len() == 1;
+        let (touched, checked) = check_all(id, doc, &fork, group, &author.sender, &claims, whole)?;
         written.extend(touched);
         for (touch, mut checked) in checked {
             checked.signer.clone_from(&author.signer);
@@ -405,7 +410,17 @@ fn apply_to_fork(
     doc: &Automerge,
     changes: Vec<Change>,
 ) -> Result<(Automerge, Vec<Change>), Refusal> {
-    let before = doc.get_heads();
+    // The new changes are the pushed ones the document lacks, taken as they came rather than
+    // collected again from the fork (`get_changes` rebuilds each change from the op set: a
+    // sixth of a phone's batch's validation).
+    let hashes: Vec<ChangeHash> = changes.iter().map(Change::hash).collect();
+    let lacking: HashSet<ChangeHash> = doc.get_missing_deps(&hashes).into_iter().collect();
+    let mut seen = HashSet::new();
+    let new_changes: Vec<Change> = changes
+        .iter()
+        .filter(|c| lacking.contains(&c.hash()) && seen.insert(c.hash()))
+        .cloned()
+        .collect();
     let mut fork = doc.fork();
     fork.apply_changes(changes).map_err(|e| match e {
         automerge::AutomergeError::DuplicateSeqNumber(seq, actor) => Refusal::SequenceTaken {
@@ -418,8 +433,47 @@ fn apply_to_fork(
     if !missing.is_empty() {
         return Err(Refusal::MissingDependencies(missing.len()));
     }
-    let new_changes = fork.get_changes(&before);
-    Ok((fork, new_changes))
+    Ok((fork, causal_order(new_changes)))
+}
+
+/// `changes` (all applied, none twice) with each one after the changes of the set it depends
+/// on, otherwise in the order given.
+fn causal_order(changes: Vec<Change>) -> Vec<Change> {
+    if changes.len() < 2 {
+        return changes;
+    }
+    let index: HashMap<ChangeHash, usize> = changes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.hash(), i))
+        .collect();
+    // For each change, how many of its dependencies are in the set, and who depends on it.
+    let mut waiting = vec![0usize; changes.len()];
+    let mut dependents: Vec<Vec<usize>> = vec![Vec::new(); changes.len()];
+    for (i, change) in changes.iter().enumerate() {
+        for dep in change.deps() {
+            if let Some(&d) = index.get(dep) {
+                waiting[i] += 1;
+                dependents[d].push(i);
+            }
+        }
+    }
+    let mut ready: std::collections::BinaryHeap<std::cmp::Reverse<usize>> = (0..changes.len())
+        .filter(|&i| waiting[i] == 0)
+        .map(std::cmp::Reverse)
+        .collect();
+    let mut order = Vec::with_capacity(changes.len());
+    while let Some(std::cmp::Reverse(i)) = ready.pop() {
+        order.push(i);
+        for &next in &dependents[i] {
+            waiting[next] -= 1;
+            if waiting[next] == 0 {
+                ready.push(std::cmp::Reverse(next));
+            }
+        }
+    }
+    let mut slots: Vec<Option<Change>> = changes.into_iter().map(Some).collect();
+    order.into_iter().filter_map(|i| slots[i].take()).collect()
 }
 
 /// Refuses a change under an actor bound to someone other than `owner`; the unbound actors, to
@@ -467,9 +521,20 @@ pub fn check_applied_records(
     new_changes: &[Change],
     sender: &Sender,
 ) -> Result<CheckedWrites, Refusal> {
-    check_all(id, before, after, new_changes, sender, &Claims::default())
+    check_all(
+        id,
+        before,
+        after,
+        new_changes,
+        sender,
+        &Claims::default(),
+        true,
+    )
 }
 
+/// Checks `new_changes`, applied to `before` to give `after`. When `whole_batch` is true they
+/// are every change between the two, and a record one of them made whole is read from that
+/// change's own operations ([`MadeObjects`]) instead of from `after`.
 fn check_all(
     id: &DocId,
     before: &Automerge,
@@ -477,6 +542,7 @@ fn check_all(
     new_changes: &[Change],
     sender: &Sender,
     claims: &Claims,
+    whole_batch: bool,
 ) -> Result<CheckedWrites, Refusal> {
     if !sender.scope.contains(id) {
         return Err(Refusal::OutOfScope(id.clone()));
@@ -491,7 +557,8 @@ fn check_all(
     // Operations to check against the strict shapes, once every path is known to be permitted.
     let mut shaped = Vec::new();
     let mut paths = PathCache::default();
-    for change in new_changes {
+    let mut made = MadeObjects::default();
+    for (index, change) in new_changes.iter().enumerate() {
         let refuse_change = |field, reason: &str| Refusal::Invalid {
             path: format!("changes/{}", change.hash()),
             violation: Violation::new(field, reason),
@@ -501,19 +568,19 @@ fn check_all(
         if change.message().is_some_and(|m| !m.is_empty()) {
             return Err(refuse_change(Field::Message, "a change carries no message"));
         }
-        let operations = change.decode().operations;
-        if operations.is_empty() {
+        let expanded = change.decode();
+        if expanded.operations.is_empty() {
             return Err(refuse_change(
                 Field::Change,
                 "a change without operations writes nothing",
             ));
         }
-        for op in operations {
-            let mut path = paths.path_of(after, &op.obj).map_err(Refusal::Malformed)?;
-            path.push(match &op.key {
-                Key::Map(k) => k.to_string(),
-                Key::Seq(_) => "[]".to_string(),
-            });
+        let start = expanded.start_op.get();
+        for (counter, op) in (start..).zip(expanded.operations) {
+            let op_id = OpId(counter, expanded.actor_id.clone());
+            let path = paths
+                .take(after, &mut made, index, &op_id, &op)
+                .map_err(Refusal::Malformed)?;
             let forbidden = || Refusal::Forbidden {
                 change: change.hash(),
                 role: sender.role.as_str(),
@@ -527,6 +594,9 @@ fn check_all(
                 return Err(forbidden());
             }
             let touch = permitted(id.kind(), sender.role, &path, creating).ok_or_else(forbidden)?;
+            if path.len() == 2 {
+                made.record_written(&touch, &op_id, &op.action);
+            }
             if path.len() == 2 && matches!(op.action, OpType::Make(ObjType::Map)) {
                 if created.insert(touch.clone()) {
                     written_by.insert(touch.clone(), change.hash());
@@ -545,7 +615,13 @@ fn check_all(
     }
     let mut records = BTreeMap::new();
     for touch in &touched {
-        if let Some(record) = check_value(before, after, touch, created.contains(touch), sender)? {
+        let from_ops = if whole_batch {
+            made.record_value(touch)
+        } else {
+            None
+        };
+        let created = created.contains(touch);
+        if let Some(record) = check_value(before, after, touch, created, from_ops, sender)? {
             if let Touched::Entry(map, key) = touch {
                 let elsewhere = claims
                     .record_keys
@@ -684,11 +760,14 @@ fn permitted(kind: DocKind, role: Role, path: &[String], creating: bool) -> Opti
 }
 
 /// Checks the final value of something a batch wrote; a new record is returned as read.
+/// `from_ops` is a new record's value as the operations that made it wrote it, when they alone
+/// wrote it; otherwise the record is read from `after`.
 fn check_value(
     before: &Automerge,
     after: &Automerge,
     touch: &Touched,
     created: bool,
+    from_ops: Option<hydrate::Value>,
     sender: &Sender,
 ) -> Result<Option<CheckedRecord>, Refusal> {
     let invalid = |path: String| {
@@ -721,7 +800,10 @@ fn check_value(
             // Only the winning value of a conflict is read below; a record that arrives with a
             // conflict inside it (never produced by an honest device, whose ids are random)
             // could hide an unchecked losing value, so it is refused whole.
-            let (record, conflict) = read_record(after, map, key).map_err(&check)?;
+            let (record, conflict) = match from_ops {
+                Some(record) => (record, key_conflict(after, map, key).map_err(&check)?),
+                None => read_record(after, map, key).map_err(&check)?,
+            };
             if conflict {
                 return Err(check(Violation::new(
                     Field::Path,
@@ -854,6 +936,23 @@ fn map_obj(doc: &Automerge, map: &str) -> Option<ObjId> {
     }
 }
 
+/// Whether a record's key holds more than one value (concurrent writes of the key itself).
+fn key_conflict(doc: &Automerge, map: &str, key: &str) -> Result<bool, Violation> {
+    let obj = map_obj(doc, map)
+        .ok_or_else(|| Violation::new(Field::Path, format!("the document has no `{map}` map")))?;
+    let all = doc
+        .get_all(&obj, key)
+        .map_err(|e| Violation::new(Field::Path, e.to_string()))?;
+    match all.first() {
+        Some((Value::Object(ObjType::Map), _)) => Ok(all.len() > 1),
+        Some(_) => Err(Violation::new(
+            Field::Path,
+            "does not follow the schema: a record is a map",
+        )),
+        None => Err(Violation::new(Field::Path, "was deleted")),
+    }
+}
+
 /// A new record's value tree, and whether it holds concurrent values anywhere.
 fn read_record(doc: &Automerge, map: &str, key: &str) -> Result<(hydrate::Value, bool), Violation> {
     let obj = map_obj(doc, map)
@@ -896,19 +995,42 @@ fn read<T: serde::de::DeserializeOwned>(
         .ok_or_else(|| Violation::new(Field::Path, "was deleted"))
 }
 
-/// Paths of objects, looked up once per object per batch.
+/// Paths of objects: those the batch makes, from the operation that made them; the others
+/// looked up in the document once per object per batch.
 #[derive(Default)]
-struct PathCache(HashMap<String, Vec<String>>);
+struct PathCache(HashMap<OpId, Vec<String>>);
 
 impl PathCache {
+    /// The path operation `id` (of change number `change`) writes, which `made` takes note of.
+    fn take(
+        &mut self,
+        doc: &Automerge,
+        made: &mut MadeObjects,
+        change: usize,
+        id: &OpId,
+        op: &legacy::Op,
+    ) -> Result<Vec<String>, String> {
+        let mut path = self.path_of(doc, &op.obj)?;
+        path.push(match &op.key {
+            Key::Map(k) => k.to_string(),
+            Key::Seq(_) => "[]".to_string(),
+        });
+        if matches!(op.action, OpType::Make(_)) {
+            // An object the batch makes is found where its operation put it.
+            self.0.insert(id.clone(), path.clone());
+        }
+        made.record(change, id, op);
+        Ok(path)
+    }
+
     fn path_of(&mut self, doc: &Automerge, obj: &ObjectId) -> Result<Vec<String>, String> {
         let ObjectId::Id(op) = obj else {
             return Ok(Vec::new());
         };
-        let key = format!("{}@{}", op.counter(), op.actor());
-        if let Some(path) = self.0.get(&key) {
+        if let Some(path) = self.0.get(op) {
             return Ok(path.clone());
         }
+        let key = format!("{}@{}", op.counter(), op.actor());
         let exid = doc.import_obj(&key).map_err(|e| e.to_string())?;
         let parents = doc.parents(&exid).map_err(|e| e.to_string())?;
         let path: Vec<String> = parents
@@ -919,7 +1041,283 @@ impl PathCache {
                 Prop::Seq(i) => format!("[{i}]"),
             })
             .collect();
-        self.0.insert(key, path.clone());
+        self.0.insert(op.clone(), path.clone());
         Ok(path)
+    }
+}
+
+/// The objects a batch's operations make, as those operations wrote them. A new record (an
+/// attempt, a choice, a correction) is made whole by one change: its map, then each field once,
+/// its lists appended in order. Such a record's value is read from that change's own operations
+/// rather than from the merged document. Anything else marks the object as not readable this
+/// way (a field written twice, by another change or over an earlier value; a deletion; a list
+/// not appended in order; the record's key written again), and the record is read from the
+/// document, whose merged view then differs from what one change says.
+#[derive(Default)]
+struct MadeObjects {
+    objects: HashMap<OpId, Made>,
+    /// The object made at each record's key, while that is the key's only write in the batch.
+    records: BTreeMap<Touched, Option<OpId>>,
+    /// Objects written to before the batch made them (or never made by it): an object made
+    /// after an operation that already wrote into it is not plain.
+    written_unmade: HashSet<OpId>,
+}
+
+/// One object the batch made.
+struct Made {
+    /// The change (its index in the batch) that made it.
+    change: usize,
+    node: Node,
+    /// Whether its operations alone say what it holds.
+    plain: bool,
+}
+
+impl Made {
+    /// Takes operation `id` of change number `change`, which writes into this object: a field
+    /// written once, or an element appended after the last, by the change that made it.
+    fn take(&mut self, change: usize, id: &OpId, op: &legacy::Op) {
+        let slot = match &op.action {
+            OpType::Put(value) => Some(Slot::Scalar(value.clone())),
+            OpType::Make(ObjType::Map | ObjType::List) => Some(Slot::Object(id.clone())),
+            _ => None,
+        };
+        let fresh = self.change == change && op.pred.is_empty();
+        match (slot, &mut self.node, &op.key) {
+            (Some(slot), Node::Map(fields), Key::Map(key))
+                if fresh && !op.insert && !fields.contains_key(key.as_str()) =>
+            {
+                fields.insert(key.to_string(), slot);
+            }
+            (Some(slot), Node::List(items, last), Key::Seq(after))
+                if fresh
+                    && op.insert
+                    && match (last.as_ref(), after) {
+                        (None, ElementId::Head) => true,
+                        (Some(last), ElementId::Id(after)) => last == after,
+                        _ => false,
+                    } =>
+            {
+                items.push(slot);
+                *last = Some(id.clone());
+            }
+            _ => self.plain = false,
+        }
+    }
+}
+
+enum Node {
+    Map(HashMap<String, Slot>),
+    /// The elements, and the last one inserted (the next insert must follow it).
+    List(Vec<Slot>, Option<OpId>),
+}
+
+enum Slot {
+    Scalar(ScalarValue),
+    Object(OpId),
+}
+
+/// Records nest a few levels (an attempt's notice, its waiting place); deeper objects are read
+/// from the document, as any other.
+const MAX_MADE_DEPTH: usize = 16;
+
+impl MadeObjects {
+    /// Takes note of operation `id` of change number `change`.
+    fn record(&mut self, change: usize, id: &OpId, op: &legacy::Op) {
+        let node = match op.action {
+            OpType::Make(ObjType::Map) => Some(Node::Map(HashMap::new())),
+            OpType::Make(ObjType::List) => Some(Node::List(Vec::new(), None)),
+            _ => None,
+        };
+        if let ObjectId::Id(parent_id) = &op.obj {
+            match self.objects.get_mut(parent_id) {
+                Some(parent) => parent.take(change, id, op),
+                None => {
+                    self.written_unmade.insert(parent_id.clone());
+                }
+            }
+        }
+        self.made(change, id, op, node);
+    }
+
+    fn made(&mut self, change: usize, id: &OpId, op: &legacy::Op, node: Option<Node>) {
+        let Some(node) = node else { return };
+        let plain = op.pred.is_empty() && !self.written_unmade.contains(id);
+        match self.objects.entry(id.clone()) {
+            // One id made twice: neither is read from operations.
+            Entry::Occupied(mut twice) => twice.get_mut().plain = false,
+            Entry::Vacant(new) => {
+                new.insert(Made {
+                    change,
+                    node,
+                    plain,
+                });
+            }
+        }
+    }
+
+    /// Takes note of a write at a record's key (the top of a record map).
+    fn record_written(&mut self, touch: &Touched, id: &OpId, action: &OpType) {
+        let made = matches!(action, OpType::Make(ObjType::Map)).then(|| id.clone());
+        self.records
+            .entry(touch.clone())
+            .and_modify(|only| *only = None)
+            .or_insert(made);
+    }
+
+    /// A new record's value as the operations that made it wrote it, when they alone did.
+    fn record_value(&self, touch: &Touched) -> Option<hydrate::Value> {
+        if !matches!(touch, Touched::Entry(..)) {
+            return None;
+        }
+        let root = self.records.get(touch)?.as_ref()?;
+        self.value(root, 0)
+    }
+
+    fn value(&self, id: &OpId, depth: usize) -> Option<hydrate::Value> {
+        let made = self.objects.get(id)?;
+        if !made.plain || depth > MAX_MADE_DEPTH {
+            return None;
+        }
+        let slot = |slot: &Slot| match slot {
+            Slot::Scalar(value) => Some(hydrate::Value::Scalar(value.clone())),
+            Slot::Object(id) => self.value(id, depth + 1),
+        };
+        Some(match &made.node {
+            Node::Map(fields) => {
+                let fields = fields
+                    .iter()
+                    .map(|(key, value)| Some((key.clone(), slot(value)?)))
+                    .collect::<Option<HashMap<String, hydrate::Value>>>()?;
+                hydrate::Value::Map(fields.into())
+            }
+            Node::List(items, _) => {
+                let items = items.iter().map(slot).collect::<Option<Vec<_>>>()?;
+                hydrate::Value::List(items.into())
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::{
+        absent_attempt, delivered_attempt, delivery_point_doc, item_doc, number_correction,
+        redeliver_choice,
+    };
+    use crate::operations::{choose_for_item, propose_correction, record_attempt};
+
+    /// The records `changes` made, as [`MadeObjects`] reads them from their operations.
+    fn made_records(after: &Automerge, changes: &[Change]) -> BTreeMap<Touched, hydrate::Value> {
+        let mut paths = PathCache::default();
+        let mut made = MadeObjects::default();
+        let mut touched = BTreeSet::new();
+        for (index, change) in changes.iter().enumerate() {
+            let expanded = change.decode();
+            let start = expanded.start_op.get();
+            for (counter, op) in (start..).zip(expanded.operations) {
+                let op_id = OpId(counter, expanded.actor_id.clone());
+                let path = paths
+                    .take(after, &mut made, index, &op_id, &op)
+                    .expect("path");
+                if path.len() == 2 {
+                    let map = ["attempts", "choices", "corrections"]
+                        .into_iter()
+                        .find(|m| *m == path[0])
+                        .expect("a record map");
+                    let touch = Touched::Entry(map, path[1].clone());
+                    made.record_written(&touch, &op_id, &op.action);
+                    touched.insert(touch);
+                }
+            }
+        }
+        touched
+            .into_iter()
+            .filter_map(|t| Some((t.clone(), made.record_value(&t)?)))
+            .collect()
+    }
+
+    fn new_changes(before: &Automerge, after: &Automerge) -> Vec<Change> {
+        after.get_changes(&before.get_heads())
+    }
+
+    #[test]
+    fn a_record_made_by_one_change_reads_the_same_from_its_operations_as_from_the_document() {
+        let mut cases: Vec<(Automerge, Automerge, &str, &str)> = Vec::new();
+        let item = item_doc(1, 1).expect("item");
+        let mut absent = item.fork();
+        record_attempt(&mut absent, "a1", &absent_attempt("dev-1", "pm-1", 1)).expect("absent");
+        cases.push((item.clone(), absent, "attempts", "a1"));
+        let item = item_doc(3, 1).expect("item needing a signature");
+        let mut delivered = item.fork();
+        record_attempt(&mut delivered, "a2", &delivered_attempt("dev-1", "pm-1", 3))
+            .expect("delivered");
+        cases.push((item.clone(), delivered, "attempts", "a2"));
+        let mut chosen = item.fork();
+        choose_for_item(&mut chosen, "c1", &redeliver_choice("cu-1", "2026-12-09"))
+            .expect("choice");
+        cases.push((item, chosen, "choices", "c1"));
+        let point = delivery_point_doc(1).expect("point");
+        let mut corrected = point.fork();
+        propose_correction(&mut corrected, "k1", &number_correction("dev-1", "pm-1"))
+            .expect("correction");
+        cases.push((point, corrected, "corrections", "k1"));
+        for (before, after, map, key) in cases {
+            let from_ops = made_records(&after, &new_changes(&before, &after));
+            let (from_doc, conflict) = read_record(&after, map, key).expect("record");
+            assert!(!conflict);
+            assert_eq!(
+                from_ops.get(&Touched::Entry(map, key.to_string())),
+                Some(&from_doc),
+                "{map}/{key}"
+            );
+        }
+    }
+
+    #[test]
+    fn new_changes_come_out_in_causal_order_whatever_order_they_were_pushed_in() {
+        let before = item_doc(1, 1).expect("item");
+        let mut phone = before.fork();
+        for n in 0..4 {
+            record_attempt(
+                &mut phone,
+                &format!("a{n}"),
+                &absent_attempt("dev-1", "pm-1", n),
+            )
+            .expect("attempt");
+        }
+        let causal = new_changes(&before, &phone);
+        let mut pushed = causal.clone();
+        pushed.reverse();
+        // One of them twice, and one the document holds already.
+        pushed.push(causal[1].clone());
+        let mut held = before.fork();
+        held.apply_changes([causal[0].clone()]).expect("apply");
+        let (fork, new) = apply_to_fork(&held, pushed).expect("applies");
+        let hashes: Vec<_> = new.iter().map(Change::hash).collect();
+        let expected: Vec<_> = causal[1..].iter().map(Change::hash).collect();
+        assert_eq!(hashes, expected);
+        assert_eq!(fork.get_heads(), phone.get_heads());
+    }
+
+    #[test]
+    fn a_record_also_written_by_a_later_change_is_read_from_the_document() {
+        let before = item_doc(1, 1).expect("item");
+        let mut after = before.fork();
+        record_attempt(&mut after, "a1", &absent_attempt("dev-1", "pm-1", 1)).expect("absent");
+        // A second change edits a field of the record the first one made.
+        let attempts = map_obj(&after, "attempts").expect("attempts");
+        let Ok(Some((_, record))) = after.get(&attempts, "a1") else {
+            panic!("the attempt");
+        };
+        after
+            .transact::<_, _, automerge::AutomergeError>(|tx| {
+                automerge::transaction::Transactable::put(tx, &record, "device", "dev-2")?;
+                Ok(())
+            })
+            .expect("edit");
+        let changes = new_changes(&before, &after);
+        assert_eq!(changes.len(), 2);
+        assert!(made_records(&after, &changes).is_empty());
     }
 }

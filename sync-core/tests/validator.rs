@@ -327,6 +327,76 @@ fn attempt_from_another_device_than_the_token_is_invalid() -> TestResult {
     Ok(())
 }
 
+/// A new record is read from the operations of the change that made it only when they alone
+/// wrote it: a second change of the same batch that rewrites one of its fields, a field written
+/// twice in one change, or an element inserted before another of the record's own, is read in
+/// the merged document, and checked there.
+#[test]
+fn a_new_record_rewritten_within_its_own_batch_is_checked_as_merged() -> TestResult {
+    let server = fixtures::item_doc(PLAIN_ITEM, POINT)?;
+    let id = item_id(PLAIN_ITEM);
+    let sender = postman_for(&[&id]);
+
+    // A second change puts another device into the attempt the first change made.
+    let mut two_changes = fork_of(&server);
+    operations::record_attempt(&mut two_changes, "a1", &attempt())?;
+    let record = obj_at(&two_changes, &["attempts", "a1"])?;
+    raw(&mut two_changes, |tx| tx.put(&record, "device", "device-2"))?;
+    // One change makes the attempt and then writes its device a second time.
+    let mut one_change = fork_of(&server);
+    raw(&mut one_change, |tx| {
+        let attempts = obj_at_in(tx, &ROOT, "attempts")?;
+        autosurgeon::reconcile_prop(tx, &attempts, "a1", attempt())?;
+        let record = obj_at_in(tx, &attempts, "a1")?;
+        tx.put(&record, "device", "device-2")?;
+        Ok::<_, Box<dyn Error>>(())
+    })?;
+    for (phone, changes) in [(two_changes, 2), (one_change, 1)] {
+        assert_eq!(new_changes(&phone, &server).len(), changes);
+        assert_invalid(
+            validate(&id, &server, &phone, &sender),
+            "attempts/a1",
+            Field::Device,
+            "device of the token",
+        );
+    }
+
+    // One change makes the attempt with one proof, then inserts a second proof at the head of
+    // the list: the record checked and handed on has them in the merged order.
+    let mut phone = fork_of(&server);
+    let second = "b".repeat(64);
+    raw(&mut phone, |tx| {
+        let attempts = obj_at_in(tx, &ROOT, "attempts")?;
+        autosurgeon::reconcile_prop(tx, &attempts, "a1", attempt())?;
+        let record = obj_at_in(tx, &attempts, "a1")?;
+        let proofs = match tx.get(&record, "proofs")? {
+            Some((Value::Object(ObjType::List), id)) => id,
+            other => return Err(format!("no proofs list: {other:?}").into()),
+        };
+        let proof = tx.insert_object(&proofs, 0, ObjType::Map)?;
+        tx.put(&proof, "kind", "photo")?;
+        tx.put(&proof, "sha256", second.as_str())?;
+        Ok::<_, Box<dyn Error>>(())
+    })?;
+    assert_eq!(new_changes(&phone, &server).len(), 1);
+    let accepted = assert_accepted(validate(&id, &server, &phone, &sender));
+    let Some(Checked {
+        record: CheckedRecord::Attempt(checked),
+        ..
+    }) = accepted
+        .records
+        .get(&Touched::Entry("attempts", "a1".into()))
+    else {
+        panic!("the attempt's record: {:?}", accepted.records);
+    };
+    let sha256: Vec<&str> = checked.proofs.iter().map(|p| p.sha256.as_str()).collect();
+    assert_eq!(
+        sha256,
+        [second.as_str(), attempt().proofs[0].sha256.as_str()]
+    );
+    Ok(())
+}
+
 #[test]
 fn attempt_in_another_postmans_name_is_invalid() -> TestResult {
     let server = fixtures::item_doc(PLAIN_ITEM, POINT)?;
