@@ -23,6 +23,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod growth;
+mod locks;
 mod measure;
 mod server;
 mod steady;
@@ -94,6 +95,10 @@ struct Args {
     /// verification costs.
     #[arg(long)]
     signed: bool,
+    /// Storm: instances of the server on the one database, each sent every `instances`-th sync
+    /// (several instances share a PostgreSQL database; SQLite has one writer).
+    #[arg(long, default_value_t = 1)]
+    instances: usize,
 }
 
 fn main() {

@@ -26,7 +26,7 @@ pub async fn run(args: &Args) {
     let capacity = schedule
         .closed_loop(
             &client,
-            &server.base,
+            std::slice::from_ref(&server.base),
             args.capacity_clients,
             Duration::from_secs(args.capacity_secs),
         )

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use tournee_server::db::Table;
 
+use crate::locks;
 use crate::measure::{ms, Floor};
+use crate::server::ServerProcess;
 use crate::syncs::Schedule;
 use crate::{Args, Today};
 
@@ -31,6 +33,13 @@ pub async fn run(args: &Args) {
             .len()
         })
         .sum();
+    // More instances of the server on the same database, if asked for.
+    let others: Vec<ServerProcess> = (1..args.instances.max(1))
+        .map(|_| ServerProcess::start(&args.launch(false)))
+        .collect();
+    let bases: Vec<String> = std::iter::once(server.base.clone())
+        .chain(others.iter().map(|o| o.base.clone()))
+        .collect();
     // One sync per device carrying its whole round, all sent at once.
     let storm = Schedule::new(&phones, args.items as usize);
     if args.server_wrapper.iter().any(|a| a.contains("callgrind")) {
@@ -43,16 +52,20 @@ pub async fn run(args: &Args) {
             "callgrind_control --zero failed"
         );
     }
+    let sampler = locks::LockSampler::start(&args.database_url).await;
     let phase = storm
-        .closed_loop(
-            &client,
-            &server.base,
-            storm.len(),
-            Duration::from_secs(24 * 3600),
-        )
+        .closed_loop(&client, &bases, storm.len(), Duration::from_secs(24 * 3600))
         .await;
+    let lock_waits = match sampler {
+        Some(sampler) => Some(sampler.stop().await),
+        None => None,
+    };
     let peak_kib = server.memory_kib("VmHWM:");
+    let others_peak_kib: Vec<u64> = others.iter().map(|o| o.memory_kib("VmHWM:")).collect();
     server.stop();
+    for other in others {
+        other.stop();
+    }
     assert_eq!(phase.failed, 0, "syncs of the storm failed");
     let stored = db.count(Table::Attempts).await.unwrap();
     let floor = Floor::measure(&db, &mut phones, &storm.pushed_per_phone()).await;
@@ -85,6 +98,16 @@ pub async fn run(args: &Args) {
         "server peak memory (VmHWM)     {:.0} MiB",
         peak_kib as f64 / 1024.0
     );
+    for (n, kib) in others_peak_kib.iter().enumerate() {
+        println!(
+            "instance {} peak memory        {:.0} MiB",
+            n + 2,
+            *kib as f64 / 1024.0
+        );
+    }
+    if let Some(waits) = lock_waits {
+        println!("lock waits (PostgreSQL)        {}", waits.summary());
+    }
     println!("floor per interaction          {}", floor.summary());
     println!(
         "server cost / floor            {:.1}×",

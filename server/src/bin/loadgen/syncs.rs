@@ -142,17 +142,20 @@ impl Schedule {
 
     /// Closed loop: `clients` clients, each sending its next sync as soon as its last one is
     /// answered, for `duration` (or until the schedule runs out).
+    /// Client `k` sends to `bases[k % bases.len()]` (several instances of the server share the
+    /// load in turn).
     pub async fn closed_loop(
         self: &Arc<Self>,
         client: &reqwest::Client,
-        base: &str,
+        bases: &[String],
         clients: usize,
         duration: Duration,
     ) -> Phase {
         let started = Instant::now();
         let mut workers = Vec::new();
-        for _ in 0..clients {
-            let (schedule, client, base) = (self.clone(), client.clone(), base.to_string());
+        for k in 0..clients {
+            let base = bases[k % bases.len()].clone();
+            let (schedule, client) = (self.clone(), client.clone());
             workers.push(tokio::spawn(async move {
                 let mut outcomes = Vec::new();
                 while started.elapsed() < duration {
