@@ -1,6 +1,6 @@
 //! `POST /v1/sync` and `GET /v1/rounds`: the phone's two routes.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,9 +11,10 @@ use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use tournee_sync_core::automerge::ActorId;
 use tournee_sync_core::sync::wire::{RequestBody, SyncRequest};
 use tournee_sync_core::sync::{
-    answered_with_chunks, attach_signatures, respond, wanted_claims, wire, DocOutcome, NewsLog,
+    answered_with_chunks, attach_signatures, respond, wire, DocOutcome, NewsLog, ParsedRequest,
     Prepared,
 };
 use tournee_sync_core::validator::Sender;
@@ -55,7 +56,18 @@ pub async fn sync(
         .instrument(tracing::info_span!("sync.queue"))
         .await
         .map_err(|_| ApiError::internal("the server is shutting down"))?;
-    let (prepared, out_for_delivery) = prepare(&app, &claims, &request, &sender)
+    // The pushed changes are parsed once, off the async threads, with what they claim.
+    let parse = tracing::info_span!("sync.parse");
+    let (request, wanted) = tokio::task::spawn_blocking(move || {
+        parse.in_scope(|| {
+            let request = ParsedRequest::parse(request, &limits);
+            let wanted = request.wanted_claims();
+            (request, wanted)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("sync task failed: {e}")))?;
+    let (prepared, out_for_delivery) = prepare(&app, &claims, request.request(), wanted, &sender)
         .instrument(tracing::info_span!("sync.prepare"))
         .await?;
 
@@ -128,6 +140,7 @@ async fn prepare(
     app: &AppState,
     claims: &Claims,
     request: &SyncRequest,
+    (actors, keys): (BTreeSet<ActorId>, BTreeSet<String>),
     sender: &Sender,
 ) -> Result<(Prepared, Vec<(String, String)>), ApiError> {
     let limits = app.limits;
@@ -142,7 +155,6 @@ async fn prepare(
     // Who owns the actors the pushed changes are written under, and where the record keys they
     // may create are used already: the validator refuses another owner's actor and a key
     // another document holds.
-    let (actors, keys) = wanted_claims(request);
     let claims = app.db.claims(&actors, &keys).await?;
     let mut news = NewsLog::default();
     // A cursor of another history (issued before the database was restored) reads no news: the

@@ -26,8 +26,8 @@ pub use checksum::{check_chunk, parse_change};
 pub use client::{SyncError, SyncExchange, SyncReport, SyncSession};
 pub use heads::Heads;
 pub use server::{
-    answered_with_chunks, attach_signatures, pushed_signatures, respond, signers, wanted_claims,
-    Answer, DocOutcome, MemoryHost, NewsLog, Prepared,
+    answered_with_chunks, attach_signatures, pushed_signatures, respond, signers, Answer,
+    DocOutcome, MemoryHost, NewsLog, ParsedRequest, Prepared,
 };
 
 use serde::{Deserialize, Serialize};

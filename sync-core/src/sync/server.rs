@@ -31,7 +31,7 @@ pub struct Prepared {
     /// copied, to validate changes against it).
     pub docs: HashMap<DocId, Arc<Automerge>>,
     /// Who owns the actors, and which documents hold the record keys, that the request uses
-    /// ([`wanted_claims`]).
+    /// ([`ParsedRequest::wanted_claims`]).
     pub claims: Claims,
     /// The cursor covering every change the documents were read with: read before them, so a
     /// change stored meanwhile is the next batch's news rather than lost between the two.
@@ -113,21 +113,64 @@ pub struct NewsLog {
     pub more: bool,
 }
 
-/// What a server must read into [`Prepared::claims`] before [`respond`] runs a request: the actors its
-/// pushed changes are authored under, and the keys of every map they create that could be a
-/// record's (the validator later knows which are). Changes that do not parse are passed over:
-/// `respond` refuses them.
-pub fn wanted_claims(request: &SyncRequest) -> (BTreeSet<ActorId>, BTreeSet<String>) {
-    let mut actors = BTreeSet::new();
-    let mut keys = BTreeSet::new();
-    for entry in &request.docs {
-        let RequestBody::Push { changes, .. } = &entry.body else {
-            continue;
-        };
-        for bytes in changes {
-            let Ok(change) = parse_change(bytes) else {
-                continue;
-            };
+/// A sync request with its pushed changes parsed, once: the server reads the claims they need
+/// ([`ParsedRequest::wanted_claims`]) and [`respond`] validates them without parsing them again
+/// (each parse checks the change's hash and checksum: a tenth of a storm's server work).
+#[derive(Debug)]
+pub struct ParsedRequest {
+    /// The request; its pushes' change bytes are in `pushes`, parsed.
+    request: SyncRequest,
+    /// Per entry of the request, for a push: its changes, or why they cannot be read.
+    pushes: Vec<Option<Pushed>>,
+}
+
+/// One entry's pushed changes, parsed, or why they cannot be read.
+type Pushed = Result<Vec<Change>, (RefusalCode, String)>;
+
+impl ParsedRequest {
+    /// Parses every pushed change of `request`. A change over the message limit, or one that
+    /// does not parse, refuses its entry (when [`respond`] reaches it, after the checks of
+    /// scope and existence that come first).
+    pub fn parse(mut request: SyncRequest, limits: &Limits) -> ParsedRequest {
+        let pushes = request
+            .docs
+            .iter_mut()
+            .map(|entry| {
+                let RequestBody::Push { changes, .. } = &mut entry.body else {
+                    return None;
+                };
+                let changes = std::mem::take(changes);
+                Some(
+                    changes
+                        .into_iter()
+                        .map(|bytes| {
+                            if bytes.len() > limits.max_message_bytes {
+                                let message =
+                                    format!("a change of {} bytes is over the limit", bytes.len());
+                                return Err((RefusalCode::TooLarge, message));
+                            }
+                            parse_change(&bytes).map_err(|why| (RefusalCode::Malformed, why))
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
+        ParsedRequest { request, pushes }
+    }
+
+    /// The request (its pushes without their change bytes, which are parsed here).
+    pub fn request(&self) -> &SyncRequest {
+        &self.request
+    }
+
+    /// What a server must read into [`Prepared::claims`] before [`respond`] runs the request:
+    /// the actors its pushed changes are authored under, and the keys of every map they create
+    /// that could be a record's (the validator later knows which are). Entries whose changes do
+    /// not parse are passed over: `respond` refuses them.
+    pub fn wanted_claims(&self) -> (BTreeSet<ActorId>, BTreeSet<String>) {
+        let mut actors = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        for change in self.pushes.iter().flatten().flatten().flatten() {
             actors.insert(change.actor_id().clone());
             let Ok(decoded) = contained(|| change.decode()) else {
                 continue;
@@ -140,8 +183,8 @@ pub fn wanted_claims(request: &SyncRequest) -> (BTreeSet<ActorId>, BTreeSet<Stri
                 }
             }
         }
+        (actors, keys)
     }
-    (actors, keys)
 }
 
 /// What happened to each document of a batch, for logs and metrics.
@@ -186,10 +229,11 @@ pub struct Answer {
 /// committed [`Answer::accepted`].
 pub fn respond(
     prepared: Prepared,
-    request: SyncRequest,
+    request: ParsedRequest,
     sender: &Sender,
     limits: &Limits,
 ) -> Answer {
+    let ParsedRequest { request, pushes } = request;
     let Prepared {
         docs,
         claims,
@@ -216,17 +260,18 @@ pub fn respond(
     // A cursor the server cannot read news from is answered as a first sync's, and the phone
     // told to re-check what it holds.
     let recheck = request.since.is_some() && since.is_none();
-    for DocRequest { doc, body } in request.docs {
+    for (DocRequest { doc, body }, pushed) in request.docs.into_iter().zip(pushes) {
         // Automerge can panic on crafted bytes (an unwrap on a missing column, an assertion
         // on a sequence gap): such a panic refuses this document, as malformed, and touches
         // nothing: the validator only ever works on a fork.
-        let outcome = contained(|| batch.answer_doc(&doc, body, sender, limits, &mut budget))
-            .unwrap_or_else(|()| {
-                Err((
-                    RefusalCode::Malformed,
-                    "the changes could not be read".to_string(),
-                ))
-            });
+        let outcome =
+            contained(|| batch.answer_doc(&doc, body, pushed, sender, limits, &mut budget))
+                .unwrap_or_else(|()| {
+                    Err((
+                        RefusalCode::Malformed,
+                        "the changes could not be read".to_string(),
+                    ))
+                });
         let answer = match outcome {
             Ok((answer, accepted)) => {
                 if accepted > 0 {
@@ -308,6 +353,7 @@ impl Batch {
         &mut self,
         id: &DocId,
         body: RequestBody,
+        pushed: Option<Pushed>,
         sender: &Sender,
         limits: &Limits,
         budget: &mut usize,
@@ -321,7 +367,7 @@ impl Batch {
         let Some(doc) = self.document(id) else {
             return Err((RefusalCode::UnknownDocument, format!("{id} does not exist")));
         };
-        let (changes, extra_heads, signatures) = match body {
+        let (extra_heads, signatures) = match body {
             RequestBody::Fetch => return Ok((update(doc, &[], limits, budget), 0)),
             // Heads the server does not hold were acknowledged by a server restored since from
             // an older backup: the phone pushes what is not under the server's heads.
@@ -337,19 +383,12 @@ impl Batch {
             }
             RequestBody::Have { heads } => return Ok((update(doc, &heads.0, limits, budget), 0)),
             RequestBody::Push {
-                changes,
                 extra_heads,
                 signatures,
-            } => (changes, extra_heads, signatures),
+                ..
+            } => (extra_heads, signatures),
         };
-        let mut parsed = Vec::with_capacity(changes.len());
-        for bytes in changes {
-            if bytes.len() > limits.max_message_bytes {
-                let message = format!("a change of {} bytes is over the limit", bytes.len());
-                return Err((RefusalCode::TooLarge, message));
-            }
-            parsed.push(parse_change(&bytes).map_err(|why| (RefusalCode::Malformed, why))?);
-        }
+        let parsed = pushed.unwrap_or_else(|| Ok(Vec::new()))?;
         let mut client_heads = maximal(&parsed);
         client_heads.extend(extra_heads.0);
         let validated = validate_signed(
@@ -717,7 +756,12 @@ impl MemoryHost {
             oldest_cursor: self.oldest_cursor,
             keyring: self.keyring.clone(),
         };
-        let mut answer = respond(prepared, request, sender, limits);
+        let mut answer = respond(
+            prepared,
+            ParsedRequest::parse(request, limits),
+            sender,
+            limits,
+        );
         for (id, accepted) in &answer.accepted {
             self.claims.claim(id, accepted);
             self.signatures
