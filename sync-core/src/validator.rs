@@ -513,6 +513,20 @@ pub fn check_applied(
     check_applied_records(id, before, after, new_changes, sender).map(|(written, _)| written)
 }
 
+/// Checks `some_changes`, which are among the changes applied to `before` to give `after` but
+/// not all of them (a relayed round's changes of one device, beside others'): their records
+/// are read from `after`, where the other changes may have written into them too.
+pub fn check_some_applied(
+    id: &DocId,
+    before: &Automerge,
+    after: &Automerge,
+    some_changes: &[Change],
+    sender: &Sender,
+) -> Result<Vec<Touched>, Refusal> {
+    let claims = Claims::default();
+    check_all(id, before, after, some_changes, sender, &claims, false).map(|(written, _)| written)
+}
+
 /// [`check_applied`], which also hands back the new records it read and checked.
 pub fn check_applied_records(
     id: &DocId,
