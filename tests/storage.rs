@@ -354,7 +354,10 @@ mod suite {
         let stored = db.load_document(&item(0)).await.unwrap().unwrap();
         assert_eq!(stored.snapshot, snapshot);
         let bytes: Vec<_> = stored.changes.iter().map(|(_, b)| b.clone()).collect();
-        assert_eq!(bytes, vec![first.1, second.1, third.1]);
+        assert_eq!(
+            bytes,
+            vec![first.1.clone(), second.1.clone(), third.1.clone()]
+        );
         assert!(
             stored.changes.windows(2).all(|w| w[0].0 < w[1].0),
             "{:?}",
@@ -376,6 +379,38 @@ mod suite {
         let other_stored = db.load_document(&item(1)).await.unwrap().unwrap();
         assert_eq!(other_stored.changes.len(), 1);
         assert_eq!(other_stored.changes[0].1, foreign.1);
+
+        // Many at once, in one statement: each as it loads alone; one not stored is absent.
+        let ids = [item(0), item(1), item(2)];
+        let mut many = db
+            .load_documents(&ids.iter().collect::<Vec<_>>())
+            .await
+            .unwrap();
+        assert_eq!(many.len(), 2, "{:?}", many.keys().collect::<Vec<_>>());
+        for id in &ids[..2] {
+            let alone = db.load_document(id).await.unwrap().unwrap();
+            let together = many.remove(id).unwrap();
+            assert_eq!(together.snapshot, alone.snapshot, "{id}");
+            assert_eq!(together.snapshot_position, alone.snapshot_position, "{id}");
+            assert_eq!(together.changes, alone.changes, "{id}");
+        }
+        // After a compaction, only the changes after the new snapshot.
+        let mut compacted = Automerge::load(&snapshot).unwrap();
+        compacted.load_incremental(&first.1).unwrap();
+        let first_position = stored.changes[0].0;
+        assert!(db
+            .replace_snapshot(&item(0), &compacted.save(), first_position)
+            .await
+            .unwrap());
+        let after = db
+            .load_documents(&[&item(0)])
+            .await
+            .unwrap()
+            .remove(&item(0))
+            .unwrap();
+        assert_eq!(after.snapshot_position, first_position);
+        let bytes: Vec<_> = after.changes.iter().map(|(_, b)| b.clone()).collect();
+        assert_eq!(bytes, vec![second.1, third.1]);
     }
 
     pub async fn a_sync_write_committed_twice_stores_each_change_and_row_once(db: &Database) {

@@ -93,6 +93,15 @@ const STATUS_UPDATE_TAIL: &str = ") UPDATE items \
      WHERE id IN (SELECT item FROM v) AND status <> 'EMI' \
      AND EXISTS (SELECT 1 FROM v WHERE v.item = items.id AND (items.updated_at_ms <= v.at \
      OR v.code = 'EMI' OR (items.status IN ('EMG', 'EDG') AND v.code IN ('EMH', 'EDH'))))";
+/// [`STATUS_UPDATE_TAIL`] on PostgreSQL, as a join: the sub-selects over `v` cost a hash of `v`
+/// per use and two lookups per row. `EXPLAIN ANALYZE` of 150 events among 1,000,000 items:
+/// 7.4 ms as a sub-select, 1.8 ms as a join by the items' key (among 30,000 items the planner
+/// scans the table either way: 9.2 and 6.2 ms).
+const STATUS_UPDATE_TAIL_POSTGRES: &str =
+    ") UPDATE items SET status = v.code, updated_at_ms = v.at \
+     FROM v WHERE items.id = v.item AND items.status <> 'EMI' \
+     AND (items.updated_at_ms <= v.at OR v.code = 'EMI' \
+     OR (items.status IN ('EMG', 'EDG') AND v.code IN ('EMH', 'EDH')))";
 /// An item's status from one event, by the rules of [`STATUS_UPDATE_TAIL`].
 const UPDATE_STATUS: &str = "UPDATE items SET status = $2, updated_at_ms = $3 \
      WHERE id = $1 AND status <> 'EMI' \
@@ -275,7 +284,10 @@ impl Database {
                         .push_bind(e.code).push(" AS TEXT), CAST(")
                         .push_bind(e.at_ms).push(" AS BIGINT))");
                 }
-                update.push(STATUS_UPDATE_TAIL);
+                update.push(match self {
+                    Database::Sqlite(_) => STATUS_UPDATE_TAIL,
+                    Database::Postgres(_) => STATUS_UPDATE_TAIL_POSTGRES,
+                });
                 update.build().execute(&mut *tx).await?;
             }
             for e in several {

@@ -1,6 +1,8 @@
 //! Documents as stored: a snapshot and the changes after it, created by the server and
 //! compacted when their tail of changes grows long.
 
+use std::collections::HashMap;
+
 use tournee_sync_core::DocId;
 
 use super::actors::{self, now_ms, server_bindings};
@@ -19,6 +21,23 @@ const SNAPSHOT: &str = "SELECT snapshot, snapshot_seq FROM documents WHERE id = 
 /// A document's changes after a position, in order.
 const CHANGES_AFTER: &str = "SELECT {position}, bytes FROM changes \
      WHERE doc_id = $1 AND {position} > $2 ORDER BY {position}";
+
+/// The snapshots of the documents of a JSON list (`{list}`, `$1`), and the changes after each
+/// one's snapshot, in one statement: the snapshot and the changes are read at one moment, so a
+/// compaction between two reads cannot move the snapshot past changes not read. Snapshot rows
+/// have no position, change rows no snapshot. (Per backend, for the NULLs' types.)
+const SNAPSHOTS_AND_CHANGES_SQLITE: &str = "SELECT d.id, d.snapshot, d.snapshot_seq,      NULL AS position, NULL AS bytes FROM documents d WHERE d.id IN {list}      UNION ALL SELECT c.doc_id, NULL, NULL, c.seq, c.bytes FROM documents d      JOIN changes c ON c.doc_id = d.id AND c.seq > d.snapshot_seq WHERE d.id IN {list}";
+const SNAPSHOTS_AND_CHANGES_POSTGRES: &str = "SELECT d.id, d.snapshot, d.snapshot_seq,      NULL::bigint AS position, NULL::bytea AS bytes FROM documents d WHERE d.id IN {list}      UNION ALL SELECT c.doc_id, NULL::bytea, NULL::bigint, c.position, c.bytes FROM documents d      JOIN changes c ON c.doc_id = d.id AND c.position > d.snapshot_seq WHERE d.id IN {list}";
+
+/// One row of [`SNAPSHOTS_AND_CHANGES_SQLITE`]: a document's snapshot, or one of its changes.
+#[derive(sqlx::FromRow)]
+struct SnapshotOrChange {
+    id: String,
+    snapshot: Option<Vec<u8>>,
+    snapshot_seq: Option<i64>,
+    position: Option<i64>,
+    bytes: Option<Vec<u8>>,
+}
 
 /// Documents with more than `$1` changes after their snapshot, at most `$2`.
 const TO_COMPACT: &str = "SELECT c.doc_id AS id FROM changes c \
@@ -85,6 +104,49 @@ impl Database {
                 .bind(id.as_str()).bind(since).fetch_all(pool).await?;
             Ok(Some(StoredDocument { snapshot, snapshot_position: since, changes }))
         })
+    }
+
+    /// [`Database::load_document`] for many documents, in one statement whatever their number.
+    /// Documents that are not stored are absent from the answer.
+    #[tracing::instrument(name = "sql.load_documents", level = "info", skip_all)]
+    pub async fn load_documents(
+        &self,
+        ids: &[&DocId],
+    ) -> Result<HashMap<DocId, StoredDocument>, sqlx::Error> {
+        let keys: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
+        let sql = match self {
+            Database::Sqlite(_) => SNAPSHOTS_AND_CHANGES_SQLITE,
+            Database::Postgres(_) => SNAPSHOTS_AND_CHANGES_POSTGRES,
+        };
+        let rows: Vec<SnapshotOrChange> = self.fetch_in(sql, &keys).await?;
+        let mut stored: HashMap<DocId, StoredDocument> = HashMap::new();
+        let mut changes: Vec<(DocId, i64, Vec<u8>)> = Vec::new();
+        for row in rows {
+            let Ok(id) = DocId::parse(&row.id) else {
+                continue;
+            };
+            match (row.snapshot, row.snapshot_seq, row.position, row.bytes) {
+                (Some(snapshot), Some(since), _, _) => {
+                    stored.insert(
+                        id,
+                        StoredDocument {
+                            snapshot,
+                            snapshot_position: since,
+                            changes: Vec::new(),
+                        },
+                    );
+                }
+                (_, _, Some(position), Some(bytes)) => changes.push((id, position, bytes)),
+                _ => {}
+            }
+        }
+        changes.sort_by_key(|(_, position, _)| *position);
+        for (id, position, bytes) in changes {
+            if let Some(document) = stored.get_mut(&id) {
+                document.changes.push((position, bytes));
+            }
+        }
+        Ok(stored)
     }
 
     /// Changes of one document stored after position `after` (to refresh a cached copy).
