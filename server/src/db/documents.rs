@@ -15,9 +15,6 @@ const CREATE_DOCUMENT: &str = "INSERT INTO documents (id, kind, snapshot, snapsh
 /// Binds a new document's actors to the server: the tail of [`actors::BIND_ACTORS`].
 const BIND_SERVER_ACTORS_TAIL: &str = " ON CONFLICT (actor) DO NOTHING";
 
-/// A document's snapshot and the change log position it includes.
-const SNAPSHOT: &str = "SELECT snapshot, snapshot_seq FROM documents WHERE id = $1";
-
 /// A document's changes after a position, in order.
 const CHANGES_AFTER: &str = "SELECT {position}, bytes FROM changes \
      WHERE doc_id = $1 AND {position} > $2 ORDER BY {position}";
@@ -96,17 +93,10 @@ impl Database {
     /// A document's snapshot and the changes after it, if it exists.
     #[tracing::instrument(name = "sql.load_document", level = "info", skip_all)]
     pub async fn load_document(&self, id: &DocId) -> Result<Option<StoredDocument>, sqlx::Error> {
-        let changes_after = self.positioned(CHANGES_AFTER);
-        with_pool!(self, pool => {
-            let Some((snapshot, since)): Option<(Vec<u8>, i64)> = sqlx::query_as(SNAPSHOT)
-                .bind(id.as_str()).fetch_optional(pool).await? else { return Ok(None) };
-            let changes = sqlx::query_as(&changes_after)
-                .bind(id.as_str()).bind(since).fetch_all(pool).await?;
-            Ok(Some(StoredDocument { snapshot, snapshot_position: since, changes }))
-        })
+        Ok(self.load_documents(&[id]).await?.remove(id))
     }
 
-    /// [`Database::load_document`] for many documents, in one statement whatever their number.
+    /// Documents' snapshots and the changes after each, in one statement whatever their number.
     /// Documents that are not stored are absent from the answer.
     #[tracing::instrument(name = "sql.load_documents", level = "info", skip_all)]
     pub async fn load_documents(
