@@ -104,6 +104,7 @@ storage_suite!(
     actors_of_records_stored_before_bindings_are_bound_to_their_authors,
     corrections_and_attempts_are_read_many_at_a_time,
     a_group_with_one_failing_write_commits_the_others_and_fails_that_one_alone,
+    a_lookup_by_a_list_of_keys_is_planned_on_the_keys_index,
 );
 
 mod suite {
@@ -1672,5 +1673,51 @@ mod suite {
             "nothing of the failed write"
         );
         assert_eq!(db.count(Table::Attempts).await.unwrap(), 3);
+    }
+
+    /// A lookup by a list of keys reads the key's index in a table of 20,000 rows, in the plan a
+    /// pooled connection caches (on PostgreSQL the generic plan, used from the sixth call on).
+    /// Written as `IN (SELECT …)`, PostgreSQL planned the list as a join of 100 keys and scanned
+    /// every table below a few tens of thousands of rows: on a new database every sync scanned
+    /// `attempts` and `actors` (BENCHMARKS.md, the steady day on PostgreSQL).
+    pub async fn a_lookup_by_a_list_of_keys_is_planned_on_the_keys_index(db: &Database) {
+        let fill =
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+             INSERT INTO actors (actor, owner, bound_ms) \
+             SELECT 'actor-' || i, 'postman:pm-1:dev-1', i FROM n; ANALYZE actors";
+        let lookup = format!("SELECT actor FROM actors WHERE actor {}", db.in_list(1));
+        let plan: Vec<String> = match db {
+            Database::Sqlite(pool) => {
+                sqlx::raw_sql(fill).execute(pool).await.unwrap();
+                let rows: Vec<(i64, i64, i64, String)> =
+                    sqlx::query_as(&format!("EXPLAIN QUERY PLAN {lookup}"))
+                        .bind("[\"a\"]")
+                        .fetch_all(pool)
+                        .await
+                        .unwrap();
+                rows.into_iter().map(|row| row.3).collect()
+            }
+            Database::Postgres(pool) => {
+                use sqlx::Row;
+                sqlx::raw_sql(fill).execute(pool).await.unwrap();
+                // One simple query, so one connection: the generic plan of the lookup.
+                let rows = sqlx::raw_sql(&format!(
+                    "SET plan_cache_mode = force_generic_plan; \
+                     PREPARE lookup(text) AS {lookup}; \
+                     EXPLAIN EXECUTE lookup('[\"a\"]'); \
+                     DEALLOCATE lookup; RESET plan_cache_mode"
+                ))
+                .fetch_all(pool)
+                .await
+                .unwrap();
+                rows.iter().map(|row| row.get::<String, _>(0)).collect()
+            }
+        };
+        let plan = plan.join("\n");
+        assert!(
+            !plan.contains("SCAN actors") && !plan.contains("Seq Scan on actors"),
+            "actors scanned for a lookup by its key:\n{plan}"
+        );
+        assert!(plan.contains("INDEX") || plan.contains("Index"), "{plan}");
     }
 }

@@ -13,13 +13,13 @@ use tournee_sync_core::DocId;
 
 use super::{Database, ROWS_PER_INSERT};
 
-/// The owners of the actors among a JSON list (`{ids}`).
-const ACTOR_OWNERS: &str = "SELECT actor, owner FROM actors WHERE actor IN {ids}";
+/// The owners of the actors among a JSON list (`{in_list}`).
+const ACTOR_OWNERS: &str = "SELECT actor, owner FROM actors WHERE actor {in_list}";
 
-/// The documents holding any of a JSON list of record keys (`{ids}`), per map of records.
-const RECORD_KEYS: &str = "SELECT 'attempts' AS records, id, 'item:' || item_id AS doc FROM attempts WHERE id IN {ids} \
-     UNION ALL SELECT 'choices' AS records, id, 'item:' || item_id AS doc FROM choices WHERE id IN {ids} \
-     UNION ALL SELECT 'corrections' AS records, id, 'dp:' || delivery_point_id AS doc FROM corrections WHERE id IN {ids}";
+/// The documents holding any of a JSON list of record keys (`{in_list}`), per map of records.
+const RECORD_KEYS: &str = "SELECT 'attempts' AS records, id, 'item:' || item_id AS doc FROM attempts WHERE id {in_list} \
+     UNION ALL SELECT 'choices' AS records, id, 'item:' || item_id AS doc FROM choices WHERE id {in_list} \
+     UNION ALL SELECT 'corrections' AS records, id, 'dp:' || delivery_point_id AS doc FROM corrections WHERE id {in_list}";
 
 /// Binds actors: the head of a multi-row insert of `(actor, owner, bound_ms)`.
 pub(super) const BIND_ACTORS: &str = "INSERT INTO actors (actor, owner, bound_ms) ";
@@ -100,7 +100,7 @@ impl Database {
         let mut claims = Claims::default();
         if !actors.is_empty() {
             let hex: Vec<String> = actors.iter().map(ActorId::to_hex_string).collect();
-            let sql = ACTOR_OWNERS.replace("{ids}", &self.json_list(1));
+            let sql = ACTOR_OWNERS.replace("{in_list}", &self.in_list(1));
             let list = serde_json::to_string(&hex).unwrap_or_else(|_| "[]".into());
             let rows: Vec<ActorRow> = with_pool!(self, pool => {
                 sqlx::query_as(&sql).bind(&list).fetch_all(pool).await?
@@ -113,7 +113,7 @@ impl Database {
             }
         }
         if !keys.is_empty() {
-            let sql = RECORD_KEYS.replace("{ids}", &self.json_list(1));
+            let sql = RECORD_KEYS.replace("{in_list}", &self.in_list(1));
             let list = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
             let rows: Vec<RecordKeyRow> = with_pool!(self, pool => {
                 sqlx::query_as(&sql).bind(&list).fetch_all(pool).await?

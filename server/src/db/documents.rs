@@ -19,12 +19,12 @@ const BIND_SERVER_ACTORS_TAIL: &str = " ON CONFLICT (actor) DO NOTHING";
 const CHANGES_AFTER: &str = "SELECT {position}, bytes FROM changes \
      WHERE doc_id = $1 AND {position} > $2 ORDER BY {position}";
 
-/// The snapshots of the documents of a JSON list (`{list}`, `$1`), and the changes after each
+/// The snapshots of the documents of a JSON list (`{in_list}`, `$1`), and the changes after each
 /// one's snapshot, in one statement: the snapshot and the changes are read at one moment, so a
 /// compaction between two reads cannot move the snapshot past changes not read. Snapshot rows
 /// have no position, change rows no snapshot. (Per backend, for the NULLs' types.)
-const SNAPSHOTS_AND_CHANGES_SQLITE: &str = "SELECT d.id, d.snapshot, d.snapshot_seq,      NULL AS position, NULL AS bytes FROM documents d WHERE d.id IN {list}      UNION ALL SELECT c.doc_id, NULL, NULL, c.seq, c.bytes FROM documents d      JOIN changes c ON c.doc_id = d.id AND c.seq > d.snapshot_seq WHERE d.id IN {list}";
-const SNAPSHOTS_AND_CHANGES_POSTGRES: &str = "SELECT d.id, d.snapshot, d.snapshot_seq,      NULL::bigint AS position, NULL::bytea AS bytes FROM documents d WHERE d.id IN {list}      UNION ALL SELECT c.doc_id, NULL::bytea, NULL::bigint, c.position, c.bytes FROM documents d      JOIN changes c ON c.doc_id = d.id AND c.position > d.snapshot_seq WHERE d.id IN {list}";
+const SNAPSHOTS_AND_CHANGES_SQLITE: &str = "SELECT d.id, d.snapshot, d.snapshot_seq,      NULL AS position, NULL AS bytes FROM documents d WHERE d.id {in_list}      UNION ALL SELECT c.doc_id, NULL, NULL, c.seq, c.bytes FROM documents d      JOIN changes c ON c.doc_id = d.id AND c.seq > d.snapshot_seq WHERE d.id {in_list}";
+const SNAPSHOTS_AND_CHANGES_POSTGRES: &str = "SELECT d.id, d.snapshot, d.snapshot_seq,      NULL::bigint AS position, NULL::bytea AS bytes FROM documents d WHERE d.id {in_list}      UNION ALL SELECT c.doc_id, NULL::bytea, NULL::bigint, c.position, c.bytes FROM documents d      JOIN changes c ON c.doc_id = d.id AND c.position > d.snapshot_seq WHERE d.id {in_list}";
 
 /// One row of [`SNAPSHOTS_AND_CHANGES_SQLITE`]: a document's snapshot, or one of its changes.
 #[derive(sqlx::FromRow)]

@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use super::{AttemptRow, ChoiceRow, Database, EventRow, QueueEntryRow};
 
 /// Items among `$1` (a JSON list) that are delivered (EMI) or at a pickup point (EDH).
-const NO_LONGER_OUT: &str = "SELECT id FROM items WHERE status IN ('EMI', 'EDH') AND id IN {list}";
+const NO_LONGER_OUT: &str = "SELECT id FROM items WHERE status IN ('EMI', 'EDH') AND id {in_list}";
 
 /// The departures (EDG) already stamped for items among `$1` (a JSON list), with their source.
 const DEPARTURES: &str =
-    "SELECT item_id, source FROM item_events WHERE code = 'EDG' AND item_id IN {list}";
+    "SELECT item_id, source FROM item_events WHERE code = 'EDG' AND item_id {in_list}";
 
 /// The dispute entries of an item's attempts, oldest first.
 const DISPUTES_OF_ITEM: &str = "SELECT q.* FROM review_queue q \
@@ -32,13 +32,13 @@ const EVENTS_OF_ITEM: &str = "SELECT item_id, code, at_ms, reason, action, sourc
 /// One attempt.
 const ATTEMPT: &str = "SELECT * FROM attempts WHERE id = $1";
 
-/// The attempts of a JSON list of ids (`{list}`, `$1`), each with its item's delivery point
+/// The attempts of a JSON list of ids (`{in_list}`, `$1`), each with its item's delivery point
 /// and that point's pin when both are known.
 const ATTEMPTS_AT_POINTS: &str = "SELECT a.*, p.dp AS point_id, p.lat AS point_lat, \
      p.lon AS point_lon FROM attempts a \
      LEFT JOIN (SELECT i.id AS item, i.delivery_point_id AS dp, d.lat AS lat, d.lon AS lon \
      FROM items i JOIN delivery_points d ON d.id = i.delivery_point_id) p ON p.item = a.item_id \
-     WHERE a.id IN {list}";
+     WHERE a.id {in_list}";
 
 /// An attempt with where its item is delivered.
 #[derive(Debug, Clone, PartialEq)]

@@ -118,7 +118,7 @@ pub(super) const UPSERT_POINTS: (&str, &str) = ("INSERT INTO delivery_points (id
 /// Upserts items (status EMG at arrival); their customer is their delivery point's, set after.
 pub(super) const UPSERT_ITEMS: (&str, &str) = ("INSERT INTO items (id, delivery_point_id, status, needs_in_person, updated_at_ms, requirements, sender, arrived_ms) ", " ON CONFLICT (id) DO UPDATE SET delivery_point_id = excluded.delivery_point_id, needs_in_person = excluded.needs_in_person, requirements = excluded.requirements, sender = excluded.sender, arrived_ms = excluded.arrived_ms");
 /// Gives items their delivery point's customer (`$1`: a JSON list of S10 numbers).
-pub(super) const ITEMS_CUSTOMER: &str = "UPDATE items SET customer_id = (SELECT customer_id FROM delivery_points WHERE delivery_points.id = items.delivery_point_id) WHERE id IN ";
+pub(super) const ITEMS_CUSTOMER: &str = "UPDATE items SET customer_id = (SELECT customer_id FROM delivery_points WHERE delivery_points.id = items.delivery_point_id) WHERE id ";
 /// Upserts pickup points.
 pub(super) const UPSERT_PICKUP_POINTS: (&str, &str) = ("INSERT INTO pickup_points (id, kind, name, lines, postcode, city, lat, lon, opening_hours) ", " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, name = excluded.name, lines = excluded.lines, postcode = excluded.postcode, city = excluded.city, lat = excluded.lat, lon = excluded.lon, opening_hours = excluded.opening_hours");
 /// Upserts a round.
@@ -139,13 +139,13 @@ pub(super) const UPSERT_DEVICES: (&str, &str) = ("INSERT INTO devices (id, postm
 pub(super) const UPSERT_RECORDS: (&str, &str) = ("INSERT INTO import_records (kind, key, record, updated_ms) ", " ON CONFLICT (kind, key) DO UPDATE SET record = excluded.record, updated_ms = excluded.updated_ms");
 /// The lines applied last, for a batch's keys (`$2`: a JSON list of keys).
 pub(super) const RECORDS_OF: &str =
-    "SELECT key, record FROM import_records WHERE kind = $1 AND key IN ";
+    "SELECT key, record FROM import_records WHERE kind = $1 AND key ";
 
-/// The ids among a JSON list (`{list}`, `$1`) that a table (`{table}`) holds.
-const EXISTING: &str = "SELECT id FROM {table} WHERE id IN {list}";
+/// The ids among a JSON list (`{in_list}`, `$1`) that a table (`{table}`) holds.
+const EXISTING: &str = "SELECT id FROM {table} WHERE id {in_list}";
 
-/// Devices among a JSON list of ids (`{list}`, `$1`), with their postman and revocation.
-const DEVICES: &str = "SELECT id, postman, revoked_at FROM devices WHERE id IN {list}";
+/// Devices among a JSON list of ids (`{in_list}`, `$1`), with their postman and revocation.
+const DEVICES: &str = "SELECT id, postman, revoked_at FROM devices WHERE id {in_list}";
 
 /// Applies `$loads` (a slice of [`Load`]) in the transaction `$tx` (one of `$db`): one multi-row
 /// statement per kind and [`super::ROWS_PER_INSERT`] rows (a batch holds each key once), then
@@ -222,7 +222,7 @@ macro_rules! apply_loads {
         if !items.is_empty() {
             let ids: Vec<&String> = items.iter().map(|i| i.0).collect();
             let list = serde_json::to_string(&ids).unwrap_or_else(|_| "[]".into());
-            sqlx::query(&format!("{}{}", loads::ITEMS_CUSTOMER, $db.json_list(1)))
+            sqlx::query(&format!("{}{}", loads::ITEMS_CUSTOMER, $db.in_list(1)))
                 .bind(list)
                 .execute(&mut *$tx)
                 .await?;
@@ -402,7 +402,7 @@ impl Database {
             return Ok(Default::default());
         }
         let list = serde_json::to_string(keys).unwrap_or_else(|_| "[]".into());
-        let sql = format!("{RECORDS_OF}{}", self.json_list(2));
+        let sql = format!("{RECORDS_OF}{}", self.in_list(2));
         with_pool!(self, pool => {
             let rows: Vec<(String, String)> = sqlx::query_as(&sql).bind(kind).bind(&list).fetch_all(pool).await?;
             Ok(rows.into_iter().collect())

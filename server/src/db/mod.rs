@@ -148,15 +148,33 @@ impl Database {
         )
     }
 
-    fn json_list(&self, n: u8) -> String {
+    /// `IN` the ids of a JSON list bound as `$n`, as the predicate's tail (`WHERE id {in_list}`).
+    /// On PostgreSQL it is `= ANY` of an array, which the planner looks up in the key's index
+    /// (it expects 10 keys). Written as `IN (SELECT …)`, the list was planned as a join of 100
+    /// keys, and a table below a few tens of thousands of rows was scanned instead: every sync on
+    /// a database in its first days scanned `attempts` and `actors` (BENCHMARKS.md, the steady
+    /// day on PostgreSQL).
+    pub fn in_list(&self, n: u8) -> String {
         match self {
-            Database::Sqlite(_) => format!("(SELECT value FROM json_each(${n}))"),
-            Database::Postgres(_) => format!("(SELECT json_array_elements_text(${n}::json))"),
+            Database::Sqlite(_) => format!("IN (SELECT value FROM json_each(${n}))"),
+            Database::Postgres(_) => {
+                format!("= ANY(ARRAY(SELECT json_array_elements_text(${n}::json)))")
+            }
         }
     }
 
-    /// The rows `sql` selects among `keys`, in one query: `sql` names them `{list}`, a
-    /// [`Database::json_list`] bound as `$1`. No keys, no query and no rows.
+    /// `NOT IN` the ids of a JSON list bound as `$n` (see [`Database::in_list`]).
+    fn not_in_list(&self, n: u8) -> String {
+        match self {
+            Database::Sqlite(_) => format!("NOT IN (SELECT value FROM json_each(${n}))"),
+            Database::Postgres(_) => {
+                format!("<> ALL(ARRAY(SELECT json_array_elements_text(${n}::json)))")
+            }
+        }
+    }
+
+    /// The rows `sql` selects among `keys`, in one query: `sql` names them `{in_list}`, a
+    /// [`Database::in_list`] bound as `$1`. No keys, no query and no rows.
     async fn fetch_in<T>(&self, sql: &str, keys: &[&str]) -> Result<Vec<T>, sqlx::Error>
     where
         T: for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
@@ -168,12 +186,12 @@ impl Database {
             return Ok(Vec::new());
         }
         let list = json_ids(keys);
-        let sql = sql.replace("{list}", &self.json_list(1));
+        let sql = sql.replace("{in_list}", &self.in_list(1));
         with_pool!(self, pool => sqlx::query_as(&sql).bind(&list).fetch_all(pool).await)
     }
 }
 
-/// A list of ids as one JSON text, for [`Database::json_list`].
+/// A list of ids as one JSON text, for [`Database::in_list`].
 fn json_ids<S: serde::Serialize>(ids: &[S]) -> String {
     serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
 }

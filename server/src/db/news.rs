@@ -21,9 +21,9 @@ const MAX_POSITION: &str = "SELECT COALESCE(MAX({position}), 0) FROM changes";
 /// that could write here (`oldest_running_here!`) is settled.
 const BOUND_POSTGRES: &str = concat!("SELECT (", oldest_running_here!(), " << 20) - 1");
 
-/// Changes of the documents of a JSON list (`{list}`, `$1`) after `$2`, in order.
+/// Changes of the documents of a JSON list (`{in_list}`, `$1`) after `$2`, in order.
 const CHANGES_AFTER_EACH: &str =
-    "SELECT {position}, doc_id, bytes FROM changes WHERE doc_id IN {list} AND {position} > $2 \
+    "SELECT {position}, doc_id, bytes FROM changes WHERE doc_id {in_list} AND {position} > $2 \
      ORDER BY {position}";
 
 /// Changes in `($1, $2]` to the documents of a JSON list or outside it (`{in_scope}`, `$3`),
@@ -70,7 +70,7 @@ impl Database {
         };
         let since: HashMap<&str, i64> = after.iter().map(|(id, seq)| (id.as_str(), *seq)).collect();
         let ids = json_ids(&since.keys().collect::<Vec<_>>());
-        let sql = self.positioned(&CHANGES_AFTER_EACH.replace("{list}", &self.json_list(1)));
+        let sql = self.positioned(&CHANGES_AFTER_EACH.replace("{in_list}", &self.in_list(1)));
         let rows: Vec<(i64, String, Vec<u8>)> = with_pool!(self, pool => {
             sqlx::query_as(&sql).bind(&ids).bind(from).fetch_all(pool).await?
         });
@@ -156,8 +156,12 @@ impl Database {
         let sql = match (self, wanted.is_some()) {
             (Database::Postgres(_), true) => NEWS_PAGE_OF_DOCUMENTS_POSTGRES.to_string(),
             (_, listed) => {
-                let in_scope = if listed { "IN" } else { "NOT IN" };
-                let in_scope = format!("doc_id {in_scope} {}", self.json_list(3));
+                let in_scope = if listed {
+                    self.in_list(3)
+                } else {
+                    self.not_in_list(3)
+                };
+                let in_scope = format!("doc_id {in_scope}");
                 self.positioned(&NEWS_PAGE.replace("{in_scope}", &in_scope))
             }
         };

@@ -43,7 +43,14 @@ const PG_SESSION: [(&str, &str); 6] = [
 /// at COMMIT) leaves the driver counting a transaction that its rollback could not end; such
 /// a connection would turn every later transaction into a savepoint of one that never commits,
 /// holding the write lock. It is closed instead, and the pool opens a fresh one.
+///
+/// A connection outside any transaction has no rollback pending (one is queued only inside a
+/// transaction), so it goes back at once: waiting for a ping first cost every statement run on
+/// the pool a round trip more (to PostgreSQL, or to SQLite's worker thread).
 async fn still_clean<C: sqlx::Connection>(conn: &mut C) -> Result<bool, sqlx::Error> {
+    if !conn.is_in_transaction() {
+        return Ok(true);
+    }
     conn.ping().await?;
     let clean = !conn.is_in_transaction();
     if !clean {
@@ -325,6 +332,10 @@ async fn open_sqlite(
         // Every acquire reports its wait (the pool-wait histogram, `telemetry`).
         .acquire_time_level(log::LevelFilter::Debug)
         .max_connections(options.pool_size.unwrap_or(4))
+        // A SQLite connection is a file opened in this process: it cannot be lost the way a
+        // network connection is, so it is not pinged before every use (PostgreSQL's are, so
+        // that a restarted server's dead connections are replaced, not handed out).
+        .test_before_acquire(false)
         .after_release(|conn, _| Box::pin(still_clean(conn)))
         .connect_with(
             connect

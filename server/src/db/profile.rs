@@ -26,9 +26,9 @@ const INSERT_ITEM: &str = "INSERT INTO items \
      (id, delivery_point_id, customer_id, status, needs_in_person, updated_at_ms) \
      VALUES ($1, $2, $3, 'EMG', $4, $5) ON CONFLICT (id) DO NOTHING";
 
-/// The pins of the delivery points of the items of a JSON list (`{list}`, `$1`).
+/// The pins of the delivery points of the items of a JSON list (`{in_list}`, `$1`).
 const ITEM_PINS: &str = "SELECT i.id AS id, d.lat AS lat, d.lon AS lon FROM items i \
-     JOIN delivery_points d ON d.id = i.delivery_point_id WHERE i.id IN {list}";
+     JOIN delivery_points d ON d.id = i.delivery_point_id WHERE i.id {in_list}";
 
 /// An item's delivery point, its pin and the item's status.
 const ITEM_INFO: &str = "SELECT i.delivery_point_id AS dp, i.status AS status, \

@@ -22,9 +22,9 @@ const REFERENCED_BY_DEVICE: &str =
 
 const STORED: &str = "SELECT sha256, device, kind, size_bytes, content_type, stored_at_ms, \
      purged_ms FROM proofs WHERE sha256 = $1";
-/// The proofs among `{list}` whose file is stored now.
+/// The proofs among `{in_list}` whose file is stored now.
 const STORED_AMONG: &str = "SELECT sha256, device, kind, size_bytes, content_type, \
-     stored_at_ms, purged_ms FROM proofs WHERE sha256 IN {list} AND purged_ms IS NULL";
+     stored_at_ms, purged_ms FROM proofs WHERE sha256 {in_list} AND purged_ms IS NULL";
 /// Records a stored file; one stored already (by the same bytes: the key is their hash) stays.
 const INSERT_STORED: &str = "INSERT INTO proofs (sha256, device, kind, size_bytes, \
      content_type, stored_at_ms) VALUES ($1, $2, $3, $4, $5, $6) \

@@ -19,15 +19,15 @@ pub const PURGE_BATCH: i64 = 1_000;
 const ITEMS_TO_ARCHIVE: &str = "SELECT id FROM items WHERE archived_ms IS NULL AND status = 'EMI' AND updated_at_ms < $1 ORDER BY updated_at_ms LIMIT $2";
 const COUNT_ITEMS_TO_ARCHIVE: &str =
     "SELECT COUNT(*) FROM items WHERE archived_ms IS NULL AND status = 'EMI' AND updated_at_ms < $1";
-/// The change rows of the documents among `$1` (a JSON list); `{list}` is the backend's list.
-const DELETE_CHANGES: &str = "DELETE FROM changes WHERE doc_id IN {list}";
-const DELETE_DOCUMENTS: &str = "DELETE FROM documents WHERE id IN {list}";
+/// The change rows of the documents among `$1` (a JSON list); `{in_list}` is the backend's list.
+const DELETE_CHANGES: &str = "DELETE FROM changes WHERE doc_id {in_list}";
+const DELETE_DOCUMENTS: &str = "DELETE FROM documents WHERE id {in_list}";
 /// The signatures of their changes, deleted with them.
-const DELETE_SIGNATURES: &str = "DELETE FROM change_signatures WHERE doc_id IN {list}";
+const DELETE_SIGNATURES: &str = "DELETE FROM change_signatures WHERE doc_id {in_list}";
 /// The import lines lazily built documents are made from (`import::materialize`): without them
 /// an archived item's document would be built again on the next load.
-const DELETE_IMPORT_LINES: &str = "DELETE FROM import_records WHERE kind = $2 AND key IN {list}";
-const MARK_ARCHIVED: &str = "UPDATE items SET archived_ms = $2 WHERE id IN {list}";
+const DELETE_IMPORT_LINES: &str = "DELETE FROM import_records WHERE kind = $2 AND key {in_list}";
+const MARK_ARCHIVED: &str = "UPDATE items SET archived_ms = $2 WHERE id {in_list}";
 
 const ATTEMPTS_TO_PURGE: &str = "SELECT id, record FROM attempts WHERE purged_ms IS NULL AND recorded_at_ms < $1 ORDER BY recorded_at_ms LIMIT $2";
 const COUNT_ATTEMPTS_TO_PURGE: &str =
@@ -230,12 +230,12 @@ impl Database {
         cutoff_ms: i64,
         now_ms: i64,
     ) -> Result<(u64, u64, u64, Vec<DocId>), sqlx::Error> {
-        let list = self.json_list(1);
-        let delete_changes = DELETE_CHANGES.replace("{list}", &list);
-        let delete_documents = DELETE_DOCUMENTS.replace("{list}", &list);
-        let delete_signatures = DELETE_SIGNATURES.replace("{list}", &list);
-        let delete_lines = DELETE_IMPORT_LINES.replace("{list}", &list);
-        let mark = MARK_ARCHIVED.replace("{list}", &list);
+        let list = self.in_list(1);
+        let delete_changes = DELETE_CHANGES.replace("{in_list}", &list);
+        let delete_documents = DELETE_DOCUMENTS.replace("{in_list}", &list);
+        let delete_signatures = DELETE_SIGNATURES.replace("{in_list}", &list);
+        let delete_lines = DELETE_IMPORT_LINES.replace("{in_list}", &list);
+        let mark = MARK_ARCHIVED.replace("{in_list}", &list);
         let items_kind = crate::import::Kind::Items.as_str();
         with_pool!(self, pool => {
             let mut tx = pool.begin().await?;

@@ -47,12 +47,12 @@ pub(super) const INSERT_AUDIT: &str =
 const INSERT_AUDIT_LINE: &str =
     "INSERT INTO audit_log (at_ms, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)";
 
-/// The corrections of the delivery points of a JSON list (`{list}`, `$1`), oldest first.
+/// The corrections of the delivery points of a JSON list (`{in_list}`, `$1`), oldest first.
 const CORRECTIONS_OF_POINTS: &str = "SELECT * FROM corrections \
-     WHERE delivery_point_id IN {list} ORDER BY proposed_at_ms, id";
+     WHERE delivery_point_id {in_list} ORDER BY proposed_at_ms, id";
 
-/// The corrections of a JSON list of ids (`{list}`, `$1`).
-const CORRECTIONS: &str = "SELECT * FROM corrections WHERE id IN {list}";
+/// The corrections of a JSON list of ids (`{in_list}`, `$1`).
+const CORRECTIONS: &str = "SELECT * FROM corrections WHERE id {in_list}";
 
 /// The audit lines of a subject, oldest first.
 const AUDIT_OF_SUBJECT: &str = "SELECT at_ms, actor, action, subject, detail FROM audit_log \

@@ -14,17 +14,17 @@ const SERVER_KEYS: &str = "SELECT id, secret, public_key FROM server_keys ORDER 
 /// Keeps a new server key (a key with this id kept already stays).
 const INSERT_SERVER_KEY: &str = "INSERT INTO server_keys (id, secret, public_key, created_ms) \
      VALUES ($1, $2, $3, $4) ON CONFLICT (id) DO NOTHING";
-/// The devices among `$1` (a JSON list; `{list}`): postman, revocation and key.
+/// The devices among `$1` (a JSON list; `{in_list}`): postman, revocation and key.
 const DEVICE_KEYS: &str =
-    "SELECT id, postman, revoked_at, signing_key FROM devices WHERE id IN {list}";
+    "SELECT id, postman, revoked_at, signing_key FROM devices WHERE id {in_list}";
 /// Registers a device's key unless it has one.
 const REGISTER_KEY: &str = "UPDATE devices SET signing_key = $2, key_registered_at_ms = $3 \
      WHERE id = $1 AND signing_key IS NULL AND revoked_at IS NULL";
 /// A device's key.
 const DEVICE_KEY: &str = "SELECT signing_key, revoked_at FROM devices WHERE id = $1";
-/// Signatures of the changes of the documents among `$1` (a JSON list; `{list}`).
+/// Signatures of the changes of the documents among `$1` (a JSON list; `{in_list}`).
 const SIGNATURES_OF: &str =
-    "SELECT doc_id, hash, signer, signature FROM change_signatures WHERE doc_id IN {list}";
+    "SELECT doc_id, hash, signer, signature FROM change_signatures WHERE doc_id {in_list}";
 /// Stores signatures: the head of a multi-row insert.
 pub(super) const INSERT_SIGNATURES: &str =
     "INSERT INTO change_signatures (doc_id, hash, signer, signature) ";
