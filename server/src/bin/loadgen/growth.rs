@@ -2,23 +2,31 @@
 //! generator moves a day at a time, so its scheduled purge (`--retention-days`) archives the
 //! items delivered before the retention period as it would in service. Each day: rounds
 //! published, every phone downloading its round and delivering every item, the syncs sent open
-//! loop at `--rate`; then the day's sync latency, the server's memory and the database's size.
+//! loop at `--rate` (for `--probe-secs`, the rest closed loop as fast as the server answers);
+//! then the day's sync latency, the floor on the day's interactions, the server's memory and
+//! the database's size, and on `--perf-days` a profile of the server during the probe.
 
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use jiff::ToSpan;
 use tournee_server::db::Table;
 use tournee_sync_core::fixtures;
 
-use crate::measure::{database_bytes, ms, Latencies};
+use crate::measure::{database_bytes, ms, Floor, Latencies};
 use crate::server::ServerProcess;
 use crate::syncs::Schedule;
 use crate::{town, Args};
 
 /// What one simulated day measured.
 struct Day {
+    /// The probe's syncs (open loop at `--rate`).
     latencies: Latencies,
     failed: usize,
+    /// Syncs answered per second by the rest of the day's, closed loop (0 without a probe).
+    rest_per_second: f64,
+    floor: Floor,
     rss_kib: u64,
     database_bytes: u64,
     interactions_so_far: i64,
@@ -37,7 +45,7 @@ pub async fn run(args: &Args) {
     let mut bytes_before_day = database_bytes(&db, &args.database_url).await;
     let mut interactions_before_day = 0;
     println!(
-        "\nday  interactions  sync p50  sync p99  failed  server RSS  database  bytes/interaction  bytes/interaction that day"
+        "\nday  interactions  sync p50  sync p99  failed  rest syncs/s  floor µs  server RSS  database  bytes/interaction  bytes/interaction that day"
     );
     for day in 0..args.days {
         let date = first_day.checked_add(i64::from(day).days()).unwrap();
@@ -55,26 +63,55 @@ pub async fn run(args: &Args) {
             attempt.recorded_at_ms = morning_ms + i64::from(i) * 60_000;
             attempt
         };
-        let phones = crate::download_all(args, &client, &server.base, &date, delivered).await;
+        let mut phones = crate::download_all(args, &client, &server.base, &date, delivered).await;
         let schedule = Schedule::new(&phones, args.per_sync);
-        let duration = Duration::from_secs_f64(schedule.len() as f64 / args.rate + 1.0);
-        let phase = schedule
-            .open_loop(&client, &server.base, args.rate, duration)
+        let whole_day = Duration::from_secs_f64(schedule.len() as f64 / args.rate + 1.0);
+        let probing = match args.probe_secs {
+            0 => whole_day,
+            secs => Duration::from_secs(secs).min(whole_day),
+        };
+        let profile = args
+            .perf_days
+            .contains(&(day + 1))
+            .then(|| Profile::start(server.pid, &args.perf_dir, day + 1, probing));
+        let probe = schedule
+            .open_loop(&client, &server.base, args.rate, probing)
             .await;
+        if let Some(profile) = profile {
+            profile.finish();
+        }
+        // The rest of the day's syncs, as fast as the server answers them.
+        let rest = schedule
+            .closed_loop(
+                &client,
+                std::slice::from_ref(&server.base),
+                args.capacity_clients,
+                Duration::from_secs(24 * 3600),
+            )
+            .await;
+        let floor = Floor::measure(&db, &mut phones, &schedule.pushed_per_phone()).await;
         let measured = Day {
             rss_kib: server.memory_kib("VmRSS:"),
             database_bytes: database_bytes(&db, &args.database_url).await,
             interactions_so_far: db.count(Table::Attempts).await.unwrap(),
-            latencies: phase.latencies,
-            failed: phase.failed,
+            latencies: probe.latencies,
+            failed: probe.failed + rest.failed,
+            rest_per_second: if rest.answered == 0 {
+                0.0
+            } else {
+                rest.answered_per_second()
+            },
+            floor,
         };
         println!(
-            "{:>3}  {:>12}  {:>5.0} ms  {:>5.0} ms  {:>6}  {:>6.0} MiB  {:>4.0} MiB  {:>17.0}  {:>26.0}",
+            "{:>3}  {:>12}  {:>5.0} ms  {:>5.0} ms  {:>6}  {:>12.1}  {:>8.1}  {:>6.0} MiB  {:>4.0} MiB  {:>17.0}  {:>26.0}",
             day + 1,
             measured.interactions_so_far,
             ms(measured.latencies.percentile(0.5)),
             ms(measured.latencies.percentile(0.99)),
             measured.failed,
+            measured.rest_per_second,
+            measured.floor.per_interaction().as_secs_f64() * 1e6,
             measured.rss_kib as f64 / 1024.0,
             measured.database_bytes as f64 / 1048576.0,
             measured.database_bytes as f64 / measured.interactions_so_far.max(1) as f64,
@@ -99,7 +136,7 @@ pub async fn run(args: &Args) {
     );
     println!("documents left in the database {documents_left}");
     println!(
-        "last day against the first     sync p50 {:+.0}%, p99 {:+.0}%, server RSS {:+.0}%",
+        "last day against the first     sync p50 {:+.0}%, p99 {:+.0}%, server RSS {:+.0}%, floor {:+.0}%",
         change(
             ms(first.latencies.percentile(0.5)),
             ms(last.latencies.percentile(0.5))
@@ -108,10 +145,48 @@ pub async fn run(args: &Args) {
             ms(first.latencies.percentile(0.99)),
             ms(last.latencies.percentile(0.99))
         ),
-        change(first.rss_kib as f64, last.rss_kib as f64)
+        change(first.rss_kib as f64, last.rss_kib as f64),
+        change(
+            first.floor.per_interaction().as_secs_f64(),
+            last.floor.per_interaction().as_secs_f64()
+        )
     );
     println!(
         "server peak memory (VmHWM)     {:.0} MiB",
         peak_kib as f64 / 1024.0
     );
+}
+
+/// `perf record` attached to the server for (at most 10 s of) a day's probe.
+struct Profile {
+    perf: Child,
+    output: PathBuf,
+}
+
+impl Profile {
+    fn start(pid: u32, dir: &Path, day: u32, probing: Duration) -> Profile {
+        let output = dir.join(format!("growth-day-{day}.perf.data"));
+        let seconds = probing.min(Duration::from_secs(10)).as_secs().max(1);
+        let perf = Command::new("perf")
+            .args(["record", "-F", "499", "--call-graph", "dwarf", "-p"])
+            .arg(pid.to_string())
+            .arg("-o")
+            .arg(&output)
+            .args(["--", "sleep"])
+            .arg(seconds.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("perf record (linux-perf) could not start");
+        Profile { perf, output }
+    }
+
+    fn finish(mut self) {
+        let status = self.perf.wait().expect("perf record");
+        eprintln!(
+            "profile {} ({status}): perf report -i {} --no-children",
+            self.output.display(),
+            self.output.display()
+        );
+    }
 }

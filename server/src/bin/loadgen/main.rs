@@ -72,7 +72,8 @@ struct Args {
     /// Steady and growth: interactions each sync carries (those recorded since the last one).
     #[arg(long, default_value_t = 3)]
     per_sync: usize,
-    /// Steady: clients of the closed loop that measures the capacity.
+    /// Steady: clients of the closed loop that measures the capacity (growth: that sends the
+    /// rest of a day's syncs after the probe).
     #[arg(long, default_value_t = 16)]
     capacity_clients: usize,
     /// Steady: seconds the capacity is measured for.
@@ -90,6 +91,18 @@ struct Args {
     /// Growth: syncs per second, open loop, while a day's phones sync.
     #[arg(long, default_value_t = 50.0)]
     rate: f64,
+    /// Growth: seconds of each day's syncs sent open loop at `--rate` and measured (the probe);
+    /// the rest of the day's syncs then go closed loop (`--capacity-clients` clients), so that a
+    /// day of national size takes minutes. 0: the whole day open loop at `--rate`.
+    #[arg(long, default_value_t = 0)]
+    probe_secs: u64,
+    /// Growth: days (counted from 1) on which `perf record` samples the server during the probe
+    /// (at most 10 s, 499 Hz, DWARF call graphs), written to `--perf-dir`.
+    #[arg(long, value_delimiter = ',')]
+    perf_days: Vec<u32>,
+    /// Growth: where the profiles of `--perf-days` are written.
+    #[arg(long, default_value = ".")]
+    perf_dir: std::path::PathBuf,
     /// Every device registers a signing key and signs each change it pushes (wire version 4),
     /// so the server verifies one signature per change: run with and without to measure what
     /// verification costs.
@@ -164,19 +177,37 @@ async fn download_all(
     date: &str,
     attempt: impl Fn(u32, u32) -> tournee_sync_core::model::Attempt + Copy,
 ) -> Vec<town::Phone> {
+    use futures_util::StreamExt;
     let keys = town::development_keys();
     let downloading = town::progress(u64::from(args.devices), "download + record");
-    let mut phones = Vec::new();
-    for d in 0..args.devices {
-        phones.push(
-            town::Phone::download_and_record(client, base, &keys, d, date, attempt, args.signed)
-                .await,
-        );
-        downloading.inc(1);
-    }
+    // A few phones download at once, as they do in the morning; each phone's place is kept.
+    let phones = futures_util::stream::iter(0..args.devices)
+        .map(|d| {
+            let (keys, downloading) = (&keys, &downloading);
+            async move {
+                let phone = town::Phone::download_and_record(
+                    client,
+                    base,
+                    keys,
+                    d,
+                    date,
+                    attempt,
+                    args.signed,
+                )
+                .await;
+                downloading.inc(1);
+                phone
+            }
+        })
+        .buffered(DOWNLOADS_AT_ONCE)
+        .collect()
+        .await;
     downloading.finish();
     phones
 }
+
+/// Phones downloading their rounds at once before a storm, a steady day or a day of growth.
+const DOWNLOADS_AT_ONCE: usize = 4;
 
 /// An HTTP client that keeps as many connections as the load opens.
 fn http_client() -> reqwest::Client {
