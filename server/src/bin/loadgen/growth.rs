@@ -3,19 +3,20 @@
 //! items delivered before the retention period as it would in service. Each day: rounds
 //! published, every phone downloading its round and delivering every item, the syncs sent open
 //! loop at `--rate` (for `--probe-secs`, the rest closed loop as fast as the server answers);
-//! then the day's sync latency, the floor on the day's interactions, the server's memory and
-//! the database's size, and on `--perf-days` a profile of the server during the probe.
+//! then a wait for the purge to catch up (a day of minutes gives it minutes, not a day), and the
+//! day's sync latency, the floor on the day's interactions, the server's memory and the
+//! database's size, and on `--perf-days` a profile of the server during the probe.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::ToSpan;
 use tournee_server::db::Table;
 use tournee_sync_core::fixtures;
 
 use crate::measure::{database_bytes, ms, Floor, Latencies};
-use crate::server::ServerProcess;
+use crate::server::{Launch, ServerProcess};
 use crate::syncs::Schedule;
 use crate::{town, Args};
 
@@ -26,6 +27,8 @@ struct Day {
     failed: usize,
     /// Syncs answered per second by the rest of the day's, closed loop (0 without a probe).
     rest_per_second: f64,
+    /// How long the day waited for the server's purge to catch up.
+    purge_wait: Duration,
     floor: Floor,
     rss_kib: u64,
     database_bytes: u64,
@@ -38,14 +41,26 @@ pub async fn run(args: &Args) {
         .expect("time zone");
     let town = args.town();
     town.seed_devices_and_points(&db).await;
-    let mut server = ServerProcess::start(&args.launch(true));
+    let mut server_args = args.server_args.clone();
+    if args.retention_days > 0 {
+        server_args.extend([
+            "--retention-days".to_string(),
+            args.retention_days.to_string(),
+            "--retention-check-secs".to_string(),
+            PURGE_CHECK_SECS.to_string(),
+        ]);
+    }
+    let mut server = ServerProcess::start(&Launch {
+        server_args: &server_args,
+        ..args.launch(true)
+    });
     let client = crate::http_client();
     let mut days: Vec<Day> = Vec::new();
     // The database before the first day: its delivery points, and the server's own tables.
     let mut bytes_before_day = database_bytes(&db, &args.database_url).await;
     let mut interactions_before_day = 0;
     println!(
-        "\nday  interactions  sync p50  sync p99  failed  rest syncs/s  floor µs  server RSS  database  bytes/interaction  bytes/interaction that day"
+        "\nday  interactions  sync p50  sync p99  failed  rest syncs/s  floor µs  purge s  server RSS  database  bytes/interaction  bytes/interaction that day"
     );
     for day in 0..args.days {
         let date = first_day.checked_add(i64::from(day).days()).unwrap();
@@ -90,7 +105,12 @@ pub async fn run(args: &Args) {
             )
             .await;
         let floor = Floor::measure(&db, &mut phones, &schedule.pushed_per_phone()).await;
+        let purge_wait = match args.retention_days {
+            0 => Duration::ZERO,
+            days => purge_caught_up(&db, morning_ms - i64::from(days) * DAY_MS).await,
+        };
         let measured = Day {
+            purge_wait,
             rss_kib: server.memory_kib("VmRSS:"),
             database_bytes: database_bytes(&db, &args.database_url).await,
             interactions_so_far: db.count(Table::Attempts).await.unwrap(),
@@ -104,7 +124,7 @@ pub async fn run(args: &Args) {
             floor,
         };
         println!(
-            "{:>3}  {:>12}  {:>5.0} ms  {:>5.0} ms  {:>6}  {:>12.1}  {:>8.1}  {:>6.0} MiB  {:>4.0} MiB  {:>17.0}  {:>26.0}",
+            "{:>3}  {:>12}  {:>5.0} ms  {:>5.0} ms  {:>6}  {:>12.1}  {:>8.1}  {:>7.0}  {:>6.0} MiB  {:>4.0} MiB  {:>17.0}  {:>26.0}",
             day + 1,
             measured.interactions_so_far,
             ms(measured.latencies.percentile(0.5)),
@@ -112,6 +132,7 @@ pub async fn run(args: &Args) {
             measured.failed,
             measured.rest_per_second,
             measured.floor.per_interaction().as_secs_f64() * 1e6,
+            measured.purge_wait.as_secs_f64(),
             measured.rss_kib as f64 / 1024.0,
             measured.database_bytes as f64 / 1048576.0,
             measured.database_bytes as f64 / measured.interactions_so_far.max(1) as f64,
@@ -155,6 +176,27 @@ pub async fn run(args: &Args) {
         "server peak memory (VmHWM)     {:.0} MiB",
         peak_kib as f64 / 1024.0
     );
+}
+
+/// Seconds between the server's purges (`--retention-check-secs`).
+const PURGE_CHECK_SECS: u64 = 5;
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+
+/// Waits until nothing delivered or recorded before `cutoff_ms` is left for the server's purge to
+/// archive or anonymise (counted as `tournee-server purge --dry-run` counts it); how long it took.
+async fn purge_caught_up(db: &tournee_server::db::Database, cutoff_ms: i64) -> Duration {
+    let started = Instant::now();
+    loop {
+        let left = db
+            .purge(cutoff_ms, cutoff_ms, "loadgen", true, |_| {})
+            .await
+            .unwrap();
+        if left.items_archived == 0 && left.attempts_anonymised == 0 {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// `perf record` attached to the server for (at most 10 s of) a day's probe.

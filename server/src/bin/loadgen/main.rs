@@ -10,8 +10,9 @@
 //!   ones were answered, latency counted from the scheduled time), with latency percentiles and
 //!   the achieved rate of each.
 //! - `growth`: N simulated days on one database, the server's clock moved a day at a time: each
-//!   day rounds published, downloaded, worked and synced at a fixed rate; per day the sync
-//!   latency, the server's memory and the database's bytes per interaction.
+//!   day rounds published, downloaded, worked and synced (a probe at a fixed rate, the rest as
+//!   fast as the server answers), the server's purge waited for; per day the probe's latency,
+//!   the floor, the server's memory and the database's bytes per interaction.
 //!
 //! `cargo run --release -p tournee-server --bin loadgen -- --devices 200 --database-url sqlite:///tmp/load.db`
 //! (BENCHMARKS.md gives each mode's command). The server runs as a process of its own.
@@ -96,6 +97,11 @@ struct Args {
     /// day of national size takes minutes. 0: the whole day open loop at `--rate`.
     #[arg(long, default_value_t = 0)]
     probe_secs: u64,
+    /// Growth: the server's retention period (`--retention-days`, its purge checked every 5 s);
+    /// each day waits until the purge has archived and anonymised what the period allows, so that
+    /// days compressed into minutes measure a database the purge keeps up with. 0: no purge.
+    #[arg(long, default_value_t = 7)]
+    retention_days: u32,
     /// Growth: days (counted from 1) on which `perf record` samples the server during the probe
     /// (at most 10 s, 499 Hz, DWARF call graphs), written to `--perf-dir`.
     #[arg(long, value_delimiter = ',')]
