@@ -22,11 +22,13 @@ const CHANGES_AFTER: &str = "SELECT {position}, bytes FROM changes \
 /// The snapshots of the documents of a JSON list (`{in_list}`, `$1`), and the changes after each
 /// one's snapshot, in one statement: the snapshot and the changes are read at one moment, so a
 /// compaction between two reads cannot move the snapshot past changes not read. Snapshot rows
-/// have no position, change rows no snapshot. (Per backend, for the NULLs' types.)
-const SNAPSHOTS_AND_CHANGES_SQLITE: &str = "SELECT d.id, d.snapshot, d.snapshot_seq,      NULL AS position, NULL AS bytes FROM documents d WHERE d.id {in_list}      UNION ALL SELECT c.doc_id, NULL, NULL, c.seq, c.bytes FROM documents d      JOIN changes c ON c.doc_id = d.id AND c.seq > d.snapshot_seq WHERE d.id {in_list}";
-const SNAPSHOTS_AND_CHANGES_POSTGRES: &str = "SELECT d.id, d.snapshot, d.snapshot_seq,      NULL::bigint AS position, NULL::bytea AS bytes FROM documents d WHERE d.id {in_list}      UNION ALL SELECT c.doc_id, NULL::bytea, NULL::bigint, c.position, c.bytes FROM documents d      JOIN changes c ON c.doc_id = d.id AND c.position > d.snapshot_seq WHERE d.id {in_list}";
+/// have no position, change rows no snapshot (both backends type a `NULL` by the other branch).
+const SNAPSHOTS_AND_CHANGES: &str = "SELECT d.id, d.snapshot, d.snapshot_seq, \
+     NULL AS position, NULL AS bytes FROM documents d WHERE d.id {in_list} \
+     UNION ALL SELECT c.doc_id, NULL, NULL, c.{position}, c.bytes FROM documents d \
+     JOIN changes c ON c.doc_id = d.id AND c.{position} > d.snapshot_seq WHERE d.id {in_list}";
 
-/// One row of [`SNAPSHOTS_AND_CHANGES_SQLITE`]: a document's snapshot, or one of its changes.
+/// One row of [`SNAPSHOTS_AND_CHANGES`]: a document's snapshot, or one of its changes.
 #[derive(sqlx::FromRow)]
 struct SnapshotOrChange {
     id: String,
@@ -103,22 +105,25 @@ impl Database {
         &self,
         ids: &[&DocId],
     ) -> Result<HashMap<DocId, StoredDocument>, sqlx::Error> {
-        let keys: Vec<&str> = ids.iter().map(|id| id.as_str()).collect();
-        let sql = match self {
-            Database::Sqlite(_) => SNAPSHOTS_AND_CHANGES_SQLITE,
-            Database::Postgres(_) => SNAPSHOTS_AND_CHANGES_POSTGRES,
-        };
-        let rows: Vec<SnapshotOrChange> = self.fetch_in(sql, &keys).await?;
+        // Rows name the documents asked for: each is matched to its id, not parsed again.
+        let asked: HashMap<&str, &DocId> = ids.iter().map(|id| (id.as_str(), *id)).collect();
+        let keys: Vec<&str> = asked.keys().copied().collect();
+        let rows: Vec<SnapshotOrChange> = self
+            .fetch_in(&self.positioned(SNAPSHOTS_AND_CHANGES), &keys)
+            .await?;
         let mut stored: HashMap<DocId, StoredDocument> = HashMap::new();
-        let mut changes: Vec<(DocId, i64, Vec<u8>)> = Vec::new();
+        let mut changes: Vec<(&DocId, i64, Vec<u8>)> = Vec::new();
         for row in rows {
-            let Ok(id) = DocId::parse(&row.id) else {
-                continue;
+            let unexpected = || {
+                sqlx::Error::Decode(
+                    format!("load_documents: a row of {:?} that is neither a snapshot nor a change of one asked for", row.id).into(),
+                )
             };
+            let id = *asked.get(row.id.as_str()).ok_or_else(unexpected)?;
             match (row.snapshot, row.snapshot_seq, row.position, row.bytes) {
-                (Some(snapshot), Some(since), _, _) => {
+                (Some(snapshot), Some(since), None, None) => {
                     stored.insert(
-                        id,
+                        id.clone(),
                         StoredDocument {
                             snapshot,
                             snapshot_position: since,
@@ -126,13 +131,13 @@ impl Database {
                         },
                     );
                 }
-                (_, _, Some(position), Some(bytes)) => changes.push((id, position, bytes)),
-                _ => {}
+                (None, None, Some(position), Some(bytes)) => changes.push((id, position, bytes)),
+                _ => return Err(unexpected()),
             }
         }
         changes.sort_by_key(|(_, position, _)| *position);
         for (id, position, bytes) in changes {
-            if let Some(document) = stored.get_mut(&id) {
+            if let Some(document) = stored.get_mut(id) {
                 document.changes.push((position, bytes));
             }
         }

@@ -183,8 +183,13 @@ const PURGE_CHECK_SECS: u64 = 5;
 
 const DAY_MS: i64 = 24 * 3600 * 1000;
 
+/// The longest a day waits for the purge: one that has not caught up by then is reported and
+/// the run goes on (the server logs why a purge fails).
+const PURGE_WAIT_LIMIT: Duration = Duration::from_secs(600);
+
 /// Waits until nothing delivered or recorded before `cutoff_ms` is left for the server's purge to
-/// archive or anonymise (counted as `tournee-server purge --dry-run` counts it); how long it took.
+/// archive or anonymise (counted as `tournee-server purge --dry-run` counts it), at most
+/// [`PURGE_WAIT_LIMIT`]; how long it waited.
 async fn purge_caught_up(db: &tournee_server::db::Database, cutoff_ms: i64) -> Duration {
     let started = Instant::now();
     loop {
@@ -193,6 +198,16 @@ async fn purge_caught_up(db: &tournee_server::db::Database, cutoff_ms: i64) -> D
             .await
             .unwrap();
         if left.items_archived == 0 && left.attempts_anonymised == 0 {
+            return started.elapsed();
+        }
+        if started.elapsed() >= PURGE_WAIT_LIMIT {
+            eprintln!(
+                "the purge has not caught up after {} s ({} items to archive, {} attempts to \
+                 anonymise): the day is measured without it",
+                PURGE_WAIT_LIMIT.as_secs(),
+                left.items_archived,
+                left.attempts_anonymised
+            );
             return started.elapsed();
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
